@@ -1,0 +1,551 @@
+//! Layered configuration: embedded defaults (`config/default.toml`), then an
+//! optional file given with `--config`, then `FRONTDESK__SECTION__KEY`
+//! environment variables.
+//!
+//! The layers are merged into one tree first and validated afterwards, key by
+//! key, so that a bad configuration reports *every* problem at once with the
+//! key it concerns instead of stopping at the first serde error.
+//!
+//! Secrets (passwords, tokens) are accepted only from the environment: a file
+//! is easy to commit by accident, an environment variable is not.
+
+use std::{collections::BTreeSet, fmt, path::Path, time::Duration};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The embedded defaults, compiled into the binary so it runs from anywhere.
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Keys whose values are secrets: never read from a file, never logged.
+pub const SECRET_KEYS: &[&str] = &[
+    "smtp.password",
+    "imap.password",
+    "discord.token",
+    "slack.bot_token",
+    "slack.app_token",
+    "slack.signing_secret",
+];
+
+/// Sections a flow may read with `setting("section.key")`. Nothing else of the
+/// configuration (database URLs, limits, secrets) is visible to scripts.
+pub const FLOW_SECTIONS: &[&str] = &["self_help", "escalate"];
+
+/// A configuration that failed validation: one entry per problem.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret value. Its `Debug` and `Display` never show the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub engine: EngineSettings,
+    pub words: Words,
+    pub messages: Messages,
+    /// The sections of [`FLOW_SECTIONS`], as flows see them.
+    pub flow_settings: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `None`: SQLite in the data folder.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub flows_dir: String,
+    pub router_flow: String,
+    pub idle_expiry: Duration,
+    pub expiry_sweep_interval: Duration,
+    pub turn_deadline: Duration,
+    pub max_operations: u64,
+    pub max_call_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub max_flow_switches: usize,
+    pub max_input_chars: usize,
+}
+
+/// Words that work in any flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct Words {
+    pub cancel: Vec<String>,
+    pub restart: Vec<String>,
+    pub human: Vec<String>,
+    pub help: Vec<String>,
+}
+
+/// Fixed texts the engine itself says (flows say everything else).
+#[derive(Debug, Clone)]
+pub struct Messages {
+    pub apology: String,
+    pub expired: String,
+    pub cancelled: String,
+    pub handoff: String,
+    pub handed_off_waiting: String,
+    pub help: String,
+    pub stale_reply: String,
+    pub unreadable: String,
+    pub busy: String,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, for tests.
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+        let mut tree = parse_toml("embedded defaults", DEFAULTS, &mut problems);
+        if let Some(path) = file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let layer = parse_toml(&path.display().to_string(), &text, &mut problems);
+                    for key in SECRET_KEYS {
+                        if lookup(&layer, key).is_some() {
+                            problems.push(format!(
+                                "{key}: secrets are read only from the environment; remove it from {} and set {}",
+                                path.display(),
+                                env_name(key)
+                            ));
+                        }
+                    }
+                    merge(&mut tree, layer);
+                }
+                Err(e) => problems.push(format!("--config {}: cannot read: {e}", path.display())),
+            }
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("FRONTDESK__") else { continue };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.iter().any(|p| p.is_empty()) {
+                problems.push(format!("{name}: malformed variable name"));
+                continue;
+            }
+            set_path(&mut tree, &path, parse_env_value(value));
+        }
+        let settings = Validator::new(&tree, &mut problems).settings();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// A secret from the environment (see [`SECRET_KEYS`]).
+    pub fn secret(key: &str) -> Option<Secret> {
+        std::env::var(env_name(key)).ok().filter(|v| !v.is_empty()).map(Secret)
+    }
+
+    /// The SQLite URL for a data folder, used when `database.url` is empty.
+    pub fn database_url(&self, data_dir: &Path) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("frontdesk.db").display()),
+        }
+    }
+}
+
+/// `smtp.password` → `FRONTDESK__SMTP__PASSWORD`.
+pub fn env_name(key: &str) -> String {
+    format!("FRONTDESK__{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// Hides the password of a database URL for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn parse_toml(origin: &str, text: &str, problems: &mut Vec<String>) -> Value {
+    match toml::from_str::<toml::Value>(text) {
+        Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+        Err(e) => {
+            problems.push(format!("{origin}: not valid TOML: {}", e.message()));
+            Value::Object(Map::new())
+        }
+    }
+}
+
+/// Environment values are strings; numbers and booleans are recognised so
+/// that `FRONTDESK__ENGINE__MAX_OPERATIONS=1000` works.
+fn parse_env_value(v: &str) -> Value {
+    if let Ok(n) = v.parse::<i64>() {
+        return Value::from(n);
+    }
+    match v {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(v.to_string()),
+    }
+}
+
+fn merge(base: &mut Value, layer: Value) {
+    match (base, layer) {
+        (Value::Object(b), Value::Object(l)) => {
+            for (k, v) in l {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, l) => *b = l,
+    }
+}
+
+fn set_path(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for (i, part) in path.iter().enumerate() {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let map = node.as_object_mut().expect("made an object above");
+        if i + 1 == path.len() {
+            map.insert(part.clone(), value);
+            return;
+        }
+        node = map.entry(part.clone()).or_insert_with(|| Value::Object(Map::new()));
+    }
+}
+
+fn lookup<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(tree, |node, part| node.get(part))
+}
+
+/// Reads typed values out of the merged tree, collecting every problem.
+struct Validator<'a> {
+    tree: &'a Value,
+    problems: &'a mut Vec<String>,
+    seen: BTreeSet<String>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(tree: &'a Value, problems: &'a mut Vec<String>) -> Self {
+        Validator { tree, problems, seen: BTreeSet::new() }
+    }
+
+    fn get(&mut self, key: &str) -> Option<&'a Value> {
+        self.seen.insert(key.to_string());
+        lookup(self.tree, key)
+    }
+
+    fn bad(&mut self, key: &str, why: impl fmt::Display) {
+        self.problems.push(format!("{key}: {why}"));
+    }
+
+    fn string(&mut self, key: &str) -> String {
+        match self.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(other) => {
+                self.bad(key, format!("expected text, found {other}"));
+                String::new()
+            }
+            None => {
+                self.bad(key, "missing");
+                String::new()
+            }
+        }
+    }
+
+    fn nonempty(&mut self, key: &str) -> String {
+        let s = self.string(key);
+        if s.trim().is_empty() && lookup(self.tree, key).is_some() {
+            self.bad(key, "must not be empty");
+        }
+        s
+    }
+
+    fn int(&mut self, key: &str, min: u64, max: u64) -> u64 {
+        let n = match self.get(key) {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => n,
+            Some(n) => {
+                self.bad(key, format!("{n} is out of range {min}..={max}"));
+                min
+            }
+            None => {
+                let found = lookup(self.tree, key).map(|v| v.to_string()).unwrap_or_else(|| "nothing".into());
+                self.bad(key, format!("expected a whole number, found {found}"));
+                min
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str) -> Duration {
+        let text = self.string(key);
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.bad(key, "must be longer than zero");
+                Duration::from_secs(1)
+            }
+            Err(e) => {
+                if !text.is_empty() {
+                    self.bad(key, format!("{text:?} is not a duration like \"30s\" or \"24h\": {e}"));
+                }
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    fn words(&mut self, key: &str) -> Vec<String> {
+        match self.get(key) {
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str().map(|s| s.trim().to_lowercase()) {
+                        Some(s) if !s.is_empty() => out.push(s),
+                        _ => self.bad(&format!("{key}[{i}]"), "expected a non-empty word"),
+                    }
+                }
+                out
+            }
+            Some(Value::String(s)) => s.split(',').map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect(),
+            _ => {
+                self.bad(key, "expected a list of words");
+                Vec::new()
+            }
+        }
+    }
+
+    fn settings(mut self) -> Settings {
+        let url = self.string("database.url");
+        let url = url.trim();
+        let url = if url.is_empty() {
+            None
+        } else {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                self.bad("database.url", "must be empty (SQLite in the data folder), sqlite:… or postgres://…");
+            }
+            Some(url.to_string())
+        };
+        let database = DatabaseSettings { url, max_connections: self.int("database.max_connections", 1, 1000) as u32 };
+        let engine = EngineSettings {
+            flows_dir: self.nonempty("engine.flows_dir"),
+            router_flow: self.nonempty("engine.router_flow"),
+            idle_expiry: self.duration("engine.idle_expiry"),
+            expiry_sweep_interval: self.duration("engine.expiry_sweep_interval"),
+            turn_deadline: self.duration("engine.turn_deadline"),
+            max_operations: self.int("engine.max_operations", 1_000, 1_000_000_000),
+            max_call_depth: self.int("engine.max_call_depth", 4, 256) as usize,
+            max_string_size: self.int("engine.max_string_size", 256, 16 << 20) as usize,
+            max_array_size: self.int("engine.max_array_size", 16, 1 << 20) as usize,
+            max_map_size: self.int("engine.max_map_size", 16, 1 << 20) as usize,
+            max_flow_switches: self.int("engine.max_flow_switches", 1, 100) as usize,
+            max_input_chars: self.int("engine.max_input_chars", 16, 100_000) as usize,
+        };
+        let words = Words {
+            cancel: self.words("words.cancel"),
+            restart: self.words("words.restart"),
+            human: self.words("words.human"),
+            help: self.words("words.help"),
+        };
+        let messages = Messages {
+            apology: self.nonempty("messages.apology"),
+            expired: self.nonempty("messages.expired"),
+            cancelled: self.nonempty("messages.cancelled"),
+            handoff: self.nonempty("messages.handoff"),
+            handed_off_waiting: self.nonempty("messages.handed_off_waiting"),
+            help: self.nonempty("messages.help"),
+            stale_reply: self.nonempty("messages.stale_reply"),
+            unreadable: self.nonempty("messages.unreadable"),
+            busy: self.nonempty("messages.busy"),
+        };
+        self.check_self_help();
+        self.check_escalate();
+        self.check_unknown_keys();
+        let mut flow_settings = Map::new();
+        for section in FLOW_SECTIONS {
+            if let Some(v) = self.tree.get(*section) {
+                flow_settings.insert(section.to_string(), v.clone());
+            }
+        }
+        Settings { database, engine, words, messages, flow_settings: Value::Object(flow_settings) }
+    }
+
+    fn table_list(&mut self, key: &str) -> Vec<&'a Map<String, Value>> {
+        match self.get(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v.as_object() {
+                    Some(m) => Some(m),
+                    None => {
+                        self.bad(&format!("{key}[{i}]"), "expected a table");
+                        None
+                    }
+                })
+                .collect(),
+            _ => {
+                self.bad(key, "expected a list of tables ([[...]])");
+                Vec::new()
+            }
+        }
+    }
+
+    fn check_fields(&mut self, key: &str, item: &Map<String, Value>, fields: &[&str]) {
+        for f in fields {
+            match item.get(*f).and_then(Value::as_str) {
+                Some(s) if !s.trim().is_empty() => {}
+                _ => self.bad(&format!("{key}.{f}"), "missing or empty"),
+            }
+        }
+    }
+
+    fn check_self_help(&mut self) {
+        let articles = self.table_list("self_help.articles");
+        if articles.is_empty() {
+            self.bad("self_help.articles", "at least one article is needed");
+        }
+        for (i, a) in articles.into_iter().enumerate() {
+            let key = format!("self_help.articles[{i}]");
+            self.check_fields(&key, a, &["id", "title", "url"]);
+            if let Some(u) = a.get("url").and_then(Value::as_str) {
+                if url::Url::parse(u).is_err() {
+                    self.bad(&format!("{key}.url"), format!("{u:?} is not a URL"));
+                }
+            }
+        }
+    }
+
+    fn check_escalate(&mut self) {
+        let regions = self.table_list("escalate.regions");
+        let mut defaults = 0;
+        for (i, r) in regions.iter().enumerate() {
+            let key = format!("escalate.regions[{i}]");
+            self.check_fields(&key, r, &["name", "phone", "email", "hours"]);
+            if r.get("default").and_then(Value::as_bool) == Some(true) {
+                defaults += 1;
+            }
+            match r.get("countries").and_then(Value::as_array) {
+                Some(codes) => {
+                    for c in codes {
+                        let ok = c.as_str().is_some_and(|c| c.len() == 2 && crate::text::country_code(c).as_deref() == Some(c));
+                        if !ok {
+                            self.bad(&format!("{key}.countries"), format!("{c} is not an ISO 3166 alpha-2 code"));
+                        }
+                    }
+                }
+                None => self.bad(&format!("{key}.countries"), "expected a list of ISO country codes"),
+            }
+        }
+        if defaults != 1 {
+            self.bad("escalate.regions", format!("exactly one region must have default = true (found {defaults})"));
+        }
+    }
+
+    /// Catches typos such as `engine.idle_expirey`, which would otherwise be
+    /// silently ignored.
+    fn check_unknown_keys(&mut self) {
+        let Some(root) = self.tree.as_object() else { return };
+        let known_sections = ["database", "engine", "words", "messages", "self_help", "escalate", "smtp", "imap", "discord", "slack"];
+        let mut unknown = Vec::new();
+        for (section, body) in root {
+            if !known_sections.contains(&section.as_str()) {
+                unknown.push(section.clone());
+                continue;
+            }
+            if ["database", "engine", "words", "messages"].contains(&section.as_str()) {
+                if let Some(map) = body.as_object() {
+                    for k in map.keys() {
+                        let full = format!("{section}.{k}");
+                        if !self.seen.contains(&full) {
+                            unknown.push(full);
+                        }
+                    }
+                }
+            }
+        }
+        for key in unknown {
+            self.bad(&key, "unknown key");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::load_from(None, &[]).expect("defaults load");
+        assert_eq!(s.engine.idle_expiry, Duration::from_secs(24 * 3600));
+        assert!(s.database.url.is_none());
+        assert_eq!(s.flow_settings["self_help"]["articles"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn environment_overrides_files() {
+        let env = vec![
+            ("FRONTDESK__ENGINE__MAX_OPERATIONS".to_string(), "12345".to_string()),
+            ("FRONTDESK__DATABASE__URL".to_string(), "postgres://u:pw@127.0.0.1/x".to_string()),
+        ];
+        let s = Settings::load_from(None, &env).unwrap();
+        assert_eq!(s.engine.max_operations, 12345);
+        assert_eq!(redact_url(s.database.url.as_deref().unwrap()), "postgres://u:***@127.0.0.1/x");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            "[engine]\nidle_expiry = \"soon\"\nmax_operations = -3\nidle_expirey = \"1h\"\n[smtp]\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let env = vec![("FRONTDESK__DATABASE__URL".to_string(), "mysql://x".to_string())];
+        let err = Settings::load_from(Some(&path), &env).unwrap_err();
+        let text = err.to_string();
+        for needle in ["engine.idle_expiry", "engine.max_operations", "engine.idle_expirey: unknown key", "smtp.password", "database.url"] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert!(!text.contains("hunter2"), "a secret leaked into the error: {text}");
+    }
+}

@@ -1,0 +1,304 @@
+//! The conversation engine. It knows flows, conversations and the store, and
+//! nothing about Discord, IMAP or terminals: channels hand it an [`Inbound`]
+//! and render the [`Outbound`] messages it returns.
+//!
+//! One turn:
+//! 1. find the open conversation for the channel's key (in-process cache,
+//!    else the store);
+//! 2. handle the words that work everywhere (cancel, start over, agent,
+//!    help), or replay the flow with the customer's message;
+//! 3. commit the new conversation state and the transcript rows in one
+//!    guarded write ([`crate::store::writer`]); if another turn changed the
+//!    conversation first, drop the cache entry and do it again on fresh state.
+//!
+//! Nothing reaches the customer before step 3 commits, so a crash anywhere in
+//! a turn loses nothing and repeats nothing: the next attempt starts from the
+//! last committed state.
+
+mod clock;
+pub mod effects;
+pub mod flows;
+mod host;
+pub mod journal;
+mod replay;
+mod turn;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
+
+pub use clock::Clock;
+pub use effects::{EffectCall, EffectContext, EffectError, Effects};
+pub use journal::{Journal, Outbound, Prompt};
+
+use crate::{
+    config::Settings,
+    store::{ConversationRow, Status, Store},
+};
+
+/// A customer's message, as a channel adapter hands it over.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub channel: String,
+    /// The channel's conversation key: a DM channel, a mail thread, a terminal user.
+    pub conversation_key: String,
+    /// Who sent it (platform user id, e-mail address).
+    pub sender: String,
+    /// How the sender was verified, if at all (e.g. "dkim", "discord").
+    pub verified: Option<String>,
+    pub text: String,
+    /// The platform's id for the message: a message delivered twice is answered once.
+    pub external_id: Option<String>,
+    /// The question this answers, when the channel knows (a button carries it).
+    pub reply_to_step: Option<u32>,
+}
+
+/// A message for the customer, identified for delivery acknowledgement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub message: Outbound,
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnReply {
+    pub conversation_id: Option<i64>,
+    pub messages: Vec<Delivery>,
+    pub status: Option<Status>,
+    /// The inbound message had been processed before; nothing was done.
+    pub duplicate: bool,
+}
+
+/// Errors a channel shows the customer as a short, safe sentence
+/// ([`EngineError::user_message`]); the log gets the whole chain.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("store unavailable: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("stored conversation {id} is unreadable: {detail}")]
+    Corrupt { id: i64, detail: String },
+    #[error("{0}")]
+    Flow(#[from] flows::FlowError),
+    #[error("effect failed: {0}")]
+    Effect(String),
+    #[error("conversation is too busy: {0} attempts lost to concurrent turns")]
+    Contention(usize),
+}
+
+impl EngineError {
+    pub fn user_message<'a>(&self, settings: &'a Settings) -> &'a str {
+        match self {
+            EngineError::Contention(_) | EngineError::Store(_) | EngineError::Effect(_) => &settings.messages.busy,
+            EngineError::Corrupt { .. } | EngineError::Flow(_) => &settings.messages.apology,
+        }
+    }
+}
+
+/// Called before each commit attempt; tests use it to line two turns up on
+/// the same conversation state.
+pub type CommitHook = Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Most attempts a turn makes against concurrent turns before giving up.
+const MAX_ATTEMPTS: usize = 16;
+/// Open conversations kept in memory; past this the cache starts afresh.
+const CACHE_LIMIT: usize = 200_000;
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub flow_settings: Arc<serde_json::Value>,
+    pub rhai: Arc<rhai::Engine>,
+    pub flows: flows::Flows,
+    pub effects: Effects,
+    pub clock: Clock,
+    /// Open conversations by (channel, key). A stale entry is harmless: its
+    /// version no longer matches, the commit conflicts, and it is reloaded.
+    cache: Mutex<HashMap<(String, String), ConversationRow>>,
+    before_commit: Option<CommitHook>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub struct EngineBuilder {
+    store: Store,
+    settings: Arc<Settings>,
+    effects: Effects,
+    clock: Clock,
+    before_commit: Option<CommitHook>,
+}
+
+impl EngineBuilder {
+    pub fn effects(mut self, effects: Effects) -> Self {
+        self.effects = effects;
+        self
+    }
+
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn before_commit(mut self, hook: CommitHook) -> Self {
+        self.before_commit = Some(hook);
+        self
+    }
+
+    pub fn build(self) -> Engine {
+        let rhai = Arc::new(host::build_engine(&self.settings.engine, &self.effects.signatures()));
+        let flows = flows::Flows::new(&self.settings.engine.flows_dir, rhai.clone(), self.store.clone());
+        Engine {
+            inner: Arc::new(Inner {
+                flow_settings: Arc::new(self.settings.flow_settings.clone()),
+                store: self.store,
+                settings: self.settings,
+                rhai,
+                flows,
+                effects: self.effects,
+                clock: self.clock,
+                cache: Mutex::new(HashMap::new()),
+                before_commit: self.before_commit,
+            }),
+        }
+    }
+}
+
+impl Engine {
+    pub fn builder(store: Store, settings: Arc<Settings>) -> EngineBuilder {
+        EngineBuilder { store, settings, effects: Effects::new(), clock: Clock::System, before_commit: None }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// A compiled rhai engine with the same host functions, for `flows check`.
+    pub fn script_engine(&self) -> &rhai::Engine {
+        &self.inner.rhai
+    }
+
+    /// Handles one customer message: runs the turn and returns what to send.
+    pub async fn handle(&self, inbound: Inbound) -> Result<TurnReply, EngineError> {
+        let text = crate::text::clean_input(&inbound.text, self.inner.settings.engine.max_input_chars);
+        let key = (inbound.channel.clone(), inbound.conversation_key.clone());
+        for attempt in 0..MAX_ATTEMPTS {
+            let open = self.load(&key).await?;
+            let now = self.inner.clock.now_ms();
+            let planned = turn::plan(&self.inner, open, &inbound, &text, now).await?;
+            if let Some(hook) = &self.inner.before_commit {
+                hook(attempt).await;
+            }
+            crate::crashpoint::hit("before_commit");
+            match self.inner.store.commit(planned.commit.clone()).await? {
+                crate::store::CommitOutcome::Committed => {
+                    crate::crashpoint::hit("after_commit");
+                    self.remember(&key, planned.commit.conversation.row());
+                    if planned.again {
+                        // The turn only closed an expired conversation; the
+                        // message itself starts a new one.
+                        continue;
+                    }
+                    return Ok(planned.reply);
+                }
+                crate::store::CommitOutcome::Conflict => {
+                    tracing::debug!(channel = %key.0, attempt, "turn lost to a concurrent turn; retrying on fresh state");
+                    self.forget(&key);
+                }
+                crate::store::CommitOutcome::Duplicate => {
+                    return Ok(TurnReply { conversation_id: None, messages: Vec::new(), status: None, duplicate: true });
+                }
+            }
+        }
+        Err(EngineError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Records that a channel delivered these messages.
+    pub async fn delivered(&self, messages: &[Delivery]) -> Result<(), EngineError> {
+        let ids = messages.iter().map(|d| (d.conversation_id, d.seq)).collect();
+        Ok(self.inner.store.ack_delivered(ids, self.inner.clock.now_ms()).await?)
+    }
+
+    /// Messages committed but not yet acknowledged by the channel (after a
+    /// crash, or produced by background work such as expiry), oldest first.
+    pub async fn pending_deliveries(&self, channel: &str, key: &str) -> Result<Vec<Delivery>, EngineError> {
+        let Some(conv) = self.inner.store.latest_conversation(channel, key).await? else { return Ok(Vec::new()) };
+        let rows = self.inner.store.undelivered(conv.id).await?;
+        rows.into_iter()
+            .map(|m| {
+                serde_json::from_str(&m.body)
+                    .map(|message| Delivery { conversation_id: m.conversation_id, seq: m.seq, message })
+                    .map_err(|e| EngineError::Corrupt { id: m.conversation_id, detail: e.to_string() })
+            })
+            .collect()
+    }
+
+    /// The open conversation for a key, if any.
+    pub async fn open_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>, EngineError> {
+        Ok(self.inner.store.open_conversation(channel, key).await?)
+    }
+
+    /// Closes conversations idle past their expiry with a polite message.
+    /// Returns how many were closed.
+    pub async fn expire_idle(&self) -> Result<usize, EngineError> {
+        let now = self.inner.clock.now_ms();
+        let mut closed = 0;
+        loop {
+            let batch = self.inner.store.expired_conversations(now, 500).await?;
+            if batch.is_empty() {
+                return Ok(closed);
+            }
+            let n = batch.len();
+            for row in batch {
+                let commit = turn::expiry_commit(&self.inner, &row, now);
+                if self.inner.store.commit(commit).await? == crate::store::CommitOutcome::Committed {
+                    closed += 1;
+                    self.forget(&(row.channel.clone(), row.conv_key.clone()));
+                }
+            }
+            if n < 500 {
+                return Ok(closed);
+            }
+        }
+    }
+
+    async fn load(&self, key: &(String, String)) -> Result<Option<ConversationRow>, EngineError> {
+        if let Some(row) = self.inner.cache.lock().expect("cache lock").get(key) {
+            return Ok(Some(row.clone()));
+        }
+        let row = self.inner.store.open_conversation(&key.0, &key.1).await?;
+        if let Some(r) = &row {
+            self.remember(key, r);
+        }
+        Ok(row)
+    }
+
+    fn remember(&self, key: &(String, String), row: &ConversationRow) {
+        let mut cache = self.inner.cache.lock().expect("cache lock");
+        if Status::parse(&row.status).is_some_and(Status::is_open) {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key.clone(), row.clone());
+        } else {
+            cache.remove(key);
+        }
+    }
+
+    fn forget(&self, key: &(String, String)) {
+        self.inner.cache.lock().expect("cache lock").remove(key);
+    }
+}

@@ -1,0 +1,326 @@
+//! Plans one turn: from the open conversation and the customer's message to
+//! the write that commits it and the messages to send once it has committed.
+
+use serde_json::json;
+
+use super::{
+    effects::EffectContext,
+    journal::{Journal, Outbound, Prompt},
+    replay::{self, End, ReplayError, Replayed, TurnInput},
+    Delivery, EngineError, Inbound, Inner, TurnReply,
+};
+use crate::{
+    store::{ConversationRow, ConversationWrite, NewMessage, Status, TurnCommit},
+    text::normalize_word,
+};
+
+pub(crate) struct Planned {
+    pub commit: TurnCommit,
+    pub reply: TurnReply,
+    /// The commit only closed a stale conversation; run the message again.
+    pub again: bool,
+}
+
+/// The words that work in any flow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Word {
+    Cancel,
+    Restart,
+    Human,
+    Help,
+}
+
+fn classify(inner: &Inner, text: &str) -> Option<Word> {
+    let w = normalize_word(text);
+    let words = &inner.settings.words;
+    let has = |list: &Vec<String>| list.iter().any(|x| *x == w);
+    if has(&words.cancel) {
+        Some(Word::Cancel)
+    } else if has(&words.restart) {
+        Some(Word::Restart)
+    } else if has(&words.human) {
+        Some(Word::Human)
+    } else if has(&words.help) {
+        Some(Word::Help)
+    } else {
+        None
+    }
+}
+
+/// The next state of a conversation, built up during a turn.
+struct Draft {
+    row: ConversationRow,
+    expected_version: Option<i64>,
+    messages: Vec<NewMessage>,
+    deliveries: Vec<Delivery>,
+    now: i64,
+}
+
+impl Draft {
+    fn create(inbound: &Inbound, now: i64) -> Draft {
+        let id = loop {
+            let id = rand::random::<i64>() & i64::MAX;
+            if id != 0 {
+                break id;
+            }
+        };
+        Draft {
+            row: ConversationRow {
+                id,
+                channel: inbound.channel.clone(),
+                conv_key: inbound.conversation_key.clone(),
+                sender: inbound.sender.clone(),
+                verified: inbound.verified.clone(),
+                flow: String::new(),
+                flow_hash: String::new(),
+                journal: "{}".to_string(),
+                status: Status::Done.as_str().to_string(),
+                prompt: None,
+                end_reason: None,
+                next_seq: 0,
+                expires_at: None,
+                wake_at: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            },
+            expected_version: None,
+            messages: Vec::new(),
+            deliveries: Vec::new(),
+            now,
+        }
+    }
+
+    fn resume(row: ConversationRow, now: i64) -> Draft {
+        let expected = row.version;
+        let mut row = row;
+        row.version += 1;
+        row.updated_at = now;
+        Draft { row, expected_version: Some(expected), messages: Vec::new(), deliveries: Vec::new(), now }
+    }
+
+    fn context(&self) -> EffectContext {
+        EffectContext {
+            conversation_id: self.row.id,
+            channel: self.row.channel.clone(),
+            sender: self.row.sender.clone(),
+            verified: self.row.verified.clone(),
+            flow: self.row.flow.clone(),
+            now_ms: self.now,
+        }
+    }
+
+    fn inbound(&mut self, inbound: &Inbound, text: &str) {
+        let body = json!({ "text": text, "sender": inbound.sender }).to_string();
+        self.messages.push(NewMessage {
+            seq: self.row.next_seq,
+            direction: "in",
+            external_id: inbound.external_id.clone(),
+            body,
+            created_at: self.now,
+        });
+        self.row.next_seq += 1;
+    }
+
+    fn out(&mut self, message: Outbound) {
+        let seq = self.row.next_seq;
+        self.row.next_seq += 1;
+        self.messages.push(NewMessage {
+            seq,
+            direction: "out",
+            external_id: None,
+            body: serde_json::to_string(&message).expect("outbound messages serialize"),
+            created_at: self.now,
+        });
+        self.deliveries.push(Delivery { conversation_id: self.row.id, seq, message });
+    }
+
+    fn set_status(&mut self, status: Status, reason: Option<&str>) {
+        self.row.status = status.as_str().to_string();
+        self.row.end_reason = reason.map(str::to_string);
+        if status != Status::Waiting {
+            self.row.prompt = None;
+            self.row.expires_at = None;
+        }
+    }
+
+    fn wait(&mut self, inner: &Inner, prompt: &Prompt) {
+        self.set_status(Status::Waiting, None);
+        self.row.prompt = Some(serde_json::to_string(prompt).expect("prompts serialize"));
+        self.row.expires_at = Some(self.now + inner.settings.engine.idle_expiry.as_millis() as i64);
+    }
+
+    fn handoff(&mut self, inner: &Inner, reason: &str) {
+        self.out(Outbound::text(&inner.settings.messages.handoff));
+        self.out(Outbound::Handoff { reason: reason.to_string() });
+        self.set_status(Status::HandedOff, Some("handed off"));
+    }
+
+    fn fail(&mut self, inner: &Inner, detail: &str) {
+        tracing::error!(conversation = self.row.id, flow = %self.row.flow, channel = %self.row.channel, "flow failed: {detail}");
+        self.out(Outbound::text(&inner.settings.messages.apology));
+        self.set_status(Status::Failed, Some("flow error"));
+    }
+
+    /// Takes over what a replay produced.
+    fn apply(&mut self, inner: &Inner, r: Replayed) {
+        self.row.flow = r.flow.name.clone();
+        self.row.flow_hash = r.flow.hash.clone();
+        self.row.journal = serde_json::to_string(&r.journal).expect("journals serialize");
+        for o in r.outputs {
+            self.out(o);
+        }
+        match r.end {
+            End::Waiting(p) => self.wait(inner, &p),
+            End::Finished => self.set_status(Status::Done, Some("finished")),
+            End::HandedOff(reason) => self.handoff(inner, &reason),
+            End::Failed(detail) => self.fail(inner, &detail),
+        }
+    }
+
+    /// Runs a flow, turning a flow that cannot be loaded into a failed
+    /// conversation rather than an error the customer never hears about.
+    async fn run(
+        &mut self,
+        inner: &Inner,
+        flow: Result<std::sync::Arc<super::flows::Flow>, super::flows::FlowError>,
+        journal: Journal,
+        input: TurnInput,
+    ) -> Result<(), EngineError> {
+        let flow = match flow {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail(inner, &e.to_string());
+                return Ok(());
+            }
+        };
+        self.row.flow = flow.name.clone();
+        match replay::replay(inner, flow, journal, input, &self.context()).await {
+            Ok(r) => self.apply(inner, r),
+            Err(ReplayError::Flow(e)) => self.fail(inner, &e.to_string()),
+            Err(ReplayError::Effect { name, source }) => {
+                tracing::warn!(conversation = self.row.id, effect = %name, "effect failed temporarily: {source:#}");
+                return Err(EngineError::Effect(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the router on a fresh journal.
+    async fn route(&mut self, inner: &Inner, message: &str) -> Result<(), EngineError> {
+        let router = &inner.settings.engine.router_flow;
+        let flow = inner.flows.current(router, self.now).await;
+        let params = replay::with_context(json!({ "message": message }), &self.context());
+        self.run(inner, flow, Journal { params, entries: Vec::new() }, TurnInput { text: None, answering_step: None }).await
+    }
+
+    fn finish(self, again: bool) -> Planned {
+        let status = Status::parse(&self.row.status);
+        let conversation = match self.expected_version {
+            None => ConversationWrite::Insert(self.row),
+            Some(v) => ConversationWrite::Update { row: self.row, expected_version: v },
+        };
+        let id = conversation.row().id;
+        Planned {
+            commit: TurnCommit { conversation, messages: self.messages },
+            reply: TurnReply { conversation_id: Some(id), messages: self.deliveries, status, duplicate: false },
+            again,
+        }
+    }
+}
+
+fn stored_prompt(row: &ConversationRow) -> Result<Option<Prompt>, EngineError> {
+    row.prompt
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| EngineError::Corrupt { id: row.id, detail: format!("prompt: {e}") })
+}
+
+pub(crate) async fn plan(
+    inner: &Inner,
+    open: Option<ConversationRow>,
+    inbound: &Inbound,
+    text: &str,
+    now: i64,
+) -> Result<Planned, EngineError> {
+    let word = classify(inner, text);
+    let Some(row) = open else {
+        let mut d = Draft::create(inbound, now);
+        d.inbound(inbound, text);
+        match word {
+            _ if text.is_empty() => {
+                d.out(Outbound::text(&inner.settings.messages.unreadable));
+                d.set_status(Status::Done, Some("unreadable"));
+            }
+            Some(Word::Cancel) => {
+                d.out(Outbound::text(&inner.settings.messages.cancelled));
+                d.set_status(Status::Done, Some("cancelled"));
+            }
+            Some(Word::Human) => d.handoff(inner, "customer asked for a person"),
+            _ => d.route(inner, text).await?,
+        }
+        return Ok(d.finish(false));
+    };
+
+    let status = Status::parse(&row.status).ok_or_else(|| EngineError::Corrupt { id: row.id, detail: format!("status {:?}", row.status) })?;
+    if status == Status::Waiting && row.expires_at.is_some_and(|t| t <= now) {
+        // Expired but not yet swept: close it quietly; the message then
+        // starts a new conversation.
+        let mut d = Draft::resume(row, now);
+        d.set_status(Status::Done, Some("expired"));
+        return Ok(d.finish(true));
+    }
+    let prompt = stored_prompt(&row)?;
+    let mut d = Draft::resume(row, now);
+    d.inbound(inbound, text);
+    let reshow = |d: &mut Draft| {
+        if let Some(p) = &prompt {
+            d.out(Outbound::prompt(p));
+        }
+    };
+    match (status, word) {
+        _ if text.is_empty() => {
+            d.out(Outbound::text(&inner.settings.messages.unreadable));
+            reshow(&mut d);
+        }
+        (_, Some(Word::Cancel)) => {
+            d.out(Outbound::text(&inner.settings.messages.cancelled));
+            d.set_status(Status::Done, Some("cancelled"));
+        }
+        (_, Some(Word::Restart)) => d.route(inner, "").await?,
+        (Status::HandedOff, _) => d.out(Outbound::text(&inner.settings.messages.handed_off_waiting)),
+        (_, Some(Word::Human)) => d.handoff(inner, "customer asked for a person"),
+        (_, Some(Word::Help)) => {
+            d.out(Outbound::text(&inner.settings.messages.help));
+            reshow(&mut d);
+        }
+        (Status::Waiting, None) => {
+            let Some(p) = prompt else {
+                return Err(EngineError::Corrupt { id: d.row.id, detail: "waiting without a prompt".into() });
+            };
+            if inbound.reply_to_step.is_some_and(|s| s != p.step) {
+                d.out(Outbound::text(&inner.settings.messages.stale_reply));
+                return Ok(d.finish(false));
+            }
+            let journal: Journal = serde_json::from_str(&d.row.journal)
+                .map_err(|e| EngineError::Corrupt { id: d.row.id, detail: format!("journal: {e}") })?;
+            let flow = inner.flows.pinned(&d.row.flow, &d.row.flow_hash).await;
+            d.run(inner, flow, journal, TurnInput { text: Some(text.to_string()), answering_step: Some(p.step) }).await?;
+        }
+        (_, None) => {
+            // Scheduled: the flow waits for a timer, not for the customer.
+            d.out(Outbound::text("I'm still working on your request and will write here as soon as there is news."));
+        }
+    }
+    Ok(d.finish(false))
+}
+
+/// Closes an idle conversation with the configured message.
+pub(crate) fn expiry_commit(inner: &Inner, row: &ConversationRow, now: i64) -> TurnCommit {
+    let mut d = Draft::resume(row.clone(), now);
+    d.out(Outbound::text(&inner.settings.messages.expired));
+    d.set_status(Status::Done, Some("expired"));
+    d.finish(false).commit
+}
+

@@ -1,0 +1,233 @@
+//! Customer text at the edge: cleaning, and the parsers that turn a free-text
+//! answer into a typed value (choice, yes/no, e-mail, phone, country).
+//!
+//! Every parser returns `Err(reason)` with a short sentence meant for the
+//! customer, so a flow never sees invalid input and the customer always learns
+//! why an answer was not accepted.
+
+use std::str::FromStr;
+
+/// Removes control characters (keeping line breaks and tabs as spaces),
+/// collapses runs of whitespace, trims, and cuts to `max_chars` characters.
+pub fn clean_input(raw: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(raw.len().min(max_chars * 4));
+    let mut pending_space = false;
+    let mut count = 0;
+    for ch in raw.chars() {
+        if ch.is_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        // Control and format characters (bidi overrides, zero-width joiners
+        // used to disguise text) never reach a flow.
+        if ch.is_control() || is_format_char(ch) {
+            continue;
+        }
+        if pending_space {
+            if count + 1 >= max_chars {
+                break;
+            }
+            out.push(' ');
+            count += 1;
+            pending_space = false;
+        }
+        if count >= max_chars {
+            break;
+        }
+        out.push(ch);
+        count += 1;
+    }
+    out
+}
+
+fn is_format_char(ch: char) -> bool {
+    matches!(ch, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Lower-cases and strips surrounding punctuation: "Stop!" → "stop".
+pub fn normalize_word(text: &str) -> String {
+    text.trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation() && c != '?')
+        .trim()
+        .to_lowercase()
+}
+
+/// Picks one of `options` from an answer: its number (1-based), its text, or a
+/// close fuzzy match. Ambiguous or unknown answers are refused.
+pub fn parse_choice(answer: &str, options: &[String]) -> Result<usize, String> {
+    let a = normalize_word(answer);
+    let n = options.len();
+    if let Ok(i) = a.trim_start_matches('#').parse::<usize>() {
+        return if (1..=n).contains(&i) { Ok(i - 1) } else { Err(format!("Please answer with a number from 1 to {n}.")) };
+    }
+    let norm: Vec<String> = options.iter().map(|o| normalize_word(o)).collect();
+    if let Some(i) = norm.iter().position(|o| *o == a) {
+        return Ok(i);
+    }
+    if a.len() >= 3 {
+        // A word the customer typed that starts exactly one option ("serial").
+        let prefixed: Vec<usize> = (0..n).filter(|&i| norm[i].starts_with(&a) || norm[i].split_whitespace().any(|w| w == a)).collect();
+        if prefixed.len() == 1 {
+            return Ok(prefixed[0]);
+        }
+        // A close spelling of one option, clearly closer than the others.
+        let mut scored: Vec<(f64, usize)> =
+            (0..n).map(|i| (strsim::normalized_damerau_levenshtein(&a, &norm[i]).max(word_score(&a, &norm[i])), i)).collect();
+        scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let best = scored[0];
+        let runner_up = scored.get(1).map_or(0.0, |s| s.0);
+        if best.0 >= 0.75 && best.0 - runner_up >= 0.1 {
+            return Ok(best.1);
+        }
+    }
+    Err(format!("Sorry, I didn't recognise that option. Please answer with a number from 1 to {n}, or the option's name."))
+}
+
+/// How well the answer matches one word of the option ("contrat" ~ "contract").
+fn word_score(answer: &str, option: &str) -> f64 {
+    option.split_whitespace().map(|w| strsim::normalized_damerau_levenshtein(answer, w)).fold(0.0, f64::max)
+}
+
+const YES: &[&str] = &["yes", "y", "yeah", "yep", "yup", "sure", "ok", "okay", "correct", "right", "please", "yes please", "of course", "affirmative", "ja", "oui", "si", "sí"];
+const NO: &[&str] = &["no", "n", "nope", "nah", "not really", "no thanks", "no thank you", "negative", "wrong", "incorrect", "nein", "non"];
+
+/// Yes/no in words.
+pub fn parse_yes_no(answer: &str) -> Result<bool, String> {
+    let a = normalize_word(answer);
+    if YES.contains(&a.as_str()) {
+        Ok(true)
+    } else if NO.contains(&a.as_str()) {
+        Ok(false)
+    } else {
+        Err("Please answer yes or no.".to_string())
+    }
+}
+
+/// A syntactically valid address with a domain that has a dot, lower-cased
+/// domain part. Returns the address as it should be stored.
+pub fn parse_email(answer: &str) -> Result<String, String> {
+    let a = answer.trim().trim_matches(|c| c == '<' || c == '>');
+    let why = "That doesn't look like an e-mail address. Please type it like name@company.com.";
+    if a.is_empty() || a.contains(char::is_whitespace) {
+        return Err(why.to_string());
+    }
+    let parsed = email_address::EmailAddress::from_str(a).map_err(|_| why.to_string())?;
+    let (local, domain) = (parsed.local_part(), parsed.domain());
+    if !domain.contains('.') || domain.starts_with('[') || domain.ends_with('.') {
+        return Err(why.to_string());
+    }
+    Ok(format!("{local}@{}", domain.to_lowercase()))
+}
+
+/// A phone number valid for `region` (ISO alpha-2), or in international
+/// format when no region is known. Returns E.164 (`+4930123456`).
+pub fn parse_phone(answer: &str, region: Option<&str>) -> Result<String, String> {
+    use phonenumber::{country::Id, Mode};
+    let id = match region {
+        Some(r) => Some(Id::from_str(&r.to_ascii_uppercase()).map_err(|_| format!("I don't know the country code {r}."))?),
+        None => None,
+    };
+    let a = answer.trim();
+    if a.chars().filter(|c| c.is_ascii_digit()).count() < 4 {
+        return Err("Please type a phone number, with its area code.".to_string());
+    }
+    let number = phonenumber::parse(id, a).map_err(|_| match region {
+        Some(r) => format!("That doesn't look like a phone number for {r}. Please type it with its area code."),
+        None => "Please type the phone number in international format, starting with + and the country code.".to_string(),
+    })?;
+    if !phonenumber::is_valid(&number) {
+        return Err(match region {
+            Some(r) => format!("That number is not a valid phone number in {r}. Please check the area code and the number of digits."),
+            None => "That is not a valid phone number. Please check the country code, area code and the number of digits.".to_string(),
+        });
+    }
+    if let (Some(id), Some(actual)) = (id, number.country().id()) {
+        if id != actual {
+            return Err(format!("That number belongs to another country ({actual:?}). Please give a phone number in {}.", region.unwrap_or_default()));
+        }
+    }
+    Ok(number.format().mode(Mode::E164).to_string())
+}
+
+/// A country by ISO alpha-2 or alpha-3 code or by name, as its alpha-2 code.
+pub fn country_code(answer: &str) -> Option<String> {
+    let a = answer.trim();
+    if a.is_empty() {
+        return None;
+    }
+    let country = if a.len() == 2 {
+        celes::Country::from_alpha2(&a.to_ascii_uppercase()).ok()
+    } else if a.len() == 3 && a.chars().all(|c| c.is_ascii_alphabetic()) {
+        celes::Country::from_alpha3(&a.to_ascii_uppercase()).ok().or_else(|| celes::Country::from_str(a).ok())
+    } else {
+        celes::Country::from_str(a).ok()
+    };
+    country.map(|c| c.alpha2.to_string())
+}
+
+/// The English short name of a country code (`"DE"` → `"Germany"`).
+pub fn country_name(code: &str) -> Option<String> {
+    celes::Country::from_alpha2(&code.to_ascii_uppercase()).ok().map(|c| c.long_name.to_string())
+}
+
+pub fn parse_country(answer: &str) -> Result<String, String> {
+    country_code(answer).ok_or_else(|| "I don't recognise that country. Please type its name (\"Germany\") or its two-letter code (\"DE\").".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleaning_removes_controls_and_caps_length() {
+        assert_eq!(clean_input("  hi\u{0}\u{7}  there\r\n\u{202E}x ", 100), "hi there x");
+        assert_eq!(clean_input("abcdef", 3), "abc");
+        assert_eq!(clean_input("ab  cd", 3), "ab");
+        assert_eq!(clean_input("\u{1b}[31mred", 100), "[31mred");
+    }
+
+    #[test]
+    fn choices_by_number_text_and_fuzzy() {
+        let opts: Vec<String> = ["User name", "E-mail address", "Contract number", "Serial number"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(parse_choice("2", &opts), Ok(1));
+        assert_eq!(parse_choice("serial number", &opts), Ok(3));
+        assert_eq!(parse_choice("Serial", &opts), Ok(3));
+        assert_eq!(parse_choice("contarct numbr", &opts), Ok(2));
+        assert!(parse_choice("5", &opts).is_err());
+        assert!(parse_choice("number", &opts).is_err(), "ambiguous: three options contain 'number'");
+        assert!(parse_choice("pizza", &opts).is_err());
+    }
+
+    #[test]
+    fn yes_no() {
+        assert_eq!(parse_yes_no("Yes!"), Ok(true));
+        assert_eq!(parse_yes_no(" nope "), Ok(false));
+        assert!(parse_yes_no("maybe").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(parse_email("Ann.Lee@ACME.Example.com"), Ok("Ann.Lee@acme.example.com".to_string()));
+        assert!(parse_email("ann@localhost").is_err());
+        assert!(parse_email("ann lee@acme.com").is_err());
+        assert!(parse_email("ann@acme.com\r\nBcc: x@y.com").is_err());
+    }
+
+    #[test]
+    fn phones_are_checked_for_their_country() {
+        assert_eq!(parse_phone("030 901820", Some("DE")), Ok("+4930901820".to_string()));
+        assert_eq!(parse_phone("+1 650 253 0000", None), Ok("+16502530000".to_string()));
+        assert!(parse_phone("12345", Some("DE")).is_err());
+        assert!(parse_phone("+1 650 253 0000", Some("DE")).is_err());
+        assert!(parse_phone("call me", None).is_err());
+    }
+
+    #[test]
+    fn countries() {
+        assert_eq!(country_code("de").as_deref(), Some("DE"));
+        assert_eq!(country_code("DEU").as_deref(), Some("DE"));
+        assert_eq!(country_code("Germany").as_deref(), Some("DE"));
+        assert_eq!(country_code("United States").as_deref(), Some("US"));
+        assert_eq!(country_code("Atlantis"), None);
+    }
+}
