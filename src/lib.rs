@@ -1,8 +1,15 @@
 //! frontdesk: a self-service account assistant. Customers reach it by chat or
 //! e-mail; it runs the "My Account" procedures as durable rhai flows.
 
+pub mod app;
+pub mod bench;
+pub mod channels;
+pub mod cli;
 pub mod config;
 pub mod crashpoint;
 pub mod engine;
+pub mod flowcheck;
+pub mod serve;
 pub mod store;
 pub mod text;
+pub mod transcript;

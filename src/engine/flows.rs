@@ -67,7 +67,10 @@ pub fn source_hash(source: &str) -> String {
 
 /// Compiles a flow's source, reporting errors as `file:line:col: message`.
 pub fn compile(engine: &rhai::Engine, file: &str, source: &str) -> Result<rhai::AST, FlowError> {
-    let scope = super::host::scope_with(&serde_json::Value::Null);
+    // `params` is declared for strict-variable checking, but as a variable:
+    // a constant would be folded into the script by the optimizer.
+    let mut scope = rhai::Scope::new();
+    scope.push("params", rhai::Map::new());
     engine.compile_with_scope(&scope, source).map_err(|e| {
         let pos = e.position();
         FlowError::Compile { file: file.to_string(), line: pos.line().unwrap_or(0), col: pos.position().unwrap_or(0), message: e.err_type().to_string() }

@@ -186,9 +186,10 @@ impl Engine {
         &self.inner.clock
     }
 
-    /// A compiled rhai engine with the same host functions, for `flows check`.
-    pub fn script_engine(&self) -> &rhai::Engine {
-        &self.inner.rhai
+    /// A script engine with the same sandbox and host functions, for
+    /// checking flows without a store.
+    pub fn script_engine_for(settings: &Settings, effects: &Effects) -> rhai::Engine {
+        host::build_engine(&settings.engine, &effects.signatures())
     }
 
     /// Handles one customer message: runs the turn and returns what to send.

@@ -1,0 +1,320 @@
+//! `frontdesk bench engine`: simulated customers driving the real flows
+//! through the real engine and store.
+//!
+//! Three phases, all in one run so the figures are comparable:
+//! 1. **saturation** (closed loop): every conversation sends its next answer
+//!    as soon as the previous one is answered: the most turns/s we can do;
+//! 2. **paced** (open loop): every conversation sends a turn at a fixed
+//!    interval so that together they offer `--rate` turns/s; latency p50/p99
+//!    is measured here, where it means something (a closed loop at
+//!    saturation measures only its own queue);
+//! 3. **floor**: bare store commits of rows shaped like the engine's (same
+//!    journal size, same messages per turn, same acknowledgements) through
+//!    the same batching writer, with no engine work.
+//!
+//! `overhead_ratio` = engine cost per turn / floor cost per write =
+//! floor writes/s ÷ saturation turns/s.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::json;
+
+use crate::{
+    config::Settings,
+    engine::{Engine, Inbound, Outbound, TurnReply},
+    store::{ConversationRow, ConversationWrite, NewMessage, Status, Store, TurnCommit},
+};
+
+#[derive(Args, Debug, Clone)]
+pub struct EngineBenchArgs {
+    /// Store to measure (default: SQLite in a temporary folder). A PostgreSQL
+    /// URL is used as it is; the bench's rows use their own channel names.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Concurrent conversations.
+    #[arg(long, default_value_t = 1000)]
+    pub conversations: usize,
+    /// Offered load of the paced phase, turns/s.
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
+    /// Length of each phase.
+    #[arg(long, default_value = "5s")]
+    pub duration: humantime::Duration,
+}
+
+/// What a simulated customer answers to whatever frontdesk asks.
+fn answer(reply: &TurnReply) -> &'static str {
+    if reply.status.is_some_and(|s| !s.is_open()) {
+        return "hi";
+    }
+    if reply.status == Some(Status::HandedOff) {
+        return "cancel";
+    }
+    match reply.messages.iter().rev().find_map(|d| match &d.message {
+        Outbound::Prompt { text, options, .. } => Some((text.as_str(), options.len())),
+        _ => None,
+    }) {
+        Some((_, n)) if n > 0 && reply.messages.iter().any(|d| matches!(&d.message, Outbound::Prompt { options, .. } if options == &["Yes".to_string(), "No".to_string()])) => {
+            "yes"
+        }
+        Some((_, n)) if n > 0 => "1",
+        Some((text, _)) if text.contains("country") => "DE",
+        Some((text, _)) if text.contains("e-mail") => "ann@example.com",
+        Some((text, _)) if text.contains("phone") => "+49 30 901820",
+        Some(_) => "hello",
+        None => "hi",
+    }
+}
+
+struct Totals {
+    turns: AtomicU64,
+    errors: AtomicU64,
+}
+
+async fn drive(engine: &Engine, channel: &str, who: &str, text: &str) -> anyhow::Result<TurnReply> {
+    let reply = engine
+        .handle(Inbound {
+            channel: channel.to_string(),
+            conversation_key: who.to_string(),
+            sender: who.to_string(),
+            verified: None,
+            text: text.to_string(),
+            external_id: None,
+            reply_to_step: None,
+        })
+        .await?;
+    engine.delivered(&reply.messages).await?;
+    Ok(reply)
+}
+
+/// Closed loop: returns turns/s.
+async fn saturation(engine: &Engine, channel: &str, n: usize, duration: Duration) -> anyhow::Result<f64> {
+    let totals = Arc::new(Totals { turns: AtomicU64::new(0), errors: AtomicU64::new(0) });
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (engine, totals, stop, channel) = (engine.clone(), totals.clone(), stop.clone(), channel.to_string());
+        tasks.push(tokio::spawn(async move {
+            let who = format!("c{i}");
+            let mut next = "hi";
+            while !stop.load(Ordering::Relaxed) {
+                match drive(&engine, &channel, &who, next).await {
+                    Ok(r) => {
+                        next = answer(&r);
+                        totals.turns.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                        next = "start over";
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let turns = totals.turns.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for t in tasks {
+        t.await?;
+    }
+    anyhow::ensure!(totals.errors.load(Ordering::Relaxed) == 0, "{} turns failed", totals.errors.load(Ordering::Relaxed));
+    Ok(turns as f64 / elapsed)
+}
+
+/// Open loop at `rate` turns/s: returns (turns/s, p50 ms, p99 ms).
+async fn paced(engine: &Engine, channel: &str, n: usize, rate: u64, duration: Duration) -> anyhow::Result<(f64, f64, f64)> {
+    let every = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
+    let hist = Arc::new(std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let totals = Arc::new(Totals { turns: AtomicU64::new(0), errors: AtomicU64::new(0) });
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (engine, totals, hist, channel) = (engine.clone(), totals.clone(), hist.clone(), channel.to_string());
+        let offset = every.mul_f64(i as f64 / n as f64);
+        tasks.push(tokio::spawn(async move {
+            let who = format!("c{i}");
+            let mut next = "hi";
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            loop {
+                let scheduled = tick.tick().await;
+                if Instant::now() >= end {
+                    break;
+                }
+                match drive(&engine, &channel, &who, next).await {
+                    Ok(r) => {
+                        next = answer(&r);
+                        // Latency from when the turn was due, so a backlog shows.
+                        let us = scheduled.elapsed().as_micros() as u64;
+                        hist.lock().expect("histogram").record(us.max(1)).ok();
+                        totals.turns.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                        next = "start over";
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    anyhow::ensure!(totals.errors.load(Ordering::Relaxed) == 0, "{} turns failed", totals.errors.load(Ordering::Relaxed));
+    let h = hist.lock().expect("histogram");
+    Ok((totals.turns.load(Ordering::Relaxed) as f64 / elapsed, h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0))
+}
+
+/// Bare writes shaped like the engine's: returns writes/s.
+async fn floor(store: &Store, channel: &str, n: usize, journal_bytes: usize, messages_per_turn: usize, duration: Duration) -> anyhow::Result<f64> {
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (store, count, stop, channel) = (store.clone(), count.clone(), stop.clone(), channel.to_string());
+        tasks.push(tokio::spawn(async move {
+            let now = 1_700_000_000_000i64;
+            let mut row = ConversationRow {
+                id: (rand::random::<i64>() & i64::MAX).max(1),
+                channel: channel.clone(),
+                conv_key: format!("f{i}"),
+                sender: format!("f{i}"),
+                verified: None,
+                flow: "self_help".into(),
+                flow_hash: "0".repeat(32),
+                journal: "x".repeat(journal_bytes),
+                status: "waiting".into(),
+                prompt: Some(r#"{"step":3,"text":"Did that answer your question?","kind":{"type":"confirm"}}"#.into()),
+                end_reason: None,
+                next_seq: 0,
+                expires_at: Some(now),
+                wake_at: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            let mut first = true;
+            while !stop.load(Ordering::Relaxed) {
+                let mut messages = Vec::with_capacity(messages_per_turn);
+                let mut acks = Vec::new();
+                for k in 0..messages_per_turn {
+                    let out = k > 0;
+                    messages.push(NewMessage {
+                        seq: row.next_seq,
+                        direction: if out { "out" } else { "in" },
+                        external_id: None,
+                        body: r#"{"type":"prompt","text":"Which of these topics is closest to your question?","step":1}"#.into(),
+                        created_at: now,
+                    });
+                    if out {
+                        acks.push((row.id, row.next_seq));
+                    }
+                    row.next_seq += 1;
+                }
+                let conversation = if first {
+                    ConversationWrite::Insert(row.clone())
+                } else {
+                    ConversationWrite::Update { row: row.clone(), expected_version: row.version - 1 }
+                };
+                if store.commit(TurnCommit { conversation, messages }).await.is_ok() {
+                    store.ack_delivered(acks, now).await.ok();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                first = false;
+                row.version += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = count.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for t in tasks {
+        t.await?;
+    }
+    Ok(writes as f64 / elapsed)
+}
+
+pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; build with --release for meaningful figures");
+    }
+    let tmp = tempfile::tempdir()?;
+    let url = args.database_url.clone().unwrap_or_else(|| Store::sqlite_url(tmp.path()));
+    let store = Store::open(&url, settings.database.max_connections).await.context("opening the bench store")?;
+    let settings = Arc::new(settings);
+    let engine = Engine::builder(store.clone(), settings.clone()).effects(crate::app::effects()).build();
+    let run = format!("{:08x}", rand::random::<u32>());
+    let duration: Duration = args.duration.into();
+    let n = args.conversations;
+
+    if !args.json {
+        eprintln!("bench engine: {} store, {n} conversations, {}s per phase", store.backend(), duration.as_secs_f64());
+    }
+    let max_tps = saturation(&engine, &format!("bench-sat-{run}"), n, duration).await?;
+    let (tps, p50, p99) = paced(&engine, &format!("bench-paced-{run}"), n, args.rate, duration).await?;
+
+    let (journal_bytes, messages_per_turn) = shape(&store, &format!("bench-sat-{run}")).await?;
+    let floor_wps = floor(&store, &format!("bench-floor-{run}"), n, journal_bytes, messages_per_turn, duration).await?;
+    let ratio = floor_wps / max_tps;
+    let out = json!({
+        "backend": store.backend(),
+        "conversations": n,
+        "offered_turns_per_sec": args.rate,
+        "turns_per_sec": round(tps),
+        "p50_ms": round(p50),
+        "p99_ms": round(p99),
+        "max_turns_per_sec": round(max_tps),
+        "floor_writes_per_sec": round(floor_wps),
+        "overhead_ratio": round(ratio),
+        "journal_bytes": journal_bytes,
+        "messages_per_turn": messages_per_turn,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!("store                 {}", store.backend());
+        println!("conversations         {n}");
+        println!("paced turns/s         {:.0} (offered {})", tps, args.rate);
+        println!("p50 / p99 latency     {p50:.2} ms / {p99:.2} ms");
+        println!("saturation turns/s    {max_tps:.0}");
+        println!("floor writes/s        {floor_wps:.0}");
+        println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per write)");
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Average journal size and transcript rows per turn of the saturation
+/// phase, so the floor writes rows of the same shape.
+async fn shape(store: &Store, channel: &str) -> anyhow::Result<(usize, usize)> {
+    use crate::store::on_db;
+    const J: &str = "SELECT CAST(COALESCE(AVG(LENGTH(journal)), 0) AS BIGINT) FROM conversations WHERE channel = $1";
+    const M: &str = "SELECT COUNT(*) FROM messages WHERE channel = $1";
+    const T: &str = "SELECT COUNT(*) FROM messages WHERE channel = $1 AND direction = 'in'";
+    let (j,): (i64,) = on_db!(&store.db, p => sqlx::query_as(J).bind(channel).fetch_one(p).await?);
+    let (m,): (i64,) = on_db!(&store.db, p => sqlx::query_as(M).bind(channel).fetch_one(p).await?);
+    let (t,): (i64,) = on_db!(&store.db, p => sqlx::query_as(T).bind(channel).fetch_one(p).await?);
+    Ok((j.max(2) as usize, ((m as f64 / t.max(1) as f64).round() as usize).max(2)))
+}

@@ -1,0 +1,120 @@
+//! The command line.
+
+use std::{path::PathBuf, sync::Arc};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "frontdesk", version, about = "Self-service account assistant: the My Account procedures as durable chat and e-mail flows")]
+pub struct Cli {
+    /// Data folder: the SQLite database and the mail spool live here.
+    #[arg(long, global = true, default_value = "data", env = "FRONTDESK_DATA")]
+    pub data: PathBuf,
+    /// Configuration file, layered over the embedded defaults (see config/default.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Talk to frontdesk in this terminal, through the real engine and store.
+    Chat(ChatArgs),
+    /// Run the configured channels and background work until SIGINT/SIGTERM.
+    Serve,
+    /// Check and test the flows.
+    #[command(subcommand)]
+    Flows(FlowsCommand),
+    /// Benchmarks (build with --release).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// The sender identity; the same identity continues the same conversation.
+    #[arg(long = "as", value_name = "IDENTITY")]
+    pub identity: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FlowsCommand {
+    /// Compile every flow; print file:line:col: error lines and fail on any.
+    Check {
+        /// Flows folder (default: engine.flows_dir).
+        dir: Option<PathBuf>,
+    },
+    /// Run transcript tests (*.chat) and print a diff for each failure.
+    Test {
+        /// A transcript file or a folder of them (default: <flows_dir>/tests).
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Turns/s and latency of the engine over many concurrent conversations,
+    /// against the floor of bare store writes.
+    Engine(crate::bench::EngineBenchArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let settings = match crate::config::Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(2);
+        }
+    };
+    match cli.command {
+        Command::Chat(args) => {
+            let app = crate::app::App::open(settings, cli.data).await?;
+            let who = args.identity.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "terminal".to_string());
+            let result = crate::channels::terminal::chat(&app.engine, &who).await;
+            app.store.close().await;
+            result.map(|_| 0)
+        }
+        Command::Serve => {
+            let app = crate::app::App::open(settings, cli.data).await?;
+            crate::serve::serve(app).await.map(|_| 0)
+        }
+        Command::Flows(FlowsCommand::Check { dir }) => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir));
+            let engine = crate::engine::Engine::script_engine_for(&settings, &crate::app::effects());
+            let problems = crate::flowcheck::check_dir(&engine, &dir, &settings.engine.router_flow)?;
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                println!("flows ok: {}", dir.display());
+                Ok(0)
+            } else {
+                eprintln!("{} problem(s)", problems.len());
+                Ok(1)
+            }
+        }
+        Command::Flows(FlowsCommand::Test { path }) => {
+            let path = path.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir).join("tests"));
+            let files = crate::transcript::find(&path)?;
+            if files.is_empty() {
+                eprintln!("no transcripts (*.chat) found at {}", path.display());
+                return Ok(1);
+            }
+            let settings = Arc::new(settings);
+            let mut failed = 0;
+            for f in &files {
+                match crate::transcript::run_file(f, settings.clone()).await {
+                    Ok(()) => println!("ok      {}", f.display()),
+                    Err(e) => {
+                        failed += 1;
+                        println!("FAILED  {}\n{e}", f.display());
+                    }
+                }
+            }
+            println!("transcripts: {} passed, {failed} failed", files.len() - failed);
+            Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Command::Bench(BenchCommand::Engine(args)) => crate::bench::engine(settings, cli.data, args).await.map(|_| 0),
+    }
+}
