@@ -17,13 +17,21 @@ impl App {
     /// Opens the store (creating the data folder and applying migrations)
     /// and builds the engine.
     pub async fn open(settings: Settings, data_dir: PathBuf) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data folder {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let url = settings.database_url(&data_dir);
         let store = Store::open(&url, settings.database.max_connections).await?;
         tracing::info!(database = %crate::config::redact_url(&url), backend = store.backend(), "store ready");
         let settings = Arc::new(settings);
-        let engine = Engine::builder(store.clone(), settings.clone()).effects(effects()).build();
-        Ok(App { settings, store, engine, data_dir })
+        let engine = Engine::builder(store.clone(), settings.clone())
+            .effects(effects())
+            .build();
+        Ok(App {
+            settings,
+            store,
+            engine,
+            data_dir,
+        })
     }
 }
 

@@ -100,13 +100,26 @@ async fn drive(engine: &Engine, channel: &str, who: &str, text: &str) -> anyhow:
 }
 
 /// Closed loop: returns turns/s.
-async fn saturation(engine: &Engine, channel: &str, n: usize, duration: Duration) -> anyhow::Result<f64> {
-    let totals = Arc::new(Totals { turns: AtomicU64::new(0), errors: AtomicU64::new(0) });
+async fn saturation(
+    engine: &Engine,
+    channel: &str,
+    n: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let totals = Arc::new(Totals {
+        turns: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..n {
-        let (engine, totals, stop, channel) = (engine.clone(), totals.clone(), stop.clone(), channel.to_string());
+        let (engine, totals, stop, channel) = (
+            engine.clone(),
+            totals.clone(),
+            stop.clone(),
+            channel.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let who = format!("c{i}");
             let mut next = "hi";
@@ -131,20 +144,40 @@ async fn saturation(engine: &Engine, channel: &str, n: usize, duration: Duration
     for t in tasks {
         t.await?;
     }
-    anyhow::ensure!(totals.errors.load(Ordering::Relaxed) == 0, "{} turns failed", totals.errors.load(Ordering::Relaxed));
+    anyhow::ensure!(
+        totals.errors.load(Ordering::Relaxed) == 0,
+        "{} turns failed",
+        totals.errors.load(Ordering::Relaxed)
+    );
     Ok(turns as f64 / elapsed)
 }
 
 /// Open loop at `rate` turns/s: returns (turns/s, p50 ms, p99 ms).
-async fn paced(engine: &Engine, channel: &str, n: usize, rate: u64, duration: Duration) -> anyhow::Result<(f64, f64, f64)> {
+async fn paced(
+    engine: &Engine,
+    channel: &str,
+    n: usize,
+    rate: u64,
+    duration: Duration,
+) -> anyhow::Result<(f64, f64, f64)> {
     let every = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
-    let hist = Arc::new(std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
-    let totals = Arc::new(Totals { turns: AtomicU64::new(0), errors: AtomicU64::new(0) });
+    let hist = Arc::new(std::sync::Mutex::new(
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
+    ));
+    let totals = Arc::new(Totals {
+        turns: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+    });
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = Vec::new();
     for i in 0..n {
-        let (engine, totals, hist, channel) = (engine.clone(), totals.clone(), hist.clone(), channel.to_string());
+        let (engine, totals, hist, channel) = (
+            engine.clone(),
+            totals.clone(),
+            hist.clone(),
+            channel.to_string(),
+        );
         let offset = every.mul_f64(i as f64 / n as f64);
         tasks.push(tokio::spawn(async move {
             let who = format!("c{i}");
@@ -176,19 +209,39 @@ async fn paced(engine: &Engine, channel: &str, n: usize, rate: u64, duration: Du
         t.await?;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    anyhow::ensure!(totals.errors.load(Ordering::Relaxed) == 0, "{} turns failed", totals.errors.load(Ordering::Relaxed));
+    anyhow::ensure!(
+        totals.errors.load(Ordering::Relaxed) == 0,
+        "{} turns failed",
+        totals.errors.load(Ordering::Relaxed)
+    );
     let h = hist.lock().expect("histogram");
-    Ok((totals.turns.load(Ordering::Relaxed) as f64 / elapsed, h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0))
+    Ok((
+        totals.turns.load(Ordering::Relaxed) as f64 / elapsed,
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+    ))
 }
 
 /// Bare writes shaped like the engine's: returns writes/s.
-async fn floor(store: &Store, channel: &str, n: usize, journal_bytes: usize, messages_per_turn: usize, duration: Duration) -> anyhow::Result<f64> {
+async fn floor(
+    store: &Store,
+    channel: &str,
+    n: usize,
+    journal_bytes: usize,
+    messages_per_turn: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..n {
-        let (store, count, stop, channel) = (store.clone(), count.clone(), stop.clone(), channel.to_string());
+        let (store, count, stop, channel) = (
+            store.clone(),
+            count.clone(),
+            stop.clone(),
+            channel.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let now = 1_700_000_000_000i64;
             let mut row = ConversationRow {
@@ -252,27 +305,57 @@ async fn floor(store: &Store, channel: &str, n: usize, journal_bytes: usize, mes
     Ok(writes as f64 / elapsed)
 }
 
-pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -> anyhow::Result<()> {
+pub async fn engine(
+    settings: Settings,
+    _data: PathBuf,
+    args: EngineBenchArgs,
+) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; build with --release for meaningful figures");
     }
     let tmp = tempfile::tempdir()?;
-    let url = args.database_url.clone().unwrap_or_else(|| Store::sqlite_url(tmp.path()));
-    let store = Store::open(&url, settings.database.max_connections).await.context("opening the bench store")?;
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Store::sqlite_url(tmp.path()));
+    let store = Store::open(&url, settings.database.max_connections)
+        .await
+        .context("opening the bench store")?;
     let settings = Arc::new(settings);
-    let engine = Engine::builder(store.clone(), settings.clone()).effects(crate::app::effects()).build();
+    let engine = Engine::builder(store.clone(), settings.clone())
+        .effects(crate::app::effects())
+        .build();
     let run = format!("{:08x}", rand::random::<u32>());
     let duration: Duration = args.duration.into();
     let n = args.conversations;
 
     if !args.json {
-        eprintln!("bench engine: {} store, {n} conversations, {}s per phase", store.backend(), duration.as_secs_f64());
+        eprintln!(
+            "bench engine: {} store, {n} conversations, {}s per phase",
+            store.backend(),
+            duration.as_secs_f64()
+        );
     }
     let max_tps = saturation(&engine, &format!("bench-sat-{run}"), n, duration).await?;
-    let (tps, p50, p99) = paced(&engine, &format!("bench-paced-{run}"), n, args.rate, duration).await?;
+    let (tps, p50, p99) = paced(
+        &engine,
+        &format!("bench-paced-{run}"),
+        n,
+        args.rate,
+        duration,
+    )
+    .await?;
 
     let (journal_bytes, messages_per_turn) = shape(&store, &format!("bench-sat-{run}")).await?;
-    let floor_wps = floor(&store, &format!("bench-floor-{run}"), n, journal_bytes, messages_per_turn, duration).await?;
+    let floor_wps = floor(
+        &store,
+        &format!("bench-floor-{run}"),
+        n,
+        journal_bytes,
+        messages_per_turn,
+        duration,
+    )
+    .await?;
     let ratio = floor_wps / max_tps;
     let out = json!({
         "backend": store.backend(),
@@ -316,5 +399,8 @@ async fn shape(store: &Store, channel: &str) -> anyhow::Result<(usize, usize)> {
     let (j,): (i64,) = on_db!(&store.db, p => sqlx::query_as(J).bind(channel).fetch_one(p).await?);
     let (m,): (i64,) = on_db!(&store.db, p => sqlx::query_as(M).bind(channel).fetch_one(p).await?);
     let (t,): (i64,) = on_db!(&store.db, p => sqlx::query_as(T).bind(channel).fetch_one(p).await?);
-    Ok((j.max(2) as usize, ((m as f64 / t.max(1) as f64).round() as usize).max(2)))
+    Ok((
+        j.max(2) as usize,
+        ((m as f64 / t.max(1) as f64).round() as usize).max(2),
+    ))
 }

@@ -39,7 +39,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        writeln!(
+            f,
+            "invalid configuration ({} problem(s)):",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
@@ -127,7 +131,10 @@ impl Settings {
     }
 
     /// Like [`Settings::load`] with an explicit environment, for tests.
-    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
         let mut tree = parse_toml("embedded defaults", DEFAULTS, &mut problems);
         if let Some(path) = file {
@@ -149,7 +156,9 @@ impl Settings {
             }
         }
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix("FRONTDESK__") else { continue };
+            let Some(rest) = name.strip_prefix("FRONTDESK__") else {
+                continue;
+            };
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             if path.iter().any(|p| p.is_empty()) {
                 problems.push(format!("{name}: malformed variable name"));
@@ -167,14 +176,20 @@ impl Settings {
 
     /// A secret from the environment (see [`SECRET_KEYS`]).
     pub fn secret(key: &str) -> Option<Secret> {
-        std::env::var(env_name(key)).ok().filter(|v| !v.is_empty()).map(Secret)
+        std::env::var(env_name(key))
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret)
     }
 
     /// The SQLite URL for a data folder, used when `database.url` is empty.
     pub fn database_url(&self, data_dir: &Path) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("frontdesk.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("frontdesk.db").display()
+            ),
         }
     }
 }
@@ -245,7 +260,9 @@ fn set_path(tree: &mut Value, path: &[String], value: Value) {
             map.insert(part.clone(), value);
             return;
         }
-        node = map.entry(part.clone()).or_insert_with(|| Value::Object(Map::new()));
+        node = map
+            .entry(part.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -262,7 +279,11 @@ struct Validator<'a> {
 
 impl<'a> Validator<'a> {
     fn new(tree: &'a Value, problems: &'a mut Vec<String>) -> Self {
-        Validator { tree, problems, seen: BTreeSet::new() }
+        Validator {
+            tree,
+            problems,
+            seen: BTreeSet::new(),
+        }
     }
 
     fn get(&mut self, key: &str) -> Option<&'a Value> {
@@ -310,7 +331,9 @@ impl<'a> Validator<'a> {
                 min
             }
             None => {
-                let found = lookup(self.tree, key).map(|v| v.to_string()).unwrap_or_else(|| "nothing".into());
+                let found = lookup(self.tree, key)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "nothing".into());
                 self.bad(key, format!("expected a whole number, found {found}"));
                 min
             }
@@ -327,7 +350,10 @@ impl<'a> Validator<'a> {
             }
             Err(e) => {
                 if !text.is_empty() {
-                    self.bad(key, format!("{text:?} is not a duration like \"30s\" or \"24h\": {e}"));
+                    self.bad(
+                        key,
+                        format!("{text:?} is not a duration like \"30s\" or \"24h\": {e}"),
+                    );
                 }
                 Duration::from_secs(1)
             }
@@ -346,7 +372,11 @@ impl<'a> Validator<'a> {
                 }
                 out
             }
-            Some(Value::String(s)) => s.split(',').map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect(),
+            Some(Value::String(s)) => s
+                .split(',')
+                .map(|w| w.trim().to_lowercase())
+                .filter(|w| !w.is_empty())
+                .collect(),
             _ => {
                 self.bad(key, "expected a list of words");
                 Vec::new()
@@ -360,12 +390,21 @@ impl<'a> Validator<'a> {
         let url = if url.is_empty() {
             None
         } else {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                self.bad("database.url", "must be empty (SQLite in the data folder), sqlite:… or postgres://…");
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                self.bad(
+                    "database.url",
+                    "must be empty (SQLite in the data folder), sqlite:… or postgres://…",
+                );
             }
             Some(url.to_string())
         };
-        let database = DatabaseSettings { url, max_connections: self.int("database.max_connections", 1, 1000) as u32 };
+        let database = DatabaseSettings {
+            url,
+            max_connections: self.int("database.max_connections", 1, 1000) as u32,
+        };
         let engine = EngineSettings {
             flows_dir: self.nonempty("engine.flows_dir"),
             router_flow: self.nonempty("engine.router_flow"),
@@ -406,7 +445,13 @@ impl<'a> Validator<'a> {
                 flow_settings.insert(section.to_string(), v.clone());
             }
         }
-        Settings { database, engine, words, messages, flow_settings: Value::Object(flow_settings) }
+        Settings {
+            database,
+            engine,
+            words,
+            messages,
+            flow_settings: Value::Object(flow_settings),
+        }
     }
 
     fn table_list(&mut self, key: &str) -> Vec<&'a Map<String, Value>> {
@@ -466,25 +511,49 @@ impl<'a> Validator<'a> {
             match r.get("countries").and_then(Value::as_array) {
                 Some(codes) => {
                     for c in codes {
-                        let ok = c.as_str().is_some_and(|c| c.len() == 2 && crate::text::country_code(c).as_deref() == Some(c));
+                        let ok = c.as_str().is_some_and(|c| {
+                            c.len() == 2 && crate::text::country_code(c).as_deref() == Some(c)
+                        });
                         if !ok {
-                            self.bad(&format!("{key}.countries"), format!("{c} is not an ISO 3166 alpha-2 code"));
+                            self.bad(
+                                &format!("{key}.countries"),
+                                format!("{c} is not an ISO 3166 alpha-2 code"),
+                            );
                         }
                     }
                 }
-                None => self.bad(&format!("{key}.countries"), "expected a list of ISO country codes"),
+                None => self.bad(
+                    &format!("{key}.countries"),
+                    "expected a list of ISO country codes",
+                ),
             }
         }
         if defaults != 1 {
-            self.bad("escalate.regions", format!("exactly one region must have default = true (found {defaults})"));
+            self.bad(
+                "escalate.regions",
+                format!("exactly one region must have default = true (found {defaults})"),
+            );
         }
     }
 
     /// Catches typos such as `engine.idle_expirey`, which would otherwise be
     /// silently ignored.
     fn check_unknown_keys(&mut self) {
-        let Some(root) = self.tree.as_object() else { return };
-        let known_sections = ["database", "engine", "words", "messages", "self_help", "escalate", "smtp", "imap", "discord", "slack"];
+        let Some(root) = self.tree.as_object() else {
+            return;
+        };
+        let known_sections = [
+            "database",
+            "engine",
+            "words",
+            "messages",
+            "self_help",
+            "escalate",
+            "smtp",
+            "imap",
+            "discord",
+            "slack",
+        ];
         let mut unknown = Vec::new();
         for (section, body) in root {
             if !known_sections.contains(&section.as_str()) {
@@ -517,18 +586,33 @@ mod tests {
         let s = Settings::load_from(None, &[]).expect("defaults load");
         assert_eq!(s.engine.idle_expiry, Duration::from_secs(24 * 3600));
         assert!(s.database.url.is_none());
-        assert_eq!(s.flow_settings["self_help"]["articles"].as_array().unwrap().len(), 4);
+        assert_eq!(
+            s.flow_settings["self_help"]["articles"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
     }
 
     #[test]
     fn environment_overrides_files() {
         let env = vec![
-            ("FRONTDESK__ENGINE__MAX_OPERATIONS".to_string(), "12345".to_string()),
-            ("FRONTDESK__DATABASE__URL".to_string(), "postgres://u:pw@127.0.0.1/x".to_string()),
+            (
+                "FRONTDESK__ENGINE__MAX_OPERATIONS".to_string(),
+                "12345".to_string(),
+            ),
+            (
+                "FRONTDESK__DATABASE__URL".to_string(),
+                "postgres://u:pw@127.0.0.1/x".to_string(),
+            ),
         ];
         let s = Settings::load_from(None, &env).unwrap();
         assert_eq!(s.engine.max_operations, 12345);
-        assert_eq!(redact_url(s.database.url.as_deref().unwrap()), "postgres://u:***@127.0.0.1/x");
+        assert_eq!(
+            redact_url(s.database.url.as_deref().unwrap()),
+            "postgres://u:***@127.0.0.1/x"
+        );
     }
 
     #[test]
@@ -540,12 +624,24 @@ mod tests {
             "[engine]\nidle_expiry = \"soon\"\nmax_operations = -3\nidle_expirey = \"1h\"\n[smtp]\npassword = \"hunter2\"\n",
         )
         .unwrap();
-        let env = vec![("FRONTDESK__DATABASE__URL".to_string(), "mysql://x".to_string())];
+        let env = vec![(
+            "FRONTDESK__DATABASE__URL".to_string(),
+            "mysql://x".to_string(),
+        )];
         let err = Settings::load_from(Some(&path), &env).unwrap_err();
         let text = err.to_string();
-        for needle in ["engine.idle_expiry", "engine.max_operations", "engine.idle_expirey: unknown key", "smtp.password", "database.url"] {
+        for needle in [
+            "engine.idle_expiry",
+            "engine.max_operations",
+            "engine.idle_expirey: unknown key",
+            "smtp.password",
+            "database.url",
+        ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
-        assert!(!text.contains("hunter2"), "a secret leaked into the error: {text}");
+        assert!(
+            !text.contains("hunter2"),
+            "a secret leaked into the error: {text}"
+        );
     }
 }

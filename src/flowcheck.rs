@@ -8,18 +8,29 @@ use crate::engine::flows;
 /// Returns one `file:line:col: message` line per problem.
 pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Result<Vec<String>> {
     let mut problems = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "rhai")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .collect();
     files.sort();
     let exists = |name: &str| dir.join(format!("{name}.rhai")).is_file();
     if !exists(router) {
-        problems.push(format!("{}: the router flow {router}.rhai is missing", dir.display()));
+        problems.push(format!(
+            "{}: the router flow {router}.rhai is missing",
+            dir.display()
+        ));
     }
     let start_call = regex::Regex::new(r#"\bstart\s*\(\s*"([^"]*)""#).expect("valid regex");
     for path in files {
         let file = path.display().to_string();
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         if !flows::valid_name(stem) {
-            problems.push(format!("{file}:1:1: flow file names must be lower-case letters, digits and _"));
+            problems.push(format!(
+                "{file}:1:1: flow file names must be lower-case letters, digits and _"
+            ));
         }
         let source = std::fs::read_to_string(&path)?;
         if let Err(e) = flows::compile(engine, &file, &source) {
@@ -32,7 +43,12 @@ pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Re
             for cap in start_call.captures_iter(line) {
                 let m = cap.get(1).expect("group 1");
                 if !flows::valid_name(m.as_str()) || !exists(m.as_str()) {
-                    problems.push(format!("{file}:{}:{}: start({:?}): there is no flow of that name", n + 1, m.start(), m.as_str()));
+                    problems.push(format!(
+                        "{file}:{}:{}: start({:?}): there is no flow of that name",
+                        n + 1,
+                        m.start(),
+                        m.as_str()
+                    ));
                 }
             }
         }

@@ -30,7 +30,11 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     };
 
     tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving; no chat channel is configured yet, so `frontdesk chat` is the way in");
-    eprintln!("frontdesk serving (data: {}, store: {}). Stop with Ctrl-C.", app.data_dir.display(), app.store.backend());
+    eprintln!(
+        "frontdesk serving (data: {}, store: {}). Stop with Ctrl-C.",
+        app.data_dir.display(),
+        app.store.backend()
+    );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

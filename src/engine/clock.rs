@@ -20,9 +20,10 @@ impl Clock {
     /// Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
         match self {
-            Clock::System => {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-            }
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
             Clock::Manual(t) => t.load(Ordering::SeqCst),
         }
     }

@@ -36,8 +36,14 @@ impl EffectCall {
     pub fn arg_str(&self, i: usize) -> Result<String, EffectError> {
         match self.args.get(i) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(EffectError::Failed(format!("argument {} must be text, got {other}", i + 1))),
-            None => Err(EffectError::Failed(format!("argument {} is missing", i + 1))),
+            Some(other) => Err(EffectError::Failed(format!(
+                "argument {} must be text, got {other}",
+                i + 1
+            ))),
+            None => Err(EffectError::Failed(format!(
+                "argument {} is missing",
+                i + 1
+            ))),
         }
     }
 }
@@ -81,7 +87,10 @@ impl Effects {
         Fut: Future<Output = Result<Value, EffectError>> + Send + 'static,
     {
         assert!(arity <= 3, "effects take at most 3 arguments");
-        self.map.insert(name.to_string(), (arity, Arc::new(move |call| Box::pin(f(call)))));
+        self.map.insert(
+            name.to_string(),
+            (arity, Arc::new(move |call| Box::pin(f(call)))),
+        );
         self
     }
 

@@ -92,7 +92,9 @@ pub enum EngineError {
 impl EngineError {
     pub fn user_message<'a>(&self, settings: &'a Settings) -> &'a str {
         match self {
-            EngineError::Contention(_) | EngineError::Store(_) | EngineError::Effect(_) => &settings.messages.busy,
+            EngineError::Contention(_) | EngineError::Store(_) | EngineError::Effect(_) => {
+                &settings.messages.busy
+            }
             EngineError::Corrupt { .. } | EngineError::Flow(_) => &settings.messages.apology,
         }
     }
@@ -151,8 +153,15 @@ impl EngineBuilder {
     }
 
     pub fn build(self) -> Engine {
-        let rhai = Arc::new(host::build_engine(&self.settings.engine, &self.effects.signatures()));
-        let flows = flows::Flows::new(&self.settings.engine.flows_dir, rhai.clone(), self.store.clone());
+        let rhai = Arc::new(host::build_engine(
+            &self.settings.engine,
+            &self.effects.signatures(),
+        ));
+        let flows = flows::Flows::new(
+            &self.settings.engine.flows_dir,
+            rhai.clone(),
+            self.store.clone(),
+        );
         Engine {
             inner: Arc::new(Inner {
                 flow_settings: Arc::new(self.settings.flow_settings.clone()),
@@ -171,7 +180,13 @@ impl EngineBuilder {
 
 impl Engine {
     pub fn builder(store: Store, settings: Arc<Settings>) -> EngineBuilder {
-        EngineBuilder { store, settings, effects: Effects::new(), clock: Clock::System, before_commit: None }
+        EngineBuilder {
+            store,
+            settings,
+            effects: Effects::new(),
+            clock: Clock::System,
+            before_commit: None,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -194,7 +209,8 @@ impl Engine {
 
     /// Handles one customer message: runs the turn and returns what to send.
     pub async fn handle(&self, inbound: Inbound) -> Result<TurnReply, EngineError> {
-        let text = crate::text::clean_input(&inbound.text, self.inner.settings.engine.max_input_chars);
+        let text =
+            crate::text::clean_input(&inbound.text, self.inner.settings.engine.max_input_chars);
         let key = (inbound.channel.clone(), inbound.conversation_key.clone());
         for attempt in 0..MAX_ATTEMPTS {
             let open = self.load(&key).await?;
@@ -220,7 +236,12 @@ impl Engine {
                     self.forget(&key);
                 }
                 crate::store::CommitOutcome::Duplicate => {
-                    return Ok(TurnReply { conversation_id: None, messages: Vec::new(), status: None, duplicate: true });
+                    return Ok(TurnReply {
+                        conversation_id: None,
+                        messages: Vec::new(),
+                        status: None,
+                        duplicate: true,
+                    });
                 }
             }
         }
@@ -229,26 +250,50 @@ impl Engine {
 
     /// Records that a channel delivered these messages.
     pub async fn delivered(&self, messages: &[Delivery]) -> Result<(), EngineError> {
-        let ids = messages.iter().map(|d| (d.conversation_id, d.seq)).collect();
-        Ok(self.inner.store.ack_delivered(ids, self.inner.clock.now_ms()).await?)
+        let ids = messages
+            .iter()
+            .map(|d| (d.conversation_id, d.seq))
+            .collect();
+        Ok(self
+            .inner
+            .store
+            .ack_delivered(ids, self.inner.clock.now_ms())
+            .await?)
     }
 
     /// Messages committed but not yet acknowledged by the channel (after a
     /// crash, or produced by background work such as expiry), oldest first.
-    pub async fn pending_deliveries(&self, channel: &str, key: &str) -> Result<Vec<Delivery>, EngineError> {
-        let Some(conv) = self.inner.store.latest_conversation(channel, key).await? else { return Ok(Vec::new()) };
+    pub async fn pending_deliveries(
+        &self,
+        channel: &str,
+        key: &str,
+    ) -> Result<Vec<Delivery>, EngineError> {
+        let Some(conv) = self.inner.store.latest_conversation(channel, key).await? else {
+            return Ok(Vec::new());
+        };
         let rows = self.inner.store.undelivered(conv.id).await?;
         rows.into_iter()
             .map(|m| {
                 serde_json::from_str(&m.body)
-                    .map(|message| Delivery { conversation_id: m.conversation_id, seq: m.seq, message })
-                    .map_err(|e| EngineError::Corrupt { id: m.conversation_id, detail: e.to_string() })
+                    .map(|message| Delivery {
+                        conversation_id: m.conversation_id,
+                        seq: m.seq,
+                        message,
+                    })
+                    .map_err(|e| EngineError::Corrupt {
+                        id: m.conversation_id,
+                        detail: e.to_string(),
+                    })
             })
             .collect()
     }
 
     /// The open conversation for a key, if any.
-    pub async fn open_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>, EngineError> {
+    pub async fn open_conversation(
+        &self,
+        channel: &str,
+        key: &str,
+    ) -> Result<Option<ConversationRow>, EngineError> {
         Ok(self.inner.store.open_conversation(channel, key).await?)
     }
 
@@ -265,7 +310,8 @@ impl Engine {
             let n = batch.len();
             for row in batch {
                 let commit = turn::expiry_commit(&self.inner, &row, now);
-                if self.inner.store.commit(commit).await? == crate::store::CommitOutcome::Committed {
+                if self.inner.store.commit(commit).await? == crate::store::CommitOutcome::Committed
+                {
                     closed += 1;
                     self.forget(&(row.channel.clone(), row.conv_key.clone()));
                 }

@@ -81,11 +81,19 @@ pub(crate) async fn replay(
                 (Some(Stop::Wait(p)), _) => Some(End::Waiting(p)),
                 (Some(Stop::Handoff { reason }), _) => Some(End::HandedOff(reason)),
                 (Some(Stop::Effect { name, args }), _) => {
-                    let call = EffectCall { args, context: EffectContext { flow: flow.name.clone(), ..ctx.clone() } };
+                    let call = EffectCall {
+                        args,
+                        context: EffectContext {
+                            flow: flow.name.clone(),
+                            ..ctx.clone()
+                        },
+                    };
                     let result = match inner.effects.perform(&name, call).await {
                         Ok(v) => Ok(v),
                         Err(EffectError::Failed(msg)) => Err(msg),
-                        Err(EffectError::Retry(source)) => return Err(ReplayError::Effect { name, source }),
+                        Err(EffectError::Retry(source)) => {
+                            return Err(ReplayError::Effect { name, source })
+                        }
                     };
                     crate::crashpoint::hit("after_effect");
                     state.entries.push(Entry::Effect { name, result });
@@ -94,16 +102,25 @@ pub(crate) async fn replay(
                 (Some(Stop::Start { flow: next, params }), _) => {
                     switches += 1;
                     if switches > inner.settings.engine.max_flow_switches {
-                        Some(End::Failed(format!("{}: more than {} start() hand-overs in one turn", flow.name, switches - 1)))
+                        Some(End::Failed(format!(
+                            "{}: more than {} start() hand-overs in one turn",
+                            flow.name,
+                            switches - 1
+                        )))
                     } else {
                         match inner.flows.current(&next, ctx.now_ms).await {
                             Ok(f) => {
                                 flow = f;
-                                journal = Journal { params: with_context(params, ctx), entries: Vec::new() };
+                                journal = Journal {
+                                    params: with_context(params, ctx),
+                                    entries: Vec::new(),
+                                };
                                 state.entries.clear();
                                 None
                             }
-                            Err(e) => Some(End::Failed(format!("{}: start({next:?}): {e}", flow.name))),
+                            Err(e) => {
+                                Some(End::Failed(format!("{}: start({next:?}): {e}", flow.name)))
+                            }
                         }
                     }
                 }
@@ -111,7 +128,12 @@ pub(crate) async fn replay(
         };
         if let Some(end) = end {
             journal.entries = state.entries;
-            return Ok(Replayed { flow, journal, outputs: state.outputs, end });
+            return Ok(Replayed {
+                flow,
+                journal,
+                outputs: state.outputs,
+                end,
+            });
         }
     }
 }
@@ -128,8 +150,10 @@ pub(crate) fn with_context(params: Value, ctx: &EffectContext) -> Value {
             m
         }
     };
-    map.entry("channel").or_insert_with(|| Value::String(ctx.channel.clone()));
-    map.entry("sender").or_insert_with(|| Value::String(ctx.sender.clone()));
+    map.entry("channel")
+        .or_insert_with(|| Value::String(ctx.channel.clone()));
+    map.entry("sender")
+        .or_insert_with(|| Value::String(ctx.sender.clone()));
     Value::Object(map)
 }
 
@@ -140,7 +164,11 @@ fn describe(flow: &str, e: &EvalAltResult) -> String {
     while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
         inner = next;
     }
-    let line = inner.position().line().or(e.position().line()).map_or_else(|| "?".to_string(), |l| l.to_string());
+    let line = inner
+        .position()
+        .line()
+        .or(e.position().line())
+        .map_or_else(|| "?".to_string(), |l| l.to_string());
     let message = match inner {
         EvalAltResult::ErrorTerminated(..) => "ran past the turn deadline".to_string(),
         EvalAltResult::ErrorTooManyOperations(..) => "ran past the operation limit".to_string(),

@@ -77,7 +77,10 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
-            sqlx::migrate!("migrations/postgres").run(&pool).await.context("migrating PostgreSQL")?;
+            sqlx::migrate!("migrations/postgres")
+                .run(&pool)
+                .await
+                .context("migrating PostgreSQL")?;
             Db::Postgres(pool)
         } else {
             let opts = SqliteConnectOptions::from_str(url)
@@ -88,23 +91,32 @@ impl Store {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             if let Some(parent) = opts.get_filename().parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(2))
                 .connect_with(opts)
                 .await
                 .with_context(|| format!("opening {url}"))?;
-            sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
+            sqlx::migrate!("migrations/sqlite")
+                .run(&pool)
+                .await
+                .context("migrating SQLite")?;
             Db::Sqlite(pool)
         };
-        let writer = writer::Writer::start(db.clone()).await.context("starting the store writer")?;
+        let writer = writer::Writer::start(db.clone())
+            .await
+            .context("starting the store writer")?;
         Ok(Store { db, writer })
     }
 
     /// The SQLite URL for a data folder.
     pub fn sqlite_url(data_dir: &Path) -> String {
-        format!("sqlite://{}?mode=rwc", data_dir.join("frontdesk.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("frontdesk.db").display()
+        )
     }
 
     pub fn backend(&self) -> &'static str {
@@ -128,10 +140,16 @@ impl Store {
     }
 
     /// The open conversation (waiting, scheduled or handed off) for a key.
-    pub async fn open_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>> {
+    pub async fn open_conversation(
+        &self,
+        channel: &str,
+        key: &str,
+    ) -> Result<Option<ConversationRow>> {
         const SQL: &str = "SELECT * FROM conversations WHERE channel = $1 AND conv_key = $2 \
                            AND status IN ('waiting', 'scheduled', 'handed_off')";
-        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(key).fetch_optional(p).await?))
+        Ok(
+            on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(key).fetch_optional(p).await?),
+        )
     }
 
     pub async fn conversation(&self, id: i64) -> Result<Option<ConversationRow>> {
@@ -139,11 +157,19 @@ impl Store {
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await?))
     }
 
-    /// The most recent conversation for a key, whatever its status.
-    pub async fn latest_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>> {
-        const SQL: &str = "SELECT * FROM conversations WHERE channel = $1 AND conv_key = $2 \
-                           ORDER BY created_at DESC, id DESC LIMIT 1";
-        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(key).fetch_optional(p).await?))
+    /// The most recent conversation for a key, whatever its status: the one
+    /// with the latest transcript row (ids are random, and two conversations
+    /// can start in the same millisecond).
+    pub async fn latest_conversation(
+        &self,
+        channel: &str,
+        key: &str,
+    ) -> Result<Option<ConversationRow>> {
+        const SQL: &str = "SELECT c.* FROM conversations c WHERE c.channel = $1 AND c.conv_key = $2 \
+                           ORDER BY (SELECT MAX(m.id) FROM messages m WHERE m.conversation_id = c.id) DESC, c.created_at DESC LIMIT 1";
+        Ok(
+            on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(key).fetch_optional(p).await?),
+        )
     }
 
     /// Whether an inbound platform message was already processed.
@@ -161,14 +187,22 @@ impl Store {
 
     /// Outbound messages of a conversation not yet acknowledged by a channel.
     pub async fn undelivered(&self, conversation_id: i64) -> Result<Vec<MessageRow>> {
-        const SQL: &str = "SELECT * FROM messages WHERE conversation_id = $1 AND direction = 'out' \
+        const SQL: &str =
+            "SELECT * FROM messages WHERE conversation_id = $1 AND direction = 'out' \
                            AND delivered_at IS NULL ORDER BY seq, id";
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(conversation_id).fetch_all(p).await?))
     }
 
     /// Remembers a flow source so conversations pinned to it survive edits.
-    pub async fn save_flow_source(&self, hash: &str, name: &str, source: &str, now_ms: i64) -> Result<()> {
-        const SQL: &str = "INSERT INTO flow_sources (hash, name, source, created_at) VALUES ($1, $2, $3, $4) \
+    pub async fn save_flow_source(
+        &self,
+        hash: &str,
+        name: &str,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        const SQL: &str =
+            "INSERT INTO flow_sources (hash, name, source, created_at) VALUES ($1, $2, $3, $4) \
                            ON CONFLICT (hash) DO NOTHING";
         on_db!(&self.db, p => sqlx::query(SQL).bind(hash).bind(name).bind(source).bind(now_ms).execute(p).await.map(|_| ())?);
         Ok(())
@@ -180,8 +214,13 @@ impl Store {
     }
 
     /// Conversations waiting for the customer past their expiry, oldest first.
-    pub async fn expired_conversations(&self, now_ms: i64, limit: i64) -> Result<Vec<ConversationRow>> {
-        const SQL: &str = "SELECT * FROM conversations WHERE status = 'waiting' AND expires_at < $1 \
+    pub async fn expired_conversations(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ConversationRow>> {
+        const SQL: &str =
+            "SELECT * FROM conversations WHERE status = 'waiting' AND expires_at < $1 \
                            ORDER BY expires_at LIMIT $2";
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(now_ms).bind(limit).fetch_all(p).await?))
     }

@@ -40,7 +40,10 @@ impl Status {
 
     /// Open conversations receive the customer's next message.
     pub fn is_open(self) -> bool {
-        matches!(self, Status::Waiting | Status::Scheduled | Status::HandedOff)
+        matches!(
+            self,
+            Status::Waiting | Status::Scheduled | Status::HandedOff
+        )
     }
 }
 

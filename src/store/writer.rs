@@ -44,7 +44,10 @@ pub enum ConversationWrite {
     Insert(ConversationRow),
     /// The next state of a conversation, applied only if nobody else has
     /// changed it since `expected_version` was read.
-    Update { row: ConversationRow, expected_version: i64 },
+    Update {
+        row: ConversationRow,
+        expected_version: i64,
+    },
 }
 
 impl ConversationWrite {
@@ -77,7 +80,11 @@ pub enum CommitOutcome {
 
 enum Job {
     Turn(Box<TurnCommit>, oneshot::Sender<Result<CommitOutcome>>),
-    Ack { acks: Vec<(i64, i64)>, now_ms: i64, reply: oneshot::Sender<Result<()>> },
+    Ack {
+        acks: Vec<(i64, i64)>,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -95,14 +102,24 @@ impl Writer {
 
     pub(crate) async fn commit(&self, turn: TurnCommit) -> Result<CommitOutcome> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Turn(Box::new(turn), reply)).await.map_err(|_| StoreError::WriterGone)?;
+        self.tx
+            .send(Job::Turn(Box::new(turn), reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// `ids` are `(conversation_id, seq)` of delivered outbound messages.
     pub(crate) async fn ack(&self, ids: Vec<(i64, i64)>, now_ms: i64) -> Result<()> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Ack { acks: ids, now_ms, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        self.tx
+            .send(Job::Ack {
+                acks: ids,
+                now_ms,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -141,7 +158,11 @@ async fn process(db: &Db, jobs: Vec<Job>) {
                 turns.push(*t);
                 turn_replies.push(r);
             }
-            Job::Ack { acks: a, now_ms, reply } => {
+            Job::Ack {
+                acks: a,
+                now_ms,
+                reply,
+            } => {
                 acks.extend(a);
                 ack_time = ack_time.max(now_ms);
                 ack_replies.push(reply);
@@ -165,7 +186,9 @@ async fn process(db: &Db, jobs: Vec<Job>) {
                 let _ = reply.send(Ok(CommitOutcome::Conflict));
             }
             for reply in ack_replies {
-                let _ = reply.send(Err(StoreError::Corrupt("acknowledgement lost to contention; resend".into())));
+                let _ = reply.send(Err(StoreError::Corrupt(
+                    "acknowledgement lost to contention; resend".into(),
+                )));
             }
         }
         Err(e) if turns.len() + usize::from(!acks.is_empty()) > 1 => {
@@ -176,17 +199,26 @@ async fn process(db: &Db, jobs: Vec<Job>) {
             }
             let acked = apply(db, &[], &acks, ack_time).await.map(|_| ());
             for reply in ack_replies {
-                let _ = reply.send(acked.as_ref().map(|_| ()).map_err(|e| StoreError::Corrupt(e.to_string())));
+                let _ = reply.send(
+                    acked
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| StoreError::Corrupt(e.to_string())),
+                );
             }
         }
         Err(e) => {
             let text = e.to_string();
             let mut err = Some(e);
             for reply in turn_replies {
-                let _ = reply.send(Err(err.take().unwrap_or_else(|| StoreError::Corrupt(text.clone()))));
+                let _ = reply.send(Err(err
+                    .take()
+                    .unwrap_or_else(|| StoreError::Corrupt(text.clone()))));
             }
             for reply in ack_replies {
-                let _ = reply.send(Err(err.take().unwrap_or_else(|| StoreError::Corrupt(text.clone()))));
+                let _ = reply.send(Err(err
+                    .take()
+                    .unwrap_or_else(|| StoreError::Corrupt(text.clone()))));
             }
         }
     }
@@ -200,13 +232,21 @@ async fn process(db: &Db, jobs: Vec<Job>) {
 fn is_contention(e: &StoreError) -> bool {
     match e {
         StoreError::Database(sqlx::Error::Database(db)) => {
-            matches!(db.code().as_deref(), Some("40P01") | Some("40001") | Some("55P03"))
+            matches!(
+                db.code().as_deref(),
+                Some("40P01") | Some("40001") | Some("55P03")
+            )
         }
         _ => false,
     }
 }
 
-async fn apply(db: &Db, turns: &[TurnCommit], acks: &[(i64, i64)], ack_time: i64) -> Result<Vec<CommitOutcome>> {
+async fn apply(
+    db: &Db,
+    turns: &[TurnCommit],
+    acks: &[(i64, i64)],
+    ack_time: i64,
+) -> Result<Vec<CommitOutcome>> {
     match db {
         Db::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;

@@ -1,0 +1,178 @@
+//! The binary as an operator uses it.
+
+mod common;
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+fn frontdesk() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("FRONTDESK_CRASH_AT");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FRONTDESK__") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["chat", "--help"],
+        &["serve", "--help"],
+        &["flows", "--help"],
+        &["flows", "check", "--help"],
+        &["flows", "test", "--help"],
+        &["bench", "engine", "--help"],
+    ] {
+        let out = frontdesk().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_config_reports_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[engine]\nidle_expiry = \"whenever\"\n[slack]\nbot_token = \"xoxb-secret\"\n",
+    )
+    .unwrap();
+    let out = frontdesk()
+        .arg("--config")
+        .arg(&file)
+        .arg("--data")
+        .arg(dir.path())
+        .args(["flows", "check"])
+        .env("FRONTDESK__ENGINE__MAX_CALL_DEPTH", "deep")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "engine.idle_expiry",
+        "slack.bot_token",
+        "engine.max_call_depth",
+    ] {
+        assert!(err.contains(key), "{key} missing from {err}");
+    }
+    assert!(!err.contains("xoxb-secret"), "secret leaked: {err}");
+}
+
+#[test]
+fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
+    let out = frontdesk().args(["flows", "check"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = frontdesk()
+        .args(["--data", "/nonexistent-unused", "flows", "test"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(common::repo_path("flows")).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "rhai") {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.path().join("broken.rhai"),
+        "say(\"fine\");\nlet x = if;\n",
+    )
+    .unwrap();
+    let out = frontdesk()
+        .args(["flows", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("broken.rhai:2:"), "{text}");
+
+    // A transcript that no longer matches fails `flows test` with a diff.
+    std::fs::write(dir.path().join("wrong.chat"), "> hi\n< Bonjour\n").unwrap();
+    let out = frontdesk()
+        .args(["flows", "test"])
+        .arg(dir.path().join("wrong.chat"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-Bonjour"));
+}
+
+#[test]
+fn piped_chat_walks_self_help_and_escalate_to_their_end() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = frontdesk()
+        .arg("--data")
+        .arg(data.path())
+        .args(["chat", "--as", "pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"self help articles\n2\nyes\nhi\n2\nFrance\nno\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "Which of these topics is closest to your question?",
+        "Selecting or changing the security access model of your account (CTX130127): https://support.citrix.com/article/CTX130127",
+        "Glad I could help. Have a good day!",
+        "  2. Contact customer service in my region",
+        "Customer Service, Europe, Middle East and Africa:",
+        "All right. You can reach them any time with the details above.",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn serve_stops_gracefully_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = frontdesk()
+        .arg("--data")
+        .arg(data.path())
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = data.path().join("frontdesk.db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !db.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("frontdesk stopped"), "{err}");
+}
