@@ -23,15 +23,8 @@ impl App {
         let store = Store::open(&url, settings.database.max_connections).await?;
         tracing::info!(database = %crate::config::redact_url(&url), backend = store.backend(), "store ready");
         let settings = Arc::new(settings);
-        let engine = Engine::builder(store.clone(), settings.clone())
-            .effects(effects())
-            .build();
-        Ok(App {
-            settings,
-            store,
-            engine,
-            data_dir,
-        })
+        let engine = Engine::builder(store.clone(), settings.clone()).effects(effects()).build();
+        Ok(App { settings, store, engine, data_dir })
     }
 }
 

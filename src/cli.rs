@@ -74,10 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Chat(args) => {
             let app = crate::app::App::open(settings, cli.data).await?;
-            let who = args
-                .identity
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "terminal".to_string());
+            let who = args.identity.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "terminal".to_string());
             let result = crate::channels::terminal::chat(&app.engine, &who).await;
             app.store.close().await;
             result.map(|_| 0)
@@ -88,10 +85,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Flows(FlowsCommand::Check { dir }) => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir));
-            let engine =
-                crate::engine::Engine::script_engine_for(&settings, &crate::app::effects());
-            let problems =
-                crate::flowcheck::check_dir(&engine, &dir, &settings.engine.router_flow)?;
+            let engine = crate::engine::Engine::script_engine_for(&settings, &crate::app::effects());
+            let problems = crate::flowcheck::check_dir(&engine, &dir, &settings.engine.router_flow)?;
             for p in &problems {
                 println!("{p}");
             }
@@ -104,8 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Flows(FlowsCommand::Test { path }) => {
-            let path =
-                path.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir).join("tests"));
+            let path = path.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir).join("tests"));
             let files = crate::transcript::find(&path)?;
             if files.is_empty() {
                 eprintln!("no transcripts (*.chat) found at {}", path.display());
@@ -122,16 +116,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     }
                 }
             }
-            println!(
-                "transcripts: {} passed, {failed} failed",
-                files.len() - failed
-            );
+            println!("transcripts: {} passed, {failed} failed", files.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })
         }
-        Command::Bench(BenchCommand::Engine(args)) => {
-            crate::bench::engine(settings, cli.data, args)
-                .await
-                .map(|_| 0)
-        }
+        Command::Bench(BenchCommand::Engine(args)) => crate::bench::engine(settings, cli.data, args).await.map(|_| 0),
     }
 }

@@ -18,14 +18,8 @@ use serde_json::{Map, Value};
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
 /// Keys whose values are secrets: never read from a file, never logged.
-pub const SECRET_KEYS: &[&str] = &[
-    "smtp.password",
-    "imap.password",
-    "discord.token",
-    "slack.bot_token",
-    "slack.app_token",
-    "slack.signing_secret",
-];
+pub const SECRET_KEYS: &[&str] =
+    &["smtp.password", "imap.password", "discord.token", "slack.bot_token", "slack.app_token", "slack.signing_secret"];
 
 /// Sections a flow may read with `setting("section.key")`. Nothing else of the
 /// configuration (database URLs, limits, secrets) is visible to scripts.
@@ -39,11 +33,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problem(s)):",
-            self.problems.len()
-        )?;
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
@@ -117,6 +107,7 @@ pub struct Messages {
     pub cancelled: String,
     pub handoff: String,
     pub handed_off_waiting: String,
+    pub scheduled_waiting: String,
     pub help: String,
     pub stale_reply: String,
     pub unreadable: String,
@@ -131,10 +122,7 @@ impl Settings {
     }
 
     /// Like [`Settings::load`] with an explicit environment, for tests.
-    pub fn load_from(
-        file: Option<&Path>,
-        env: &[(String, String)],
-    ) -> Result<Settings, ConfigError> {
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
         let mut tree = parse_toml("embedded defaults", DEFAULTS, &mut problems);
         if let Some(path) = file {
@@ -176,20 +164,14 @@ impl Settings {
 
     /// A secret from the environment (see [`SECRET_KEYS`]).
     pub fn secret(key: &str) -> Option<Secret> {
-        std::env::var(env_name(key))
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(Secret)
+        std::env::var(env_name(key)).ok().filter(|v| !v.is_empty()).map(Secret)
     }
 
     /// The SQLite URL for a data folder, used when `database.url` is empty.
     pub fn database_url(&self, data_dir: &Path) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("frontdesk.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("frontdesk.db").display()),
         }
     }
 }
@@ -260,9 +242,7 @@ fn set_path(tree: &mut Value, path: &[String], value: Value) {
             map.insert(part.clone(), value);
             return;
         }
-        node = map
-            .entry(part.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
+        node = map.entry(part.clone()).or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -279,11 +259,7 @@ struct Validator<'a> {
 
 impl<'a> Validator<'a> {
     fn new(tree: &'a Value, problems: &'a mut Vec<String>) -> Self {
-        Validator {
-            tree,
-            problems,
-            seen: BTreeSet::new(),
-        }
+        Validator { tree, problems, seen: BTreeSet::new() }
     }
 
     fn get(&mut self, key: &str) -> Option<&'a Value> {
@@ -331,9 +307,7 @@ impl<'a> Validator<'a> {
                 min
             }
             None => {
-                let found = lookup(self.tree, key)
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "nothing".into());
+                let found = lookup(self.tree, key).map(|v| v.to_string()).unwrap_or_else(|| "nothing".into());
                 self.bad(key, format!("expected a whole number, found {found}"));
                 min
             }
@@ -350,10 +324,7 @@ impl<'a> Validator<'a> {
             }
             Err(e) => {
                 if !text.is_empty() {
-                    self.bad(
-                        key,
-                        format!("{text:?} is not a duration like \"30s\" or \"24h\": {e}"),
-                    );
+                    self.bad(key, format!("{text:?} is not a duration like \"30s\" or \"24h\": {e}"));
                 }
                 Duration::from_secs(1)
             }
@@ -372,11 +343,7 @@ impl<'a> Validator<'a> {
                 }
                 out
             }
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(|w| w.trim().to_lowercase())
-                .filter(|w| !w.is_empty())
-                .collect(),
+            Some(Value::String(s)) => s.split(',').map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect(),
             _ => {
                 self.bad(key, "expected a list of words");
                 Vec::new()
@@ -390,21 +357,12 @@ impl<'a> Validator<'a> {
         let url = if url.is_empty() {
             None
         } else {
-            if !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-            {
-                self.bad(
-                    "database.url",
-                    "must be empty (SQLite in the data folder), sqlite:… or postgres://…",
-                );
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                self.bad("database.url", "must be empty (SQLite in the data folder), sqlite:… or postgres://…");
             }
             Some(url.to_string())
         };
-        let database = DatabaseSettings {
-            url,
-            max_connections: self.int("database.max_connections", 1, 1000) as u32,
-        };
+        let database = DatabaseSettings { url, max_connections: self.int("database.max_connections", 1, 1000) as u32 };
         let engine = EngineSettings {
             flows_dir: self.nonempty("engine.flows_dir"),
             router_flow: self.nonempty("engine.router_flow"),
@@ -431,6 +389,7 @@ impl<'a> Validator<'a> {
             cancelled: self.nonempty("messages.cancelled"),
             handoff: self.nonempty("messages.handoff"),
             handed_off_waiting: self.nonempty("messages.handed_off_waiting"),
+            scheduled_waiting: self.nonempty("messages.scheduled_waiting"),
             help: self.nonempty("messages.help"),
             stale_reply: self.nonempty("messages.stale_reply"),
             unreadable: self.nonempty("messages.unreadable"),
@@ -445,13 +404,7 @@ impl<'a> Validator<'a> {
                 flow_settings.insert(section.to_string(), v.clone());
             }
         }
-        Settings {
-            database,
-            engine,
-            words,
-            messages,
-            flow_settings: Value::Object(flow_settings),
-        }
+        Settings { database, engine, words, messages, flow_settings: Value::Object(flow_settings) }
     }
 
     fn table_list(&mut self, key: &str) -> Vec<&'a Map<String, Value>> {
@@ -511,28 +464,19 @@ impl<'a> Validator<'a> {
             match r.get("countries").and_then(Value::as_array) {
                 Some(codes) => {
                     for c in codes {
-                        let ok = c.as_str().is_some_and(|c| {
-                            c.len() == 2 && crate::text::country_code(c).as_deref() == Some(c)
-                        });
+                        let ok = c
+                            .as_str()
+                            .is_some_and(|c| c.len() == 2 && crate::text::country_code(c).as_deref() == Some(c));
                         if !ok {
-                            self.bad(
-                                &format!("{key}.countries"),
-                                format!("{c} is not an ISO 3166 alpha-2 code"),
-                            );
+                            self.bad(&format!("{key}.countries"), format!("{c} is not an ISO 3166 alpha-2 code"));
                         }
                     }
                 }
-                None => self.bad(
-                    &format!("{key}.countries"),
-                    "expected a list of ISO country codes",
-                ),
+                None => self.bad(&format!("{key}.countries"), "expected a list of ISO country codes"),
             }
         }
         if defaults != 1 {
-            self.bad(
-                "escalate.regions",
-                format!("exactly one region must have default = true (found {defaults})"),
-            );
+            self.bad("escalate.regions", format!("exactly one region must have default = true (found {defaults})"));
         }
     }
 
@@ -542,18 +486,8 @@ impl<'a> Validator<'a> {
         let Some(root) = self.tree.as_object() else {
             return;
         };
-        let known_sections = [
-            "database",
-            "engine",
-            "words",
-            "messages",
-            "self_help",
-            "escalate",
-            "smtp",
-            "imap",
-            "discord",
-            "slack",
-        ];
+        let known_sections =
+            ["database", "engine", "words", "messages", "self_help", "escalate", "smtp", "imap", "discord", "slack"];
         let mut unknown = Vec::new();
         for (section, body) in root {
             if !known_sections.contains(&section.as_str()) {
@@ -586,33 +520,18 @@ mod tests {
         let s = Settings::load_from(None, &[]).expect("defaults load");
         assert_eq!(s.engine.idle_expiry, Duration::from_secs(24 * 3600));
         assert!(s.database.url.is_none());
-        assert_eq!(
-            s.flow_settings["self_help"]["articles"]
-                .as_array()
-                .unwrap()
-                .len(),
-            4
-        );
+        assert_eq!(s.flow_settings["self_help"]["articles"].as_array().unwrap().len(), 4);
     }
 
     #[test]
     fn environment_overrides_files() {
         let env = vec![
-            (
-                "FRONTDESK__ENGINE__MAX_OPERATIONS".to_string(),
-                "12345".to_string(),
-            ),
-            (
-                "FRONTDESK__DATABASE__URL".to_string(),
-                "postgres://u:pw@127.0.0.1/x".to_string(),
-            ),
+            ("FRONTDESK__ENGINE__MAX_OPERATIONS".to_string(), "12345".to_string()),
+            ("FRONTDESK__DATABASE__URL".to_string(), "postgres://u:pw@127.0.0.1/x".to_string()),
         ];
         let s = Settings::load_from(None, &env).unwrap();
         assert_eq!(s.engine.max_operations, 12345);
-        assert_eq!(
-            redact_url(s.database.url.as_deref().unwrap()),
-            "postgres://u:***@127.0.0.1/x"
-        );
+        assert_eq!(redact_url(s.database.url.as_deref().unwrap()), "postgres://u:***@127.0.0.1/x");
     }
 
     #[test]
@@ -624,10 +543,7 @@ mod tests {
             "[engine]\nidle_expiry = \"soon\"\nmax_operations = -3\nidle_expirey = \"1h\"\n[smtp]\npassword = \"hunter2\"\n",
         )
         .unwrap();
-        let env = vec![(
-            "FRONTDESK__DATABASE__URL".to_string(),
-            "mysql://x".to_string(),
-        )];
+        let env = vec![("FRONTDESK__DATABASE__URL".to_string(), "mysql://x".to_string())];
         let err = Settings::load_from(Some(&path), &env).unwrap_err();
         let text = err.to_string();
         for needle in [
@@ -639,9 +555,6 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
-        assert!(
-            !text.contains("hunter2"),
-            "a secret leaked into the error: {text}"
-        );
+        assert!(!text.contains("hunter2"), "a secret leaked into the error: {text}");
     }
 }

@@ -15,22 +15,14 @@ pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Re
     files.sort();
     let exists = |name: &str| dir.join(format!("{name}.rhai")).is_file();
     if !exists(router) {
-        problems.push(format!(
-            "{}: the router flow {router}.rhai is missing",
-            dir.display()
-        ));
+        problems.push(format!("{}: the router flow {router}.rhai is missing", dir.display()));
     }
     let start_call = regex::Regex::new(r#"\bstart\s*\(\s*"([^"]*)""#).expect("valid regex");
     for path in files {
         let file = path.display().to_string();
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if !flows::valid_name(stem) {
-            problems.push(format!(
-                "{file}:1:1: flow file names must be lower-case letters, digits and _"
-            ));
+            problems.push(format!("{file}:1:1: flow file names must be lower-case letters, digits and _"));
         }
         let source = std::fs::read_to_string(&path)?;
         if let Err(e) = flows::compile(engine, &file, &source) {

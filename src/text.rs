@@ -46,10 +46,7 @@ fn is_format_char(ch: char) -> bool {
 
 /// Lower-cases and strips surrounding punctuation: "Stop!" → "stop".
 pub fn normalize_word(text: &str) -> String {
-    text.trim()
-        .trim_matches(|c: char| c.is_ascii_punctuation() && c != '?')
-        .trim()
-        .to_lowercase()
+    text.trim().trim_matches(|c: char| c.is_ascii_punctuation() && c != '?').trim().to_lowercase()
 }
 
 /// Picks one of `options` from an answer: its number (1-based), its text, or a
@@ -71,21 +68,14 @@ pub fn parse_choice(answer: &str, options: &[String]) -> Result<usize, String> {
     if a.len() >= 3 {
         // Part of exactly one option ("serial", "other articles"), or an
         // answer that quotes exactly one option in full.
-        let partial: Vec<usize> = (0..n)
-            .filter(|&i| contains_words(&norm[i], &a) || contains_words(&a, &norm[i]))
-            .collect();
+        let partial: Vec<usize> =
+            (0..n).filter(|&i| contains_words(&norm[i], &a) || contains_words(&a, &norm[i])).collect();
         if partial.len() == 1 {
             return Ok(partial[0]);
         }
         // A close spelling of one option, clearly closer than the others.
         let mut scored: Vec<(f64, usize)> = (0..n)
-            .map(|i| {
-                (
-                    strsim::normalized_damerau_levenshtein(&a, &norm[i])
-                        .max(word_score(&a, &norm[i])),
-                    i,
-                )
-            })
+            .map(|i| (strsim::normalized_damerau_levenshtein(&a, &norm[i]).max(word_score(&a, &norm[i])), i))
             .collect();
         scored.sort_by(|x, y| y.0.total_cmp(&x.0));
         let best = scored[0];
@@ -94,32 +84,21 @@ pub fn parse_choice(answer: &str, options: &[String]) -> Result<usize, String> {
             return Ok(best.1);
         }
     }
-    Err(format!("Sorry, I didn't recognise that option. Please answer with a number from 1 to {n}, or the option's name."))
+    Err(format!(
+        "Sorry, I didn't recognise that option. Please answer with a number from 1 to {n}, or the option's name."
+    ))
 }
 
 /// Whether `needle` occurs in `hay` on word boundaries ("art" is not in "articles").
 fn contains_words(hay: &str, needle: &str) -> bool {
-    let boundary = |s: &str, i: usize| {
-        s[..i]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric())
-    };
-    hay.match_indices(needle).any(|(i, _)| {
-        boundary(hay, i)
-            && hay[i + needle.len()..]
-                .chars()
-                .next()
-                .is_none_or(|c| !c.is_alphanumeric())
-    })
+    let boundary = |s: &str, i: usize| s[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+    hay.match_indices(needle)
+        .any(|(i, _)| boundary(hay, i) && hay[i + needle.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric()))
 }
 
 /// How well the answer matches one word of the option ("contrat" ~ "contract").
 fn word_score(answer: &str, option: &str) -> f64 {
-    option
-        .split_whitespace()
-        .map(|w| strsim::normalized_damerau_levenshtein(answer, w))
-        .fold(0.0, f64::max)
+    option.split_whitespace().map(|w| strsim::normalized_damerau_levenshtein(answer, w)).fold(0.0, f64::max)
 }
 
 const YES: &[&str] = &[
@@ -190,10 +169,9 @@ pub fn parse_email(answer: &str) -> Result<String, String> {
 pub fn parse_phone(answer: &str, region: Option<&str>) -> Result<String, String> {
     use phonenumber::{country::Id, Mode};
     let id = match region {
-        Some(r) => Some(
-            Id::from_str(&r.to_ascii_uppercase())
-                .map_err(|_| format!("I don't know the country code {r}."))?,
-        ),
+        Some(r) => {
+            Some(Id::from_str(&r.to_ascii_uppercase()).map_err(|_| format!("I don't know the country code {r}."))?)
+        }
         None => None,
     };
     let a = answer.trim();
@@ -202,17 +180,27 @@ pub fn parse_phone(answer: &str, region: Option<&str>) -> Result<String, String>
     }
     let number = phonenumber::parse(id, a).map_err(|_| match region {
         Some(r) => format!("That doesn't look like a phone number for {r}. Please type it with its area code."),
-        None => "Please type the phone number in international format, starting with + and the country code.".to_string(),
+        None => {
+            "Please type the phone number in international format, starting with + and the country code.".to_string()
+        }
     })?;
     if !phonenumber::is_valid(&number) {
         return Err(match region {
-            Some(r) => format!("That number is not a valid phone number in {r}. Please check the area code and the number of digits."),
-            None => "That is not a valid phone number. Please check the country code, area code and the number of digits.".to_string(),
+            Some(r) => format!(
+                "That number is not a valid phone number in {r}. Please check the area code and the number of digits."
+            ),
+            None => {
+                "That is not a valid phone number. Please check the country code, area code and the number of digits."
+                    .to_string()
+            }
         });
     }
     if let (Some(id), Some(actual)) = (id, number.country().id()) {
         if id != actual {
-            return Err(format!("That number belongs to another country ({actual:?}). Please give a phone number in {}.", region.unwrap_or_default()));
+            return Err(format!(
+                "That number belongs to another country ({actual:?}). Please give a phone number in {}.",
+                region.unwrap_or_default()
+            ));
         }
     }
     Ok(number.format().mode(Mode::E164).to_string())
@@ -225,11 +213,9 @@ pub fn country_code(answer: &str) -> Option<String> {
         return None;
     }
     let country = if a.len() == 2 {
-        celes::Country::from_alpha2(&a.to_ascii_uppercase()).ok()
+        celes::Country::from_alpha2(a.to_ascii_uppercase()).ok()
     } else if a.len() == 3 && a.chars().all(|c| c.is_ascii_alphabetic()) {
-        celes::Country::from_alpha3(&a.to_ascii_uppercase())
-            .ok()
-            .or_else(|| celes::Country::from_str(a).ok())
+        celes::Country::from_alpha3(a.to_ascii_uppercase()).ok().or_else(|| celes::Country::from_str(a).ok())
     } else {
         celes::Country::from_str(a).ok()
     };
@@ -238,13 +224,14 @@ pub fn country_code(answer: &str) -> Option<String> {
 
 /// The English short name of a country code (`"DE"` → `"Germany"`).
 pub fn country_name(code: &str) -> Option<String> {
-    celes::Country::from_alpha2(&code.to_ascii_uppercase())
-        .ok()
-        .map(|c| c.long_name.to_string())
+    celes::Country::from_alpha2(code.to_ascii_uppercase()).ok().map(|c| c.long_name.to_string())
 }
 
 pub fn parse_country(answer: &str) -> Result<String, String> {
-    country_code(answer).ok_or_else(|| "I don't recognise that country. Please type its name (\"Germany\") or its two-letter code (\"DE\").".to_string())
+    country_code(answer).ok_or_else(|| {
+        "I don't recognise that country. Please type its name (\"Germany\") or its two-letter code (\"DE\")."
+            .to_string()
+    })
 }
 
 #[cfg(test)]
@@ -253,10 +240,7 @@ mod tests {
 
     #[test]
     fn cleaning_removes_controls_and_caps_length() {
-        assert_eq!(
-            clean_input("  hi\u{0}\u{7}  there\r\n\u{202E}x ", 100),
-            "hi there x"
-        );
+        assert_eq!(clean_input("  hi\u{0}\u{7}  there\r\n\u{202E}x ", 100), "hi there x");
         assert_eq!(clean_input("abcdef", 3), "abc");
         assert_eq!(clean_input("ab  cd", 3), "ab");
         assert_eq!(clean_input("\u{1b}[31mred", 100), "[31mred");
@@ -264,31 +248,19 @@ mod tests {
 
     #[test]
     fn choices_by_number_text_and_fuzzy() {
-        let opts: Vec<String> = [
-            "User name",
-            "E-mail address",
-            "Contract number",
-            "Serial number",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let opts: Vec<String> =
+            ["User name", "E-mail address", "Contract number", "Serial number"].iter().map(|s| s.to_string()).collect();
         assert_eq!(parse_choice("2", &opts), Ok(1));
         assert_eq!(parse_choice("serial number", &opts), Ok(3));
         assert_eq!(parse_choice("Serial", &opts), Ok(3));
         assert_eq!(parse_choice("contarct numbr", &opts), Ok(2));
         assert_eq!(parse_choice("by serial number please", &opts), Ok(3));
-        let more: Vec<String> = ["Show me the other articles", "Contact customer service"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let more: Vec<String> =
+            ["Show me the other articles", "Contact customer service"].iter().map(|s| s.to_string()).collect();
         assert_eq!(parse_choice("other articles", &more), Ok(0));
         assert!(parse_choice("art", &more).is_err());
         assert!(parse_choice("5", &opts).is_err());
-        assert!(
-            parse_choice("number", &opts).is_err(),
-            "ambiguous: three options contain 'number'"
-        );
+        assert!(parse_choice("number", &opts).is_err(), "ambiguous: three options contain 'number'");
         assert!(parse_choice("pizza", &opts).is_err());
     }
 
@@ -301,10 +273,7 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(
-            parse_email("Ann.Lee@ACME.Example.com"),
-            Ok("Ann.Lee@acme.example.com".to_string())
-        );
+        assert_eq!(parse_email("Ann.Lee@ACME.Example.com"), Ok("Ann.Lee@acme.example.com".to_string()));
         assert!(parse_email("ann@localhost").is_err());
         assert!(parse_email("ann lee@acme.com").is_err());
         assert!(parse_email("ann@acme.com\r\nBcc: x@y.com").is_err());
@@ -312,14 +281,8 @@ mod tests {
 
     #[test]
     fn phones_are_checked_for_their_country() {
-        assert_eq!(
-            parse_phone("030 901820", Some("DE")),
-            Ok("+4930901820".to_string())
-        );
-        assert_eq!(
-            parse_phone("+1 650 253 0000", None),
-            Ok("+16502530000".to_string())
-        );
+        assert_eq!(parse_phone("030 901820", Some("DE")), Ok("+4930901820".to_string()));
+        assert_eq!(parse_phone("+1 650 253 0000", None), Ok("+16502530000".to_string()));
         assert!(parse_phone("12345", Some("DE")).is_err());
         assert!(parse_phone("+1 650 253 0000", Some("DE")).is_err());
         assert!(parse_phone("call me", None).is_err());

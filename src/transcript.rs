@@ -52,40 +52,21 @@ fn parse(text: &str, file: &str) -> Result<Script, String> {
             let expected = rest.strip_prefix(' ').unwrap_or(rest).to_string();
             match steps.last_mut() {
                 Some((Step::Say { .. } | Step::Expire { .. }, lines)) => lines.push(expected),
-                _ => {
-                    return Err(format!(
-                        "{file}:{n}: a '<' line must follow a '>' line or @expire"
-                    ))
-                }
+                _ => return Err(format!("{file}:{n}: a '<' line must follow a '>' line or @expire")),
             }
         } else if let Some(rest) = line.strip_prefix('>') {
-            steps.push((
-                Step::Say {
-                    line: n,
-                    text: rest.strip_prefix(' ').unwrap_or(rest).to_string(),
-                },
-                Vec::new(),
-            ));
+            steps.push((Step::Say { line: n, text: rest.strip_prefix(' ').unwrap_or(rest).to_string() }, Vec::new()));
         } else if let Some(rest) = line.strip_prefix("@as ") {
             steps.push((Step::As(rest.trim().to_string()), Vec::new()));
         } else if let Some(rest) = line.strip_prefix("@advance ") {
-            let d = humantime::parse_duration(rest.trim())
-                .map_err(|e| format!("{file}:{n}: @advance: {e}"))?;
+            let d = humantime::parse_duration(rest.trim()).map_err(|e| format!("{file}:{n}: @advance: {e}"))?;
             steps.push((Step::Advance(d), Vec::new()));
         } else if line.trim() == "@expire" {
             steps.push((Step::Expire { line: n }, Vec::new()));
         } else if let Some(rest) = line.strip_prefix("@status ") {
-            steps.push((
-                Step::Status {
-                    line: n,
-                    status: rest.trim().to_string(),
-                },
-                Vec::new(),
-            ));
+            steps.push((Step::Status { line: n, status: rest.trim().to_string() }, Vec::new()));
         } else {
-            return Err(format!(
-                "{file}:{n}: cannot read this line (expected '>', '<', '#' or an @directive)"
-            ));
+            return Err(format!("{file}:{n}: cannot read this line (expected '>', '<', '#' or an @directive)"));
         }
     }
     Ok(Script { steps })
@@ -98,10 +79,7 @@ fn line_matches(expected: &str, actual: &str) -> bool {
     }
     let parts: Vec<&str> = expected.split("...").collect();
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !actual.starts_with(first)
-        || actual.len() < first.len() + last.len()
-        || !actual.ends_with(last)
-    {
+    if !actual.starts_with(first) || actual.len() < first.len() + last.len() || !actual.ends_with(last) {
         return false;
     }
     let mut rest = &actual[first.len()..actual.len() - last.len()];
@@ -114,27 +92,15 @@ fn line_matches(expected: &str, actual: &str) -> bool {
     true
 }
 
-fn compare(
-    file: &str,
-    line: usize,
-    what: &str,
-    expected: &[String],
-    actual: &[String],
-) -> Result<(), String> {
-    let same = expected.len() == actual.len()
-        && expected.iter().zip(actual).all(|(e, a)| line_matches(e, a));
+fn compare(file: &str, line: usize, what: &str, expected: &[String], actual: &[String]) -> Result<(), String> {
+    let same = expected.len() == actual.len() && expected.iter().zip(actual).all(|(e, a)| line_matches(e, a));
     if same {
         return Ok(());
     }
     let exp = expected.join("\n") + "\n";
     let act = actual.join("\n") + "\n";
-    let diff = similar::TextDiff::from_lines(&exp, &act)
-        .unified_diff()
-        .header("expected", "actual")
-        .to_string();
-    Err(format!(
-        "{file}:{line}: after {what}, frontdesk answered differently:\n{diff}"
-    ))
+    let diff = similar::TextDiff::from_lines(&exp, &act).unified_diff().header("expected", "actual").to_string();
+    Err(format!("{file}:{line}: after {what}, frontdesk answered differently:\n{diff}"))
 }
 
 fn rendered(deliveries: &[Delivery]) -> Vec<String> {
@@ -147,13 +113,9 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
     let script = parse(&text, &file)?;
     let dir = tempfile::tempdir().map_err(|e| format!("{file}: temp dir: {e}"))?;
-    let store = Store::open(&Store::sqlite_url(dir.path()), 2)
-        .await
-        .map_err(|e| format!("{file}: store: {e:#}"))?;
+    let store = Store::open(&Store::sqlite_url(dir.path()), 2).await.map_err(|e| format!("{file}: store: {e:#}"))?;
     let clock = Clock::manual(TRANSCRIPT_EPOCH_MS);
-    let engine = Engine::builder(store.clone(), settings)
-        .clock(clock.clone())
-        .build();
+    let engine = Engine::builder(store.clone(), settings).clock(clock.clone()).build();
     let mut who = "customer".to_string();
     let result = async {
         for (step, expected) in script.steps {
@@ -173,43 +135,22 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
                         })
                         .await
                         .map_err(|e| format!("{file}:{line}: the turn failed: {e}"))?;
-                    engine
-                        .delivered(&reply.messages)
-                        .await
-                        .map_err(|e| format!("{file}:{line}: {e}"))?;
-                    compare(
-                        &file,
-                        line,
-                        &format!("\"> {text}\""),
-                        &expected,
-                        &rendered(&reply.messages),
-                    )?;
+                    engine.delivered(&reply.messages).await.map_err(|e| format!("{file}:{line}: {e}"))?;
+                    compare(&file, line, &format!("\"> {text}\""), &expected, &rendered(&reply.messages))?;
                 }
                 Step::Expire { line } => {
-                    engine
-                        .expire_idle()
-                        .await
-                        .map_err(|e| format!("{file}:{line}: {e}"))?;
-                    let pending = engine
-                        .pending_deliveries(CHANNEL, &who)
-                        .await
-                        .map_err(|e| format!("{file}:{line}: {e}"))?;
-                    engine
-                        .delivered(&pending)
-                        .await
-                        .map_err(|e| format!("{file}:{line}: {e}"))?;
+                    engine.expire_idle().await.map_err(|e| format!("{file}:{line}: {e}"))?;
+                    let pending =
+                        engine.pending_deliveries(CHANNEL, &who).await.map_err(|e| format!("{file}:{line}: {e}"))?;
+                    engine.delivered(&pending).await.map_err(|e| format!("{file}:{line}: {e}"))?;
                     compare(&file, line, "@expire", &expected, &rendered(&pending))?;
                 }
                 Step::Status { line, status } => {
-                    let conv = store
-                        .latest_conversation(CHANNEL, &who)
-                        .await
-                        .map_err(|e| format!("{file}:{line}: {e}"))?;
+                    let conv =
+                        store.latest_conversation(CHANNEL, &who).await.map_err(|e| format!("{file}:{line}: {e}"))?;
                     let actual = conv.map(|c| c.status).unwrap_or_else(|| "none".into());
                     if actual != status {
-                        return Err(format!(
-                            "{file}:{line}: expected status {status}, the conversation is {actual}"
-                        ));
+                        return Err(format!("{file}:{line}: expected status {status}, the conversation is {actual}"));
                     }
                 }
             }

@@ -10,8 +10,7 @@ use std::{
 
 fn frontdesk() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("FRONTDESK_CRASH_AT");
+    c.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("FRONTDESK_CRASH_AT");
     for (k, _) in std::env::vars() {
         if k.starts_with("FRONTDESK__") {
             c.env_remove(k);
@@ -33,10 +32,7 @@ fn every_command_has_help() {
     ] {
         let out = frontdesk().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
     }
 }
 
@@ -44,11 +40,7 @@ fn every_command_has_help() {
 fn a_bad_config_reports_every_problem_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(
-        &file,
-        "[engine]\nidle_expiry = \"whenever\"\n[slack]\nbot_token = \"xoxb-secret\"\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "[engine]\nidle_expiry = \"whenever\"\n[slack]\nbot_token = \"xoxb-secret\"\n").unwrap();
     let out = frontdesk()
         .arg("--config")
         .arg(&file)
@@ -60,11 +52,7 @@ fn a_bad_config_reports_every_problem_and_fails() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for key in [
-        "engine.idle_expiry",
-        "slack.bot_token",
-        "engine.max_call_depth",
-    ] {
+    for key in ["engine.idle_expiry", "slack.bot_token", "engine.max_call_depth"] {
         assert!(err.contains(key), "{key} missing from {err}");
     }
     assert!(!err.contains("xoxb-secret"), "secret leaked: {err}");
@@ -73,20 +61,9 @@ fn a_bad_config_reports_every_problem_and_fails() {
 #[test]
 fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
     let out = frontdesk().args(["flows", "check"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let out = frontdesk()
-        .args(["--data", "/nonexistent-unused", "flows", "test"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = frontdesk().args(["--data", "/nonexistent-unused", "flows", "test"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 
     let dir = tempfile::tempdir().unwrap();
     for f in std::fs::read_dir(common::repo_path("flows")).unwrap() {
@@ -95,27 +72,15 @@ fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
             std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
         }
     }
-    std::fs::write(
-        dir.path().join("broken.rhai"),
-        "say(\"fine\");\nlet x = if;\n",
-    )
-    .unwrap();
-    let out = frontdesk()
-        .args(["flows", "check"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    std::fs::write(dir.path().join("broken.rhai"), "say(\"fine\");\nlet x = if;\n").unwrap();
+    let out = frontdesk().args(["flows", "check"]).arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("broken.rhai:2:"), "{text}");
 
     // A transcript that no longer matches fails `flows test` with a diff.
     std::fs::write(dir.path().join("wrong.chat"), "> hi\n< Bonjour\n").unwrap();
-    let out = frontdesk()
-        .args(["flows", "test"])
-        .arg(dir.path().join("wrong.chat"))
-        .output()
-        .unwrap();
+    let out = frontdesk().args(["flows", "test"]).arg(dir.path().join("wrong.chat")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("-Bonjour"));
 }
@@ -131,12 +96,7 @@ fn piped_chat_walks_self_help_and_escalate_to_their_end() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"self help articles\n2\nyes\nhi\n2\nFrance\nno\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"self help articles\n2\nyes\nhi\n2\nFrance\nno\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -155,13 +115,7 @@ fn piped_chat_walks_self_help_and_escalate_to_their_end() {
 #[test]
 fn serve_stops_gracefully_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = frontdesk()
-        .arg("--data")
-        .arg(data.path())
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = frontdesk().arg("--data").arg(data.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
     let db = data.path().join("frontdesk.db");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !db.exists() && std::time::Instant::now() < deadline {

@@ -53,109 +53,75 @@ fn rendezvous() -> CommitHook {
     })
 }
 
-both_backends!(
-    two_instances_one_conversation_one_wins,
-    |url: String| async move {
-        let flows = flows_dir(&[("router", TWO_QUESTIONS)]);
-        let settings = settings_with_flows(flows.path());
-        let first = Engine::builder(Store::open(&url, 4).await.unwrap(), settings.clone()).build();
-        assert_eq!(say(&first, "ann", "hi").await, vec!["First?"]);
+both_backends!(two_instances_one_conversation_one_wins, |url: String| async move {
+    let flows = flows_dir(&[("router", TWO_QUESTIONS)]);
+    let settings = settings_with_flows(flows.path());
+    let first = Engine::builder(Store::open(&url, 4).await.unwrap(), settings.clone()).build();
+    assert_eq!(say(&first, "ann", "hi").await, vec!["First?"]);
 
-        // Two instances (separate stores, caches and writers) get a message for
-        // the same conversation at the same moment.
-        let hook = rendezvous();
-        let a = Engine::builder(Store::open(&url, 4).await.unwrap(), settings.clone())
-            .before_commit(hook.clone())
-            .build();
-        let b = Engine::builder(Store::open(&url, 4).await.unwrap(), settings.clone())
-            .before_commit(hook)
-            .build();
-        let (ra, rb) = tokio::join!(a.handle(msg("ann", "one")), b.handle(msg("ann", "two")));
-        let (ra, rb) = (lines(&ra.unwrap()), lines(&rb.unwrap()));
+    // Two instances (separate stores, caches and writers) get a message for
+    // the same conversation at the same moment.
+    let hook = rendezvous();
+    let a = Engine::builder(Store::open(&url, 4).await.unwrap(), settings.clone()).before_commit(hook.clone()).build();
+    let b = Engine::builder(Store::open(&url, 4).await.unwrap(), settings.clone()).before_commit(hook).build();
+    let (ra, rb) = tokio::join!(a.handle(msg("ann", "one")), b.handle(msg("ann", "two")));
+    let (ra, rb) = (lines(&ra.unwrap()), lines(&rb.unwrap()));
 
-        // Exactly one answered the first question; the other was retried on the
-        // state the winner left and answered the second.
-        let mut all = [ra.clone(), rb.clone()];
-        all.sort();
-        let first_answer = all
-            .iter()
-            .find(|l| l[0] == "a=one" || l[0] == "a=two")
-            .expect("one turn answered the first question")
-            .clone();
-        let second = all
-            .iter()
-            .find(|l| l[0].starts_with("b="))
-            .expect("the other turn answered the second question")
-            .clone();
-        assert_eq!(
-            first_answer,
-            vec![first_answer[0].clone(), "Second?".to_string()]
-        );
-        let winner = first_answer[0].trim_start_matches("a=").to_string();
-        let loser = if winner == "one" { "two" } else { "one" };
-        assert_eq!(second, vec![format!("b={loser}")]);
+    // Exactly one answered the first question; the other was retried on the
+    // state the winner left and answered the second.
+    let mut all = [ra.clone(), rb.clone()];
+    all.sort();
+    let first_answer =
+        all.iter().find(|l| l[0] == "a=one" || l[0] == "a=two").expect("one turn answered the first question").clone();
+    let second =
+        all.iter().find(|l| l[0].starts_with("b=")).expect("the other turn answered the second question").clone();
+    assert_eq!(first_answer, vec![first_answer[0].clone(), "Second?".to_string()]);
+    let winner = first_answer[0].trim_start_matches("a=").to_string();
+    let loser = if winner == "one" { "two" } else { "one" };
+    assert_eq!(second, vec![format!("b={loser}")]);
 
-        let conv = a
-            .store()
-            .latest_conversation("test", "ann")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(conv.status, "done");
-        let transcript = a.store().transcript(conv.id).await.unwrap();
-        let seqs: Vec<i64> = transcript.iter().map(|m| m.seq).collect();
-        assert_eq!(
-            seqs,
-            (0..seqs.len() as i64).collect::<Vec<_>>(),
-            "no lost or doubled transcript rows"
-        );
-    }
-);
+    let conv = a.store().latest_conversation("test", "ann").await.unwrap().unwrap();
+    assert_eq!(conv.status, "done");
+    let transcript = a.store().transcript(conv.id).await.unwrap();
+    let seqs: Vec<i64> = transcript.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (0..seqs.len() as i64).collect::<Vec<_>>(), "no lost or doubled transcript rows");
+});
 
-both_backends!(
-    a_message_delivered_twice_is_answered_once,
-    |url: String| async move {
-        let flows = flows_dir(&[("router", TWO_QUESTIONS)]);
-        let engine = engine_on(&url, flows.path()).await;
-        let mut m = msg("bo", "hi");
-        m.external_id = Some("evt-1".into());
-        let first = engine.handle(m.clone()).await.unwrap();
-        assert_eq!(lines(&first), vec!["First?"]);
-        let again = engine.handle(m.clone()).await.unwrap();
-        assert!(again.duplicate && again.messages.is_empty());
-        // Also from another instance with a cold cache.
-        let other = engine_on(&url, flows.path()).await;
-        assert!(other.handle(m).await.unwrap().duplicate);
-    }
-);
+both_backends!(a_message_delivered_twice_is_answered_once, |url: String| async move {
+    let flows = flows_dir(&[("router", TWO_QUESTIONS)]);
+    let engine = engine_on(&url, flows.path()).await;
+    let mut m = msg("bo", "hi");
+    m.external_id = Some("evt-1".into());
+    let first = engine.handle(m.clone()).await.unwrap();
+    assert_eq!(lines(&first), vec!["First?"]);
+    let again = engine.handle(m.clone()).await.unwrap();
+    assert!(again.duplicate && again.messages.is_empty());
+    // Also from another instance with a cold cache.
+    let other = engine_on(&url, flows.path()).await;
+    assert!(other.handle(m).await.unwrap().duplicate);
+});
 
-both_backends!(
-    a_stale_button_click_is_not_applied,
-    |url: String| async move {
-        let flows = flows_dir(&[(
-            "router",
-            r#"let x = choose("Pick", ["A", "B"]); let y = choose("Again", ["C", "D"]); say(`${x}${y}`);"#,
-        )]);
-        let engine = engine_on(&url, flows.path()).await;
-        let r = engine.handle(msg("cy", "hi")).await.unwrap();
-        let step = match &r.messages[0].message {
-            frontdesk::engine::Outbound::Prompt { step, .. } => *step,
-            other => panic!("expected a prompt, got {other:?}"),
-        };
-        let mut click = msg("cy", "1");
-        click.reply_to_step = Some(step);
-        assert_eq!(
-            lines(&engine.handle(click.clone()).await.unwrap()),
-            vec!["Again", "  1. C", "  2. D"]
-        );
-        // The same button clicked again: the old question is not answered twice.
-        assert_eq!(
-            lines(&engine.handle(click).await.unwrap()),
-            vec!["That question was already answered, so I ignored that reply."]
-        );
-        assert_eq!(say(&engine, "cy", "D").await, vec!["AD"]);
-    }
-);
+both_backends!(a_stale_button_click_is_not_applied, |url: String| async move {
+    let flows = flows_dir(&[(
+        "router",
+        r#"let x = choose("Pick", ["A", "B"]); let y = choose("Again", ["C", "D"]); say(`${x}${y}`);"#,
+    )]);
+    let engine = engine_on(&url, flows.path()).await;
+    let r = engine.handle(msg("cy", "hi")).await.unwrap();
+    let step = match &r.messages[0].message {
+        frontdesk::engine::Outbound::Prompt { step, .. } => *step,
+        other => panic!("expected a prompt, got {other:?}"),
+    };
+    let mut click = msg("cy", "1");
+    click.reply_to_step = Some(step);
+    assert_eq!(lines(&engine.handle(click.clone()).await.unwrap()), vec!["Again", "  1. C", "  2. D"]);
+    // The same button clicked again: the old question is not answered twice.
+    assert_eq!(
+        lines(&engine.handle(click).await.unwrap()),
+        vec!["That question was already answered, so I ignored that reply."]
+    );
+    assert_eq!(say(&engine, "cy", "D").await, vec!["AD"]);
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn effects_run_once_and_replay_from_the_journal() {
@@ -180,10 +146,7 @@ async fn effects_run_once_and_replay_from_the_journal() {
         async move {
             let arg = call.arg_str(0)?;
             tokio::time::sleep(Duration::from_millis(1)).await;
-            Ok(json!(format!(
-                "{}:{arg}",
-                c.fetch_add(1, Ordering::SeqCst) + 1
-            )))
+            Ok(json!(format!("{}:{arg}", c.fetch_add(1, Ordering::SeqCst) + 1)))
         }
     });
     let store = Store::open(&db.url, 4).await.unwrap();
@@ -191,16 +154,10 @@ async fn effects_run_once_and_replay_from_the_journal() {
         .effects(effects)
         .clock(frontdesk::engine::Clock::manual(42))
         .build();
-    assert_eq!(
-        say(&engine, "d", "hi").await,
-        vec!["first=1:first", "Name?"]
-    );
+    assert_eq!(say(&engine, "d", "hi").await, vec!["first=1:first", "Name?"]);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // The second turn replays the first effect from the journal.
-    assert_eq!(
-        say(&engine, "d", "Dee").await,
-        vec!["second=2:Dee for Dee", "done at 42"]
-    );
+    assert_eq!(say(&engine, "d", "Dee").await, vec!["second=2:Dee for Dee", "done at 42"]);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -222,73 +179,36 @@ async fn an_effect_failure_is_recorded_or_retried() {
         }
     });
     let store = Store::open(&db.url, 4).await.unwrap();
-    let engine = Engine::builder(store, settings_with_flows(flows.path()))
-        .effects(effects)
-        .build();
+    let engine = Engine::builder(store, settings_with_flows(flows.path())).effects(effects).build();
     // A passing fault: nothing is kept, the customer is asked to retry.
     let err = engine.handle(msg("e", "hi")).await.unwrap_err();
-    assert_eq!(
-        err.user_message(engine.settings()),
-        engine.settings().messages.busy
-    );
-    assert!(engine
-        .store()
-        .latest_conversation("test", "e")
-        .await
-        .unwrap()
-        .is_none());
+    assert_eq!(err.user_message(engine.settings()), engine.settings().messages.busy);
+    assert!(engine.store().latest_conversation("test", "e").await.unwrap().is_none());
     // A permanent failure: the flow throws, the customer gets the apology.
-    assert_eq!(
-        say(&engine, "e", "hi").await,
-        vec![engine.settings().messages.apology.clone()]
-    );
-    assert_eq!(
-        engine
-            .store()
-            .latest_conversation("test", "e")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "failed"
-    );
+    assert_eq!(say(&engine, "e", "hi").await, vec![engine.settings().messages.apology.clone()]);
+    assert_eq!(engine.store().latest_conversation("test", "e").await.unwrap().unwrap().status, "failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversations_keep_their_flow_version_after_an_edit() {
     let db = common::TestDb::sqlite();
-    let flows = flows_dir(&[(
-        "router",
-        r#"let a = ask("v1 question"); say(`v1 got ${a}`);"#,
-    )]);
+    let flows = flows_dir(&[("router", r#"let a = ask("v1 question"); say(`v1 got ${a}`);"#)]);
     let engine = engine_on(&db.url, flows.path()).await;
     assert_eq!(say(&engine, "old", "hi").await, vec!["v1 question"]);
 
     // Edit the file (different length, so the change is seen whatever the
     // file system's time resolution).
-    std::fs::write(
-        flows.path().join("router.rhai"),
-        r#"let a = ask("v2 question!"); say(`v2 got ${a}`);"#,
-    )
-    .unwrap();
+    std::fs::write(flows.path().join("router.rhai"), r#"let a = ask("v2 question!"); say(`v2 got ${a}`);"#).unwrap();
     assert_eq!(
         say(&engine, "new", "hi").await,
         vec!["v2 question!"],
         "new conversations get the edit without a restart"
     );
-    assert_eq!(
-        say(&engine, "old", "x").await,
-        vec!["v1 got x"],
-        "the running conversation stays on v1"
-    );
+    assert_eq!(say(&engine, "old", "x").await, vec!["v1 got x"], "the running conversation stays on v1");
 
     // After a restart the pinned version comes from the store.
     assert_eq!(say(&engine, "old2", "hi").await, vec!["v2 question!"]);
-    std::fs::write(
-        flows.path().join("router.rhai"),
-        r#"let a = ask("v3"); say(`v3 got ${a}`);"#,
-    )
-    .unwrap();
+    std::fs::write(flows.path().join("router.rhai"), r#"let a = ask("v3"); say(`v3 got ${a}`);"#).unwrap();
     let restarted = engine_on(&db.url, flows.path()).await;
     assert_eq!(say(&restarted, "old2", "y").await, vec!["v2 got y"]);
 }
@@ -300,13 +220,7 @@ async fn failing(source: &str) -> (Vec<String>, String, Duration) {
     let started = Instant::now();
     let out = say(&engine, "f", "hi").await;
     let took = started.elapsed();
-    let status = engine
-        .store()
-        .latest_conversation("test", "f")
-        .await
-        .unwrap()
-        .unwrap()
-        .status;
+    let status = engine.store().latest_conversation("test", "f").await.unwrap().unwrap().status;
     (out, status, took)
 }
 
@@ -340,11 +254,7 @@ fn eval_and_file_access_are_not_available_to_flows() {
     let settings = common::settings();
     let engine = Engine::script_engine_for(&settings, &Effects::new());
     assert!(frontdesk::engine::flows::compile(&engine, "x.rhai", r#"eval("say(1)")"#).is_err());
-    assert!(
-        frontdesk::flowcheck::check_dir(&engine, &common::repo_path("flows"), "router")
-            .unwrap()
-            .is_empty()
-    );
+    assert!(frontdesk::flowcheck::check_dir(&engine, &common::repo_path("flows"), "router").unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,27 +275,17 @@ async fn customer_text_is_cleaned_and_answers_validated() {
     let long = format!("a\u{0}b\u{1b}[2J\u{202e}c{}", "x".repeat(5000));
     let out = say(&engine, "g", &long).await;
     assert!(out[0].starts_with("[ab[2Jcxxx"), "{out:?}");
-    assert!(
-        out[0].ends_with("] 2000"),
-        "capped at max_input_chars: {}",
-        &out[0][out[0].len() - 10..]
-    );
+    assert!(out[0].ends_with("] 2000"), "capped at max_input_chars: {}", &out[0][out[0].len() - 10..]);
     assert_eq!(say(&engine, "g", "not-an-address").await[1], "E-mail?");
     say(&engine, "g", "Ann@Example.COM").await;
     let bad = say(&engine, "g", "12").await;
     assert_eq!(bad[0], "Please type a phone number, with its area code.");
-    assert_eq!(
-        say(&engine, "g", "030 901820").await,
-        vec!["Ann@example.com +4930901820"]
-    );
+    assert_eq!(say(&engine, "g", "030 901820").await, vec!["Ann@example.com +4930901820"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_message_gets_an_answer() {
     let db = common::TestDb::sqlite();
     let engine = engine_on(&db.url, &common::repo_path("flows")).await;
-    assert_eq!(
-        say(&engine, "h", "\u{0}\u{7}  ").await,
-        vec![engine.settings().messages.unreadable.clone()]
-    );
+    assert_eq!(say(&engine, "h", "\u{0}\u{7}  ").await, vec![engine.settings().messages.unreadable.clone()]);
 }

@@ -22,14 +22,8 @@ struct Run {
 
 fn chat(data: &Path, lines: &[&str], crash_at: Option<&str>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
-    cmd.arg("--data")
-        .arg(data)
-        .args(["chat", "--as", "ann"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd.env_remove("FRONTDESK_CRASH_AT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.arg("--data").arg(data).args(["chat", "--as", "ann"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd.env_remove("FRONTDESK_CRASH_AT").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(point) = crash_at {
         cmd.env("FRONTDESK_CRASH_AT", point);
     }
@@ -46,16 +40,9 @@ fn chat(data: &Path, lines: &[&str], crash_at: Option<&str>) -> Run {
     let out = child.wait_with_output().expect("wait for frontdesk");
     let killed = out.status.signal() == Some(libc_sigkill());
     if !killed {
-        assert!(
-            out.status.success(),
-            "frontdesk failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "frontdesk failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Run {
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        killed,
-    }
+    Run { stdout: String::from_utf8(out.stdout).unwrap(), killed }
 }
 
 fn libc_sigkill() -> i32 {
@@ -66,15 +53,10 @@ async fn counts(data: &Path) -> (i64, i64) {
     use sqlx::Connection;
     let url = frontdesk::store::Store::sqlite_url(data);
     let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let (inbound,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'in'")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let (inbound,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'in'").fetch_one(&mut c).await.unwrap();
     let (outbound,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'out'")
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+        sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'out'").fetch_one(&mut c).await.unwrap();
     (inbound, outbound)
 }
 
@@ -83,13 +65,7 @@ async fn a_killed_chat_resumes_without_losing_or_repeating_anything() {
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = chat(reference_dir.path(), LINES, None);
     assert!(!reference.killed);
-    assert!(
-        reference
-            .stdout
-            .contains("Customer Service, Europe, Middle East and Africa"),
-        "{}",
-        reference.stdout
-    );
+    assert!(reference.stdout.contains("Customer Service, Europe, Middle East and Africa"), "{}", reference.stdout);
     let reference_counts = counts(reference_dir.path()).await;
 
     for turn in 1..=LINES.len() {
@@ -110,11 +86,7 @@ async fn a_killed_chat_resumes_without_losing_or_repeating_anything() {
                 reference.stdout,
                 "{spec}: the customer saw something lost or repeated"
             );
-            assert_eq!(
-                counts(dir.path()).await,
-                reference_counts,
-                "{spec}: the store holds a lost or doubled message"
-            );
+            assert_eq!(counts(dir.path()).await, reference_counts, "{spec}: the store holds a lost or doubled message");
         }
     }
 }

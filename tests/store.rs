@@ -2,9 +2,7 @@
 
 mod common;
 
-use frontdesk::store::{
-    CommitOutcome, ConversationRow, ConversationWrite, NewMessage, Store, TurnCommit,
-};
+use frontdesk::store::{CommitOutcome, ConversationRow, ConversationWrite, NewMessage, Store, TurnCommit};
 
 fn row(id: i64, key: &str) -> ConversationRow {
     ConversationRow {
@@ -52,10 +50,7 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     let r = row(7, "ann");
     assert_eq!(
         store
-            .commit(TurnCommit {
-                conversation: ConversationWrite::Insert(r.clone()),
-                messages: msgs(0, Some("m1"))
-            })
+            .commit(TurnCommit { conversation: ConversationWrite::Insert(r.clone()), messages: msgs(0, Some("m1")) })
             .await
             .unwrap(),
         CommitOutcome::Committed
@@ -64,10 +59,7 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     // A second open conversation for the same key is refused.
     assert_eq!(
         store
-            .commit(TurnCommit {
-                conversation: ConversationWrite::Insert(row(8, "ann")),
-                messages: vec![]
-            })
+            .commit(TurnCommit { conversation: ConversationWrite::Insert(row(8, "ann")), messages: vec![] })
             .await
             .unwrap(),
         CommitOutcome::Conflict
@@ -79,35 +71,19 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     next.next_seq = 4;
     next.journal = r#"{"params":{},"entries":[{"k":"say"}]}"#.into();
     let up = |m| TurnCommit {
-        conversation: ConversationWrite::Update {
-            row: next.clone(),
-            expected_version: 1,
-        },
+        conversation: ConversationWrite::Update { row: next.clone(), expected_version: 1 },
         messages: m,
     };
-    assert_eq!(
-        store.commit(up(msgs(2, Some("m2")))).await.unwrap(),
-        CommitOutcome::Committed
-    );
-    assert_eq!(
-        store.commit(up(msgs(2, Some("m3")))).await.unwrap(),
-        CommitOutcome::Conflict
-    );
+    assert_eq!(store.commit(up(msgs(2, Some("m2")))).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(store.commit(up(msgs(2, Some("m3")))).await.unwrap(), CommitOutcome::Conflict);
     // The losing turn left nothing behind: its inbound id is not taken.
     assert!(!store.inbound_seen("test", "m3").await.unwrap());
 
-    let stored = store
-        .open_conversation("test", "ann")
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = store.open_conversation("test", "ann").await.unwrap().unwrap();
     assert_eq!((stored.version, stored.next_seq), (2, 4));
     assert_eq!(stored.journal, next.journal);
     let transcript = store.transcript(7).await.unwrap();
-    assert_eq!(
-        transcript.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        vec![0, 1, 2, 3]
-    );
+    assert_eq!(transcript.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
     store.close().await;
 });
 
@@ -115,32 +91,18 @@ both_backends!(duplicate_inbound_is_refused, |url: String| async move {
     let store = Store::open(&url, 4).await.unwrap();
     let r = row(11, "bob");
     store
-        .commit(TurnCommit {
-            conversation: ConversationWrite::Insert(r.clone()),
-            messages: msgs(0, Some("dup")),
-        })
+        .commit(TurnCommit { conversation: ConversationWrite::Insert(r.clone()), messages: msgs(0, Some("dup")) })
         .await
         .unwrap();
     let mut next = r.clone();
     next.version = 2;
     let again = TurnCommit {
-        conversation: ConversationWrite::Update {
-            row: next,
-            expected_version: 1,
-        },
+        conversation: ConversationWrite::Update { row: next, expected_version: 1 },
         messages: msgs(2, Some("dup")),
     };
     assert_eq!(store.commit(again).await.unwrap(), CommitOutcome::Duplicate);
     // Nothing of the duplicate turn was applied.
-    assert_eq!(
-        store
-            .open_conversation("test", "bob")
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        1
-    );
+    assert_eq!(store.open_conversation("test", "bob").await.unwrap().unwrap().version, 1);
     assert!(store.inbound_seen("test", "dup").await.unwrap());
     store.close().await;
 });
@@ -148,84 +110,56 @@ both_backends!(duplicate_inbound_is_refused, |url: String| async move {
 both_backends!(delivery_acknowledgement, |url: String| async move {
     let store = Store::open(&url, 4).await.unwrap();
     store
-        .commit(TurnCommit {
-            conversation: ConversationWrite::Insert(row(21, "cy")),
-            messages: msgs(0, None),
-        })
+        .commit(TurnCommit { conversation: ConversationWrite::Insert(row(21, "cy")), messages: msgs(0, None) })
         .await
         .unwrap();
     assert_eq!(store.undelivered(21).await.unwrap().len(), 1);
     store.ack_delivered(vec![(21, 1)], 99).await.unwrap();
     assert!(store.undelivered(21).await.unwrap().is_empty());
-    assert_eq!(
-        store.transcript(21).await.unwrap()[1].delivered_at,
-        Some(99)
-    );
+    assert_eq!(store.transcript(21).await.unwrap()[1].delivered_at, Some(99));
     store.close().await;
 });
 
 both_backends!(flow_sources_and_expiry_queries, |url: String| async move {
     let store = Store::open(&url, 4).await.unwrap();
-    store
-        .save_flow_source("abc", "router", "say(\"v1\");", 1)
-        .await
-        .unwrap();
-    store
-        .save_flow_source("abc", "router", "ignored", 2)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.flow_source("abc").await.unwrap(),
-        Some(("router".into(), "say(\"v1\");".into()))
-    );
+    store.save_flow_source("abc", "router", "say(\"v1\");", 1).await.unwrap();
+    store.save_flow_source("abc", "router", "ignored", 2).await.unwrap();
+    assert_eq!(store.flow_source("abc").await.unwrap(), Some(("router".into(), "say(\"v1\");".into())));
     assert_eq!(store.flow_source("nope").await.unwrap(), None);
 
     store
-        .commit(TurnCommit {
-            conversation: ConversationWrite::Insert(row(31, "dee")),
-            messages: vec![],
-        })
+        .commit(TurnCommit { conversation: ConversationWrite::Insert(row(31, "dee")), messages: vec![] })
         .await
         .unwrap();
-    assert!(store
-        .expired_conversations(1_000, 10)
-        .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        store.expired_conversations(1_001, 10).await.unwrap()[0].id,
-        31
-    );
+    assert!(store.expired_conversations(1_000, 10).await.unwrap().is_empty());
+    assert_eq!(store.expired_conversations(1_001, 10).await.unwrap()[0].id, 31);
     store.close().await;
 });
 
-both_backends!(
-    concurrent_commits_are_batched_and_all_land,
-    |url: String| async move {
-        let store = Store::open(&url, 4).await.unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..300i64 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let r = row(1000 + i, &format!("k{i}"));
-                store
-                    .commit(TurnCommit {
-                        conversation: ConversationWrite::Insert(r),
-                        messages: msgs(0, Some(&format!("e{i}"))),
-                    })
-                    .await
-                    .unwrap()
-            }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), CommitOutcome::Committed);
-        }
-        for i in [0i64, 150, 299] {
-            assert_eq!(store.transcript(1000 + i).await.unwrap().len(), 2);
-        }
-        store.close().await;
+both_backends!(concurrent_commits_are_batched_and_all_land, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..300i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = row(1000 + i, &format!("k{i}"));
+            store
+                .commit(TurnCommit {
+                    conversation: ConversationWrite::Insert(r),
+                    messages: msgs(0, Some(&format!("e{i}"))),
+                })
+                .await
+                .unwrap()
+        }));
     }
-);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), CommitOutcome::Committed);
+    }
+    for i in [0i64, 150, 299] {
+        assert_eq!(store.transcript(1000 + i).await.unwrap().len(), 2);
+    }
+    store.close().await;
+});
 
 both_backends!(a_bad_turn_fails_alone, |url: String| async move {
     // A row that violates a CHECK constraint fails its own turn, not the
@@ -234,14 +168,8 @@ both_backends!(a_bad_turn_fails_alone, |url: String| async move {
     let mut bad = row(50, "bad");
     bad.status = "exploded".into();
     let (a, b) = tokio::join!(
-        store.commit(TurnCommit {
-            conversation: ConversationWrite::Insert(bad),
-            messages: vec![]
-        }),
-        store.commit(TurnCommit {
-            conversation: ConversationWrite::Insert(row(51, "good")),
-            messages: msgs(0, None)
-        }),
+        store.commit(TurnCommit { conversation: ConversationWrite::Insert(bad), messages: vec![] }),
+        store.commit(TurnCommit { conversation: ConversationWrite::Insert(row(51, "good")), messages: msgs(0, None) }),
     );
     assert!(a.is_err());
     assert_eq!(b.unwrap(), CommitOutcome::Committed);

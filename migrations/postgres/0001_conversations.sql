@@ -28,7 +28,8 @@ CREATE INDEX conversations_expiry ON conversations (expires_at) WHERE status = '
 CREATE INDEX conversations_timers ON conversations (wake_at) WHERE status = 'scheduled';
 
 -- Transcript: every inbound and outbound message, in order. Outbound rows
--- stay undelivered until the channel acknowledges them.
+-- stay undelivered (delivered_at NULL) until the channel acknowledges them;
+-- they are looked up per conversation, through messages_by_conversation.
 CREATE TABLE messages (
     id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     conversation_id  BIGINT  NOT NULL REFERENCES conversations (id) DEFERRABLE INITIALLY DEFERRED,
@@ -42,7 +43,6 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_conversation ON messages (conversation_id, seq);
 CREATE UNIQUE INDEX messages_inbound_once ON messages (channel, external_id) WHERE external_id IS NOT NULL;
-CREATE INDEX messages_undelivered ON messages (conversation_id) WHERE direction = 'out' AND delivered_at IS NULL;
 
 -- Every flow source a conversation was ever pinned to, so a conversation
 -- keeps running on the version it started with after the file changes.

@@ -17,12 +17,7 @@ pub fn render(message: &Outbound) -> Vec<String> {
         Outbound::Text { text, .. } => text.lines().map(str::to_string).collect(),
         Outbound::Prompt { text, options, .. } => {
             let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-            lines.extend(
-                options
-                    .iter()
-                    .enumerate()
-                    .map(|(i, o)| format!("  {}. {o}", i + 1)),
-            );
+            lines.extend(options.iter().enumerate().map(|(i, o)| format!("  {}. {o}", i + 1)));
             lines
         }
         Outbound::Handoff { .. } => {
@@ -53,11 +48,7 @@ pub async fn chat(engine: &Engine, identity: &str) -> anyhow::Result<()> {
         print(&mut stdout.lock(), &pending)?;
         engine.delivered(&pending).await?;
     } else if let Some(open) = engine.open_conversation(CHANNEL, identity).await? {
-        if let Some(p) = open
-            .prompt
-            .as_deref()
-            .and_then(|p| serde_json::from_str::<crate::engine::Prompt>(p).ok())
-        {
+        if let Some(p) = open.prompt.as_deref().and_then(|p| serde_json::from_str::<crate::engine::Prompt>(p).ok()) {
             eprintln!("(continuing where we left off; the last question was:)");
             for line in render(&Outbound::prompt(&p)) {
                 eprintln!("{line}");

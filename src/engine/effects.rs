@@ -5,11 +5,18 @@
 //!
 //! Adding one is a few lines:
 //!
-//! ```ignore
-//! effects.register("find_by_username", 1, |call| async move {
-//!     let name = call.arg_str(0)?;
-//!     Ok(json!({ "found": lookup(&name).await.map_err(EffectError::retry)? }))
+//! ```
+//! use frontdesk::engine::{EffectError, Effects};
+//!
+//! let mut effects = Effects::new();
+//! effects.register("shout", 1, |call| async move {
+//!     let text = call.arg_str(0)?;
+//!     if text.is_empty() {
+//!         return Err(EffectError::Failed("nothing to shout".into()));
+//!     }
+//!     Ok(serde_json::json!(text.to_uppercase()))
 //! });
+//! // Flows can now call `shout("hello")`.
 //! ```
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
@@ -36,14 +43,8 @@ impl EffectCall {
     pub fn arg_str(&self, i: usize) -> Result<String, EffectError> {
         match self.args.get(i) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(EffectError::Failed(format!(
-                "argument {} must be text, got {other}",
-                i + 1
-            ))),
-            None => Err(EffectError::Failed(format!(
-                "argument {} is missing",
-                i + 1
-            ))),
+            Some(other) => Err(EffectError::Failed(format!("argument {} must be text, got {other}", i + 1))),
+            None => Err(EffectError::Failed(format!("argument {} is missing", i + 1))),
         }
     }
 }
@@ -87,10 +88,7 @@ impl Effects {
         Fut: Future<Output = Result<Value, EffectError>> + Send + 'static,
     {
         assert!(arity <= 3, "effects take at most 3 arguments");
-        self.map.insert(
-            name.to_string(),
-            (arity, Arc::new(move |call| Box::pin(f(call)))),
-        );
+        self.map.insert(name.to_string(), (arity, Arc::new(move |call| Box::pin(f(call)))));
         self
     }
 

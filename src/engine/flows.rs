@@ -32,19 +32,11 @@ pub enum FlowError {
     #[error("there is no flow named {0:?}")]
     Unknown(String),
     #[error("{file}:{line}:{col}: {message}")]
-    Compile {
-        file: String,
-        line: usize,
-        col: usize,
-        message: String,
-    },
+    Compile { file: String, line: usize, col: usize, message: String },
     #[error("the source of flow {name} version {hash} is missing from the store")]
     MissingSource { name: String, hash: String },
     #[error("reading flow {name}: {source}")]
-    Io {
-        name: String,
-        source: std::io::Error,
-    },
+    Io { name: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -68,9 +60,7 @@ pub struct Flows {
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 pub fn source_hash(source: &str) -> String {
@@ -117,15 +107,8 @@ impl Flows {
         let path = self.dir.join(format!("{name}.rhai"));
         let meta = match std::fs::metadata(&path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(FlowError::Unknown(name.to_string()))
-            }
-            Err(e) => {
-                return Err(FlowError::Io {
-                    name: name.to_string(),
-                    source: e,
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FlowError::Unknown(name.to_string())),
+            Err(e) => return Err(FlowError::Io { name: name.to_string(), source: e }),
         };
         let modified = meta.modified().ok();
         if let Some(c) = self.current.lock().expect("flows lock").get(name) {
@@ -133,10 +116,7 @@ impl Flows {
                 return Ok(c.flow.clone());
             }
         }
-        let source = std::fs::read_to_string(&path).map_err(|e| FlowError::Io {
-            name: name.to_string(),
-            source: e,
-        })?;
+        let source = std::fs::read_to_string(&path).map_err(|e| FlowError::Io { name: name.to_string(), source: e })?;
         let hash = source_hash(&source);
         let known = self.by_hash.lock().expect("flows lock").get(&hash).cloned();
         let flow = match known {
@@ -144,30 +124,17 @@ impl Flows {
             None => {
                 let ast = compile(&self.engine, &path.display().to_string(), &source)?;
                 // Keep the source before any conversation can pin it.
-                self.store
-                    .save_flow_source(&hash, name, &source, now_ms)
-                    .await?;
-                let flow = Arc::new(Flow {
-                    name: name.to_string(),
-                    hash: hash.clone(),
-                    ast,
-                });
-                self.by_hash
-                    .lock()
-                    .expect("flows lock")
-                    .insert(hash, flow.clone());
+                self.store.save_flow_source(&hash, name, &source, now_ms).await?;
+                let flow = Arc::new(Flow { name: name.to_string(), hash: hash.clone(), ast });
+                self.by_hash.lock().expect("flows lock").insert(hash, flow.clone());
                 tracing::info!(flow = name, hash = %flow.hash, "loaded flow");
                 flow
             }
         };
-        self.current.lock().expect("flows lock").insert(
-            name.to_string(),
-            Current {
-                modified,
-                len: meta.len(),
-                flow: flow.clone(),
-            },
-        );
+        self.current
+            .lock()
+            .expect("flows lock")
+            .insert(name.to_string(), Current { modified, len: meta.len(), flow: flow.clone() });
         Ok(flow)
     }
 
@@ -176,24 +143,14 @@ impl Flows {
         if let Some(f) = self.by_hash.lock().expect("flows lock").get(hash) {
             return Ok(f.clone());
         }
-        let (stored_name, source) =
-            self.store
-                .flow_source(hash)
-                .await?
-                .ok_or_else(|| FlowError::MissingSource {
-                    name: name.to_string(),
-                    hash: hash.to_string(),
-                })?;
+        let (stored_name, source) = self
+            .store
+            .flow_source(hash)
+            .await?
+            .ok_or_else(|| FlowError::MissingSource { name: name.to_string(), hash: hash.to_string() })?;
         let ast = compile(&self.engine, &format!("{stored_name}.rhai@{hash}"), &source)?;
-        let flow = Arc::new(Flow {
-            name: stored_name,
-            hash: hash.to_string(),
-            ast,
-        });
-        self.by_hash
-            .lock()
-            .expect("flows lock")
-            .insert(hash.to_string(), flow.clone());
+        let flow = Arc::new(Flow { name: stored_name, hash: hash.to_string(), ast });
+        self.by_hash.lock().expect("flows lock").insert(hash.to_string(), flow.clone());
         Ok(flow)
     }
 }

@@ -91,38 +91,22 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
         None
     });
     e.on_print(|s| tracing::info!(target: "frontdesk::flow", "print: {s}"));
-    e.on_debug(
-        |s, src, pos| tracing::debug!(target: "frontdesk::flow", "debug {src:?} {pos}: {s}"),
-    );
+    e.on_debug(|s, src, pos| tracing::debug!(target: "frontdesk::flow", "debug {src:?} {pos}: {s}"));
 
     e.register_fn("say", |text: &str| output(text, false));
     e.register_fn("say_private", |text: &str| output(text, true));
     e.register_fn("ask", |p: &str| prompt(p, PromptKind::Text, false));
     e.register_fn("ask_private", |p: &str| prompt(p, PromptKind::Text, true));
     e.register_fn("ask_email", |p: &str| prompt(p, PromptKind::Email, true));
-    e.register_fn("ask_phone", |p: &str| {
-        prompt(p, PromptKind::Phone { region: None }, true)
-    });
+    e.register_fn("ask_phone", |p: &str| prompt(p, PromptKind::Phone { region: None }, true));
     e.register_fn("ask_phone", |p: &str, region: &str| {
         let region = crate::text::country_code(region)
             .ok_or_else(|| runtime(format!("ask_phone: unknown country {region:?}")))?;
-        prompt(
-            p,
-            PromptKind::Phone {
-                region: Some(region),
-            },
-            true,
-        )
+        prompt(p, PromptKind::Phone { region: Some(region) }, true)
     });
-    e.register_fn("ask_country", |p: &str| {
-        prompt(p, PromptKind::Country, false)
-    });
-    e.register_fn("choose", |p: &str, options: Array| {
-        choose(p, options, false)
-    });
-    e.register_fn("choose_private", |p: &str, options: Array| {
-        choose(p, options, true)
-    });
+    e.register_fn("ask_country", |p: &str| prompt(p, PromptKind::Country, false));
+    e.register_fn("choose", |p: &str, options: Array| choose(p, options, false));
+    e.register_fn("choose_private", |p: &str, options: Array| choose(p, options, true));
     e.register_fn("confirm", |p: &str| prompt(p, PromptKind::Confirm, false));
     e.register_fn("now", || recorded(|r| Ok(Value::from(r.now_ms))));
     e.register_fn("setting", |key: &str| {
@@ -135,31 +119,19 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
         })
     });
     e.register_fn("start", |flow: &str| {
-        suspend(Stop::Start {
-            flow: flow.to_string(),
-            params: Value::Object(Default::default()),
-        })
+        suspend(Stop::Start { flow: flow.to_string(), params: Value::Object(Default::default()) })
     });
     e.register_fn("start", |flow: &str, params: Map| {
         let params = rhai::serde::from_dynamic::<Value>(&Dynamic::from_map(params))?;
-        suspend(Stop::Start {
-            flow: flow.to_string(),
-            params,
-        })
+        suspend(Stop::Start { flow: flow.to_string(), params })
     });
-    e.register_fn("handoff", |reason: &str| {
-        suspend(Stop::Handoff {
-            reason: reason.to_string(),
-        })
-    });
+    e.register_fn("handoff", |reason: &str| suspend(Stop::Handoff { reason: reason.to_string() }));
 
     // Pure helpers: they read only their arguments, so they need no journal.
     e.register_fn("matches_any", matches_any);
     e.register_fn("matches_pattern", matches_pattern);
     e.register_fn("country_name", |code: &str| {
-        crate::text::country_name(code)
-            .map(Dynamic::from)
-            .unwrap_or(Dynamic::UNIT)
+        crate::text::country_name(code).map(Dynamic::from).unwrap_or(Dynamic::UNIT)
     });
 
     for (name, arity) in effects {
@@ -172,14 +144,10 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
                 e.register_fn(name.clone(), move |a: Dynamic| effect(&name, vec![a]));
             }
             2 => {
-                e.register_fn(name.clone(), move |a: Dynamic, b: Dynamic| {
-                    effect(&name, vec![a, b])
-                });
+                e.register_fn(name.clone(), move |a: Dynamic, b: Dynamic| effect(&name, vec![a, b]));
             }
             3 => {
-                e.register_fn(name.clone(), move |a: Dynamic, b: Dynamic, c: Dynamic| {
-                    effect(&name, vec![a, b, c])
-                });
+                e.register_fn(name.clone(), move |a: Dynamic, b: Dynamic, c: Dynamic| effect(&name, vec![a, b, c]));
             }
             n => panic!("effect {name} has {n} arguments; at most 3 are supported"),
         }
@@ -191,14 +159,7 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
 pub(crate) fn scope_with(params: &Value) -> Scope<'static> {
     let mut scope = Scope::new();
     let params = rhai::serde::to_dynamic(params).unwrap_or(Dynamic::UNIT);
-    scope.push_constant(
-        "params",
-        if params.is_unit() {
-            Dynamic::from_map(Map::new())
-        } else {
-            params
-        },
-    );
+    scope.push_constant("params", if params.is_unit() { Dynamic::from_map(Map::new()) } else { params });
     scope
 }
 
@@ -215,9 +176,7 @@ pub(crate) fn run_once(
     let mut scope = scope_with(params);
     let result = engine.run_ast_with_scope(&mut scope, ast);
     DEADLINE.set(None);
-    let state = RUN
-        .with(|r| r.borrow_mut().take())
-        .expect("run state is set for the whole run");
+    let state = RUN.with(|r| r.borrow_mut().take()).expect("run state is set for the whole run");
     (state, result)
 }
 
@@ -229,10 +188,7 @@ fn with_run<T>(f: impl FnOnce(&mut RunState) -> HostResult<T>) -> HostResult<T> 
 }
 
 fn runtime(msg: impl Into<String>) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        Dynamic::from(msg.into()),
-        Position::NONE,
-    ))
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), Position::NONE))
 }
 
 /// Stops the script; the engine reads `stop` and acts on it.
@@ -245,14 +201,8 @@ fn suspend(stop: Stop) -> HostResult<Dynamic> {
 
 /// Stops the script because replay diverged from the journal.
 fn diverged(r: &mut RunState, wanted: &str) -> Box<EvalAltResult> {
-    let found = r
-        .entries
-        .get(r.cursor)
-        .map_or("the end of the journal", |e| e.kind());
-    r.mismatch = Some(format!(
-        "journal step {}: the flow asked for {wanted} but the journal holds {found}",
-        r.cursor
-    ));
+    let found = r.entries.get(r.cursor).map_or("the end of the journal", |e| e.kind());
+    r.mismatch = Some(format!("journal step {}: the flow asked for {wanted} but the journal holds {found}", r.cursor));
     Box::new(EvalAltResult::Exit(Dynamic::UNIT, Position::NONE))
 }
 
@@ -271,10 +221,7 @@ fn output(text: &str, private: bool) -> HostResult<()> {
                 _ => Err(diverged(r, "say")),
             };
         }
-        r.outputs.push(Outbound::Text {
-            text: text.to_string(),
-            private,
-        });
+        r.outputs.push(Outbound::Text { text: text.to_string(), private });
         r.entries.push(Entry::Say);
         r.cursor += 1;
         Ok(())
@@ -303,10 +250,7 @@ fn recorded(make: impl FnOnce(&RunState) -> Result<Value, String>) -> HostResult
 
 fn choose(text: &str, options: Array, private: bool) -> HostResult<Dynamic> {
     if options.is_empty() || options.len() > MAX_OPTIONS {
-        return Err(runtime(format!(
-            "choose: needs 1 to {MAX_OPTIONS} options, got {}",
-            options.len()
-        )));
+        return Err(runtime(format!("choose: needs 1 to {MAX_OPTIONS} options, got {}", options.len())));
     }
     let options = options.into_iter().map(|o| o.to_string()).collect();
     prompt(text, PromptKind::Choice { options }, private)
@@ -325,12 +269,7 @@ fn prompt(text: &str, kind: PromptKind, private: bool) -> HostResult<Dynamic> {
             };
         }
         let step = r.cursor as u32;
-        let prompt = Prompt {
-            step,
-            text: text.to_string(),
-            kind,
-            private,
-        };
+        let prompt = Prompt { step, text: text.to_string(), kind, private };
         // The customer's message answers the question they were shown.
         if r.answering_step == Some(step) {
             if let Some(input) = r.input.take() {
@@ -342,10 +281,7 @@ fn prompt(text: &str, kind: PromptKind, private: bool) -> HostResult<Dynamic> {
                         return Ok(d);
                     }
                     Err(reason) => {
-                        r.outputs.push(Outbound::Text {
-                            text: reason,
-                            private: false,
-                        });
+                        r.outputs.push(Outbound::Text { text: reason, private: false });
                     }
                 }
             }
@@ -371,14 +307,8 @@ fn effect(name: &str, args: Vec<Dynamic>) -> HostResult<Dynamic> {
                 _ => Err(diverged(r, &format!("effect {name}"))),
             };
         }
-        let args = args
-            .iter()
-            .map(rhai::serde::from_dynamic::<Value>)
-            .collect::<Result<Vec<_>, _>>()?;
-        r.stop = Some(Stop::Effect {
-            name: name.to_string(),
-            args,
-        });
+        let args = args.iter().map(rhai::serde::from_dynamic::<Value>).collect::<Result<Vec<_>, _>>()?;
+        r.stop = Some(Stop::Effect { name: name.to_string(), args });
         Err(Box::new(EvalAltResult::Exit(Dynamic::UNIT, Position::NONE)))
     })
 }
@@ -387,10 +317,7 @@ fn effect(name: &str, args: Vec<Dynamic>) -> HostResult<Dynamic> {
 /// small typo in words of five letters or more.
 fn matches_any(text: &str, words: Array) -> bool {
     let text = text.to_lowercase();
-    let tokens: Vec<&str> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let tokens: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).collect();
     words.iter().any(|w| {
         let w = w.to_string().to_lowercase();
         if w.is_empty() {
@@ -399,9 +326,7 @@ fn matches_any(text: &str, words: Array) -> bool {
         if w.contains(' ') {
             return text.contains(&w);
         }
-        tokens.iter().any(|t| {
-            *t == w || (w.len() >= 5 && t.len() >= 4 && strsim::damerau_levenshtein(t, &w) <= 1)
-        })
+        tokens.iter().any(|t| *t == w || (w.len() >= 5 && t.len() >= 4 && strsim::damerau_levenshtein(t, &w) <= 1))
     })
 }
 
@@ -414,17 +339,11 @@ fn matches_pattern(text: &str, pattern: &str) -> HostResult<bool> {
             cache.clear();
         }
         let re = cache.entry(pattern.to_string()).or_insert_with(|| {
-            regex::RegexBuilder::new(pattern)
-                .case_insensitive(true)
-                .size_limit(1 << 20)
-                .build()
-                .ok()
+            regex::RegexBuilder::new(pattern).case_insensitive(true).size_limit(1 << 20).build().ok()
         });
         match re {
             Some(re) => Ok(re.is_match(text)),
-            None => Err(runtime(format!(
-                "matches_pattern: invalid pattern {pattern:?}"
-            ))),
+            None => Err(runtime(format!("matches_pattern: invalid pattern {pattern:?}"))),
         }
     })
 }

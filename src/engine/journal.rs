@@ -28,10 +28,7 @@ pub enum Entry {
     /// A value the engine produced itself (`now`, `setting`, random tokens).
     Value(Value),
     /// The result of an async effect (lookup, mail, record).
-    Effect {
-        name: String,
-        result: Result<Value, String>,
-    },
+    Effect { name: String, result: Result<Value, String> },
 }
 
 impl Entry {
@@ -110,26 +107,15 @@ pub enum Outbound {
 
 impl Outbound {
     pub fn text(text: impl Into<String>) -> Outbound {
-        Outbound::Text {
-            text: text.into(),
-            private: false,
-        }
+        Outbound::Text { text: text.into(), private: false }
     }
 
     pub fn prompt(p: &Prompt) -> Outbound {
-        Outbound::Prompt {
-            text: p.text.clone(),
-            options: p.options(),
-            step: p.step,
-            private: p.private,
-        }
+        Outbound::Prompt { text: p.text.clone(), options: p.options(), step: p.step, private: p.private }
     }
 
     pub fn is_private(&self) -> bool {
-        matches!(
-            self,
-            Outbound::Text { private: true, .. } | Outbound::Prompt { private: true, .. }
-        )
+        matches!(self, Outbound::Text { private: true, .. } | Outbound::Prompt { private: true, .. })
     }
 }
 
@@ -147,9 +133,7 @@ impl PromptKind {
                 }
             }
             PromptKind::Email => text::parse_email(input).map(Value::String),
-            PromptKind::Phone { region } => {
-                text::parse_phone(input, region.as_deref()).map(Value::String)
-            }
+            PromptKind::Phone { region } => text::parse_phone(input, region.as_deref()).map(Value::String),
             PromptKind::Country => text::parse_country(input).map(Value::String),
             PromptKind::Choice { options } => {
                 text::parse_choice(input, options).map(|i| Value::String(options[i].clone()))

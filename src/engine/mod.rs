@@ -92,9 +92,7 @@ pub enum EngineError {
 impl EngineError {
     pub fn user_message<'a>(&self, settings: &'a Settings) -> &'a str {
         match self {
-            EngineError::Contention(_) | EngineError::Store(_) | EngineError::Effect(_) => {
-                &settings.messages.busy
-            }
+            EngineError::Contention(_) | EngineError::Store(_) | EngineError::Effect(_) => &settings.messages.busy,
             EngineError::Corrupt { .. } | EngineError::Flow(_) => &settings.messages.apology,
         }
     }
@@ -106,7 +104,7 @@ pub type CommitHook = Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = ()> + Sen
 
 /// Most attempts a turn makes against concurrent turns before giving up.
 const MAX_ATTEMPTS: usize = 16;
-/// Open conversations kept in memory; past this the cache starts afresh.
+/// Conversation keys kept in memory; past this the cache starts afresh.
 const CACHE_LIMIT: usize = 200_000;
 
 pub(crate) struct Inner {
@@ -117,9 +115,12 @@ pub(crate) struct Inner {
     pub flows: flows::Flows,
     pub effects: Effects,
     pub clock: Clock,
-    /// Open conversations by (channel, key). A stale entry is harmless: its
-    /// version no longer matches, the commit conflicts, and it is reloaded.
-    cache: Mutex<HashMap<(String, String), ConversationRow>>,
+    /// What this instance last saw for each (channel, key): the open
+    /// conversation, or `None` for "no open conversation". A stale entry is
+    /// harmless: an update's version no longer matches, or an insert hits the
+    /// one-open-conversation-per-key index; the commit conflicts, the entry
+    /// is dropped and the turn runs again on what the store holds.
+    cache: Mutex<HashMap<(String, String), Option<ConversationRow>>>,
     before_commit: Option<CommitHook>,
 }
 
@@ -153,15 +154,8 @@ impl EngineBuilder {
     }
 
     pub fn build(self) -> Engine {
-        let rhai = Arc::new(host::build_engine(
-            &self.settings.engine,
-            &self.effects.signatures(),
-        ));
-        let flows = flows::Flows::new(
-            &self.settings.engine.flows_dir,
-            rhai.clone(),
-            self.store.clone(),
-        );
+        let rhai = Arc::new(host::build_engine(&self.settings.engine, &self.effects.signatures()));
+        let flows = flows::Flows::new(&self.settings.engine.flows_dir, rhai.clone(), self.store.clone());
         Engine {
             inner: Arc::new(Inner {
                 flow_settings: Arc::new(self.settings.flow_settings.clone()),
@@ -180,13 +174,7 @@ impl EngineBuilder {
 
 impl Engine {
     pub fn builder(store: Store, settings: Arc<Settings>) -> EngineBuilder {
-        EngineBuilder {
-            store,
-            settings,
-            effects: Effects::new(),
-            clock: Clock::System,
-            before_commit: None,
-        }
+        EngineBuilder { store, settings, effects: Effects::new(), clock: Clock::System, before_commit: None }
     }
 
     pub fn store(&self) -> &Store {
@@ -209,8 +197,7 @@ impl Engine {
 
     /// Handles one customer message: runs the turn and returns what to send.
     pub async fn handle(&self, inbound: Inbound) -> Result<TurnReply, EngineError> {
-        let text =
-            crate::text::clean_input(&inbound.text, self.inner.settings.engine.max_input_chars);
+        let text = crate::text::clean_input(&inbound.text, self.inner.settings.engine.max_input_chars);
         let key = (inbound.channel.clone(), inbound.conversation_key.clone());
         for attempt in 0..MAX_ATTEMPTS {
             let open = self.load(&key).await?;
@@ -220,10 +207,11 @@ impl Engine {
                 hook(attempt).await;
             }
             crate::crashpoint::hit("before_commit");
-            match self.inner.store.commit(planned.commit.clone()).await? {
+            let row = planned.commit.conversation.row().clone();
+            match self.inner.store.commit(planned.commit).await? {
                 crate::store::CommitOutcome::Committed => {
                     crate::crashpoint::hit("after_commit");
-                    self.remember(&key, planned.commit.conversation.row());
+                    self.remember(&key, &row);
                     if planned.again {
                         // The turn only closed an expired conversation; the
                         // message itself starts a new one.
@@ -250,24 +238,13 @@ impl Engine {
 
     /// Records that a channel delivered these messages.
     pub async fn delivered(&self, messages: &[Delivery]) -> Result<(), EngineError> {
-        let ids = messages
-            .iter()
-            .map(|d| (d.conversation_id, d.seq))
-            .collect();
-        Ok(self
-            .inner
-            .store
-            .ack_delivered(ids, self.inner.clock.now_ms())
-            .await?)
+        let ids = messages.iter().map(|d| (d.conversation_id, d.seq)).collect();
+        Ok(self.inner.store.ack_delivered(ids, self.inner.clock.now_ms()).await?)
     }
 
     /// Messages committed but not yet acknowledged by the channel (after a
     /// crash, or produced by background work such as expiry), oldest first.
-    pub async fn pending_deliveries(
-        &self,
-        channel: &str,
-        key: &str,
-    ) -> Result<Vec<Delivery>, EngineError> {
+    pub async fn pending_deliveries(&self, channel: &str, key: &str) -> Result<Vec<Delivery>, EngineError> {
         let Some(conv) = self.inner.store.latest_conversation(channel, key).await? else {
             return Ok(Vec::new());
         };
@@ -275,25 +252,14 @@ impl Engine {
         rows.into_iter()
             .map(|m| {
                 serde_json::from_str(&m.body)
-                    .map(|message| Delivery {
-                        conversation_id: m.conversation_id,
-                        seq: m.seq,
-                        message,
-                    })
-                    .map_err(|e| EngineError::Corrupt {
-                        id: m.conversation_id,
-                        detail: e.to_string(),
-                    })
+                    .map(|message| Delivery { conversation_id: m.conversation_id, seq: m.seq, message })
+                    .map_err(|e| EngineError::Corrupt { id: m.conversation_id, detail: e.to_string() })
             })
             .collect()
     }
 
     /// The open conversation for a key, if any.
-    pub async fn open_conversation(
-        &self,
-        channel: &str,
-        key: &str,
-    ) -> Result<Option<ConversationRow>, EngineError> {
+    pub async fn open_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>, EngineError> {
         Ok(self.inner.store.open_conversation(channel, key).await?)
     }
 
@@ -310,8 +276,7 @@ impl Engine {
             let n = batch.len();
             for row in batch {
                 let commit = turn::expiry_commit(&self.inner, &row, now);
-                if self.inner.store.commit(commit).await? == crate::store::CommitOutcome::Committed
-                {
+                if self.inner.store.commit(commit).await? == crate::store::CommitOutcome::Committed {
                     closed += 1;
                     self.forget(&(row.channel.clone(), row.conv_key.clone()));
                 }
@@ -323,26 +288,26 @@ impl Engine {
     }
 
     async fn load(&self, key: &(String, String)) -> Result<Option<ConversationRow>, EngineError> {
-        if let Some(row) = self.inner.cache.lock().expect("cache lock").get(key) {
-            return Ok(Some(row.clone()));
+        if let Some(known) = self.inner.cache.lock().expect("cache lock").get(key) {
+            return Ok(known.clone());
         }
         let row = self.inner.store.open_conversation(&key.0, &key.1).await?;
-        if let Some(r) = &row {
-            self.remember(key, r);
-        }
+        self.cache(key, row.clone());
         Ok(row)
     }
 
+    /// Remembers a conversation's state after a commit.
     fn remember(&self, key: &(String, String), row: &ConversationRow) {
+        let open = Status::parse(&row.status).is_some_and(Status::is_open);
+        self.cache(key, open.then(|| row.clone()));
+    }
+
+    fn cache(&self, key: &(String, String), row: Option<ConversationRow>) {
         let mut cache = self.inner.cache.lock().expect("cache lock");
-        if Status::parse(&row.status).is_some_and(Status::is_open) {
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(key.clone(), row.clone());
-        } else {
-            cache.remove(key);
+        if cache.len() >= CACHE_LIMIT && !cache.contains_key(key) {
+            cache.clear();
         }
+        cache.insert(key.clone(), row);
     }
 
     fn forget(&self, key: &(String, String)) {

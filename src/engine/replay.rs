@@ -81,19 +81,11 @@ pub(crate) async fn replay(
                 (Some(Stop::Wait(p)), _) => Some(End::Waiting(p)),
                 (Some(Stop::Handoff { reason }), _) => Some(End::HandedOff(reason)),
                 (Some(Stop::Effect { name, args }), _) => {
-                    let call = EffectCall {
-                        args,
-                        context: EffectContext {
-                            flow: flow.name.clone(),
-                            ..ctx.clone()
-                        },
-                    };
+                    let call = EffectCall { args, context: EffectContext { flow: flow.name.clone(), ..ctx.clone() } };
                     let result = match inner.effects.perform(&name, call).await {
                         Ok(v) => Ok(v),
                         Err(EffectError::Failed(msg)) => Err(msg),
-                        Err(EffectError::Retry(source)) => {
-                            return Err(ReplayError::Effect { name, source })
-                        }
+                        Err(EffectError::Retry(source)) => return Err(ReplayError::Effect { name, source }),
                     };
                     crate::crashpoint::hit("after_effect");
                     state.entries.push(Entry::Effect { name, result });
@@ -111,16 +103,11 @@ pub(crate) async fn replay(
                         match inner.flows.current(&next, ctx.now_ms).await {
                             Ok(f) => {
                                 flow = f;
-                                journal = Journal {
-                                    params: with_context(params, ctx),
-                                    entries: Vec::new(),
-                                };
+                                journal = Journal { params: with_context(params, ctx), entries: Vec::new() };
                                 state.entries.clear();
                                 None
                             }
-                            Err(e) => {
-                                Some(End::Failed(format!("{}: start({next:?}): {e}", flow.name)))
-                            }
+                            Err(e) => Some(End::Failed(format!("{}: start({next:?}): {e}", flow.name))),
                         }
                     }
                 }
@@ -128,12 +115,7 @@ pub(crate) async fn replay(
         };
         if let Some(end) = end {
             journal.entries = state.entries;
-            return Ok(Replayed {
-                flow,
-                journal,
-                outputs: state.outputs,
-                end,
-            });
+            return Ok(Replayed { flow, journal, outputs: state.outputs, end });
         }
     }
 }
@@ -150,10 +132,8 @@ pub(crate) fn with_context(params: Value, ctx: &EffectContext) -> Value {
             m
         }
     };
-    map.entry("channel")
-        .or_insert_with(|| Value::String(ctx.channel.clone()));
-    map.entry("sender")
-        .or_insert_with(|| Value::String(ctx.sender.clone()));
+    map.entry("channel").or_insert_with(|| Value::String(ctx.channel.clone()));
+    map.entry("sender").or_insert_with(|| Value::String(ctx.sender.clone()));
     Value::Object(map)
 }
 
@@ -164,11 +144,7 @@ fn describe(flow: &str, e: &EvalAltResult) -> String {
     while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
         inner = next;
     }
-    let line = inner
-        .position()
-        .line()
-        .or(e.position().line())
-        .map_or_else(|| "?".to_string(), |l| l.to_string());
+    let line = inner.position().line().or(e.position().line()).map_or_else(|| "?".to_string(), |l| l.to_string());
     let message = match inner {
         EvalAltResult::ErrorTerminated(..) => "ran past the turn deadline".to_string(),
         EvalAltResult::ErrorTooManyOperations(..) => "ran past the operation limit".to_string(),

@@ -33,7 +33,7 @@ enum Word {
 fn classify(inner: &Inner, text: &str) -> Option<Word> {
     let w = normalize_word(text);
     let words = &inner.settings.words;
-    let has = |list: &Vec<String>| list.iter().any(|x| *x == w);
+    let has = |list: &Vec<String>| list.contains(&w);
     if has(&words.cancel) {
         Some(Word::Cancel)
     } else if has(&words.restart) {
@@ -58,12 +58,7 @@ struct Draft {
 
 impl Draft {
     fn create(inbound: &Inbound, now: i64) -> Draft {
-        let id = loop {
-            let id = rand::random::<i64>() & i64::MAX;
-            if id != 0 {
-                break id;
-            }
-        };
+        let id = crate::store::new_conversation_id(now);
         Draft {
             row: ConversationRow {
                 id,
@@ -96,13 +91,7 @@ impl Draft {
         let mut row = row;
         row.version += 1;
         row.updated_at = now;
-        Draft {
-            row,
-            expected_version: Some(expected),
-            messages: Vec::new(),
-            deliveries: Vec::new(),
-            now,
-        }
+        Draft { row, expected_version: Some(expected), messages: Vec::new(), deliveries: Vec::new(), now }
     }
 
     fn context(&self) -> EffectContext {
@@ -138,11 +127,7 @@ impl Draft {
             body: serde_json::to_string(&message).expect("outbound messages serialize"),
             created_at: self.now,
         });
-        self.deliveries.push(Delivery {
-            conversation_id: self.row.id,
-            seq,
-            message,
-        });
+        self.deliveries.push(Delivery { conversation_id: self.row.id, seq, message });
     }
 
     fn set_status(&mut self, status: Status, reason: Option<&str>) {
@@ -162,9 +147,7 @@ impl Draft {
 
     fn handoff(&mut self, inner: &Inner, reason: &str) {
         self.out(Outbound::text(&inner.settings.messages.handoff));
-        self.out(Outbound::Handoff {
-            reason: reason.to_string(),
-        });
+        self.out(Outbound::Handoff { reason: reason.to_string() });
         self.set_status(Status::HandedOff, Some("handed off"));
     }
 
@@ -223,42 +206,20 @@ impl Draft {
         let router = &inner.settings.engine.router_flow;
         let flow = inner.flows.current(router, self.now).await;
         let params = replay::with_context(json!({ "message": message }), &self.context());
-        self.run(
-            inner,
-            flow,
-            Journal {
-                params,
-                entries: Vec::new(),
-            },
-            TurnInput {
-                text: None,
-                answering_step: None,
-            },
-        )
-        .await
+        self.run(inner, flow, Journal { params, entries: Vec::new() }, TurnInput { text: None, answering_step: None })
+            .await
     }
 
     fn finish(self, again: bool) -> Planned {
         let status = Status::parse(&self.row.status);
         let conversation = match self.expected_version {
             None => ConversationWrite::Insert(self.row),
-            Some(v) => ConversationWrite::Update {
-                row: self.row,
-                expected_version: v,
-            },
+            Some(v) => ConversationWrite::Update { row: self.row, expected_version: v },
         };
         let id = conversation.row().id;
         Planned {
-            commit: TurnCommit {
-                conversation,
-                messages: self.messages,
-            },
-            reply: TurnReply {
-                conversation_id: Some(id),
-                messages: self.deliveries,
-                status,
-                duplicate: false,
-            },
+            commit: TurnCommit { conversation, messages: self.messages },
+            reply: TurnReply { conversation_id: Some(id), messages: self.deliveries, status, duplicate: false },
             again,
         }
     }
@@ -269,10 +230,7 @@ fn stored_prompt(row: &ConversationRow) -> Result<Option<Prompt>, EngineError> {
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|e| EngineError::Corrupt {
-            id: row.id,
-            detail: format!("prompt: {e}"),
-        })
+        .map_err(|e| EngineError::Corrupt { id: row.id, detail: format!("prompt: {e}") })
 }
 
 pub(crate) async fn plan(
@@ -301,10 +259,8 @@ pub(crate) async fn plan(
         return Ok(d.finish(false));
     };
 
-    let status = Status::parse(&row.status).ok_or_else(|| EngineError::Corrupt {
-        id: row.id,
-        detail: format!("status {:?}", row.status),
-    })?;
+    let status = Status::parse(&row.status)
+        .ok_or_else(|| EngineError::Corrupt { id: row.id, detail: format!("status {:?}", row.status) })?;
     if status == Status::Waiting && row.expires_at.is_some_and(|t| t <= now) {
         // Expired but not yet swept: close it quietly; the message then
         // starts a new conversation.
@@ -330,9 +286,7 @@ pub(crate) async fn plan(
             d.set_status(Status::Done, Some("cancelled"));
         }
         (_, Some(Word::Restart)) => d.route(inner, "").await?,
-        (Status::HandedOff, _) => {
-            d.out(Outbound::text(&inner.settings.messages.handed_off_waiting))
-        }
+        (Status::HandedOff, _) => d.out(Outbound::text(&inner.settings.messages.handed_off_waiting)),
         (_, Some(Word::Human)) => d.handoff(inner, "customer asked for a person"),
         (_, Some(Word::Help)) => {
             d.out(Outbound::text(&inner.settings.messages.help));
@@ -340,37 +294,21 @@ pub(crate) async fn plan(
         }
         (Status::Waiting, None) => {
             let Some(p) = prompt else {
-                return Err(EngineError::Corrupt {
-                    id: d.row.id,
-                    detail: "waiting without a prompt".into(),
-                });
+                return Err(EngineError::Corrupt { id: d.row.id, detail: "waiting without a prompt".into() });
             };
             if inbound.reply_to_step.is_some_and(|s| s != p.step) {
                 d.out(Outbound::text(&inner.settings.messages.stale_reply));
                 return Ok(d.finish(false));
             }
-            let journal: Journal =
-                serde_json::from_str(&d.row.journal).map_err(|e| EngineError::Corrupt {
-                    id: d.row.id,
-                    detail: format!("journal: {e}"),
-                })?;
+            let journal: Journal = serde_json::from_str(&d.row.journal)
+                .map_err(|e| EngineError::Corrupt { id: d.row.id, detail: format!("journal: {e}") })?;
             let flow = inner.flows.pinned(&d.row.flow, &d.row.flow_hash).await;
-            d.run(
-                inner,
-                flow,
-                journal,
-                TurnInput {
-                    text: Some(text.to_string()),
-                    answering_step: Some(p.step),
-                },
-            )
-            .await?;
+            d.run(inner, flow, journal, TurnInput { text: Some(text.to_string()), answering_step: Some(p.step) })
+                .await?;
         }
         (_, None) => {
             // Scheduled: the flow waits for a timer, not for the customer.
-            d.out(Outbound::text(
-                "I'm still working on your request and will write here as soon as there is news.",
-            ));
+            d.out(Outbound::text(&inner.settings.messages.scheduled_waiting));
         }
     }
     Ok(d.finish(false))

@@ -23,11 +23,7 @@ pub struct TestDb {
 impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
-        TestDb {
-            url: Store::sqlite_url(dir.path()),
-            _dir: Some(dir),
-            pg_name: None,
-        }
+        TestDb { url: Store::sqlite_url(dir.path()), _dir: Some(dir), pg_name: None }
     }
 
     /// A fresh PostgreSQL database, or `None` (said loudly) when no server is
@@ -47,16 +43,9 @@ impl TestDb {
         };
         let mut admin = admin;
         let name = format!("frontdesk_test_{:016x}", rand::random::<u64>());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
         admin.close().await.ok();
-        Some(TestDb {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            _dir: None,
-            pg_name: Some(name),
-        })
+        Some(TestDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), _dir: None, pg_name: Some(name) })
     }
 }
 
@@ -65,17 +54,12 @@ impl Drop for TestDb {
         if let Some(name) = self.pg_name.take() {
             // Drop from a plain thread: the test's runtime may be shutting down.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
                         let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
                     }
                 });
             })
@@ -115,11 +99,7 @@ pub fn msg(who: &str, text: &str) -> Inbound {
 
 /// Every line a reply shows, as the terminal renders it.
 pub fn lines(reply: &TurnReply) -> Vec<String> {
-    reply
-        .messages
-        .iter()
-        .flat_map(|d| frontdesk::channels::terminal::render(&d.message))
-        .collect()
+    reply.messages.iter().flat_map(|d| frontdesk::channels::terminal::render(&d.message)).collect()
 }
 
 pub async fn say(engine: &Engine, who: &str, text: &str) -> Vec<String> {
