@@ -289,3 +289,54 @@ async fn an_empty_message_gets_an_answer() {
     let engine = engine_on(&db.url, &common::repo_path("flows")).await;
     assert_eq!(say(&engine, "h", "\u{0}\u{7}  ").await, vec![engine.settings().messages.unreadable.clone()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_clock_deadline_stops_a_slow_flow() {
+    // With an operation budget too large to stop it, only the deadline can.
+    let db = common::TestDb::sqlite();
+    let flows = flows_dir(&[("router", r#"say("working"); let n = 0; loop { n += 1; }"#)]);
+    let mut settings = (*settings_with_flows(flows.path())).clone();
+    settings.engine.max_operations = 1_000_000_000;
+    settings.engine.turn_deadline = Duration::from_millis(300);
+    let store = Store::open(&db.url, 4).await.unwrap();
+    let engine = Engine::builder(store, Arc::new(settings)).build();
+    let started = Instant::now();
+    let out = say(&engine, "slow", "hi").await;
+    let took = started.elapsed();
+    assert_eq!(out, vec!["working".to_string(), engine.settings().messages.apology.clone()]);
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(engine.store().latest_conversation("test", "slow").await.unwrap().unwrap().status, "failed");
+}
+
+both_backends!(a_double_click_in_one_instance_applies_once, |url: String| async move {
+    // Two turns of one conversation in the same instance at the same moment
+    // (they will usually share a batch in the store's writer).
+    let flows = flows_dir(&[("router", TWO_QUESTIONS)]);
+    let store = Store::open(&url, 4).await.unwrap();
+    let engine = Engine::builder(store, settings_with_flows(flows.path())).before_commit(rendezvous()).build();
+    let (first, second) = tokio::join!(engine.handle(msg("dc", "hi")), engine.handle(msg("dc", "hello")));
+    let mut replies = [lines(&first.unwrap()), lines(&second.unwrap())];
+    replies.sort();
+    // One started the conversation; the other answered its first question.
+    assert_eq!(replies[0], vec!["First?"]);
+    assert!(replies[1] == vec!["a=hello", "Second?"] || replies[1] == vec!["a=hi", "Second?"], "{replies:?}");
+    let conv = engine.store().open_conversation("test", "dc").await.unwrap().unwrap();
+    assert_eq!(engine.store().transcript(conv.id).await.unwrap().len(), 5, "in, out, in, out, out");
+});
+
+both_backends!(a_double_answer_in_one_instance_applies_once, |url: String| async move {
+    // Two answers to the same question from one instance at the same moment:
+    // both update the same row from the same version (usually in the same
+    // batch, where the writer puts them in successive rounds).
+    let flows = flows_dir(&[("router", TWO_QUESTIONS)]);
+    let store = Store::open(&url, 4).await.unwrap();
+    let plain = Engine::builder(store.clone(), settings_with_flows(flows.path())).build();
+    assert_eq!(say(&plain, "da", "hi").await, vec!["First?"]);
+    let engine = Engine::builder(store, settings_with_flows(flows.path())).before_commit(rendezvous()).build();
+    let (x, y) = tokio::join!(engine.handle(msg("da", "x")), engine.handle(msg("da", "y")));
+    let mut replies = [lines(&x.unwrap()), lines(&y.unwrap())];
+    replies.sort();
+    let ok = replies == [vec!["a=x".to_string(), "Second?".to_string()], vec!["b=y".to_string()]]
+        || replies == [vec!["a=y".to_string(), "Second?".to_string()], vec!["b=x".to_string()]];
+    assert!(ok, "{replies:?}");
+});
