@@ -30,6 +30,9 @@ pub enum Command {
     /// Check and test the flows.
     #[command(subcommand)]
     Flows(FlowsCommand),
+    /// Import the directory from CSV files (companies.csv, contacts.csv,
+    /// contracts.csv, licenses.csv); re-importing updates, never duplicates.
+    Import(ImportArgs),
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -40,6 +43,16 @@ pub struct ChatArgs {
     /// The sender identity; the same identity continues the same conversation.
     #[arg(long = "as", value_name = "IDENTITY")]
     pub identity: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Folder holding the CSV files.
+    pub dir: PathBuf,
+    /// Import the good rows of a file that has bad ones (default: a file
+    /// with bad rows changes nothing).
+    #[arg(long)]
+    pub skip_bad_rows: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +131,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             println!("transcripts: {} passed, {failed} failed", files.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Command::Import(args) => {
+            let app = crate::app::App::open(settings, cli.data).await?;
+            let options = crate::directory::import::ImportOptions {
+                skip_bad_rows: args.skip_bad_rows,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report =
+                crate::directory::import::import_dir(&app.store, &args.dir, &options, app.engine.clock().now_ms())
+                    .await;
+            app.store.close().await;
+            let report = report?;
+            for f in &report.files {
+                for bad in &f.bad {
+                    println!("{bad}");
+                }
+                let verdict =
+                    if f.committed { "imported" } else { "NOT imported (fix the rows above, or use --skip-bad-rows)" };
+                println!(
+                    "{}: {} rows, {} upserted, {} bad: {verdict}",
+                    f.file.display(),
+                    f.rows,
+                    f.imported,
+                    f.bad.len()
+                );
+            }
+            println!(
+                "{} rows in {:.1}s ({:.0} rows/s)",
+                report.rows(),
+                report.seconds,
+                report.rows() as f64 / report.seconds.max(1e-9)
+            );
+            Ok(if report.rejected() { 1 } else { 0 })
         }
         Command::Bench(BenchCommand::Engine(args)) => crate::bench::engine(settings, cli.data, args).await.map(|_| 0),
     }

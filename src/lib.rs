@@ -7,6 +7,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod crashpoint;
+pub mod directory;
 pub mod engine;
 pub mod flowcheck;
 pub mod serve;

@@ -297,3 +297,81 @@ mod tests {
         assert_eq!(country_code("Atlantis"), None);
     }
 }
+
+/// Postal code formats of the countries we know, as regular expressions on
+/// the upper-cased code. Countries not listed accept any non-empty code of
+/// letters, digits, spaces and dashes; countries without postal codes accept
+/// an empty one.
+const POSTAL_CODES: &[(&str, &str)] = &[
+    ("US", r"^\d{5}(-\d{4})?$"),
+    ("CA", r"^[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d$"),
+    ("GB", r"^(GIR ?0AA|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})$"),
+    ("DE", r"^\d{5}$"),
+    ("FR", r"^\d{5}$"),
+    ("ES", r"^\d{5}$"),
+    ("IT", r"^\d{5}$"),
+    ("NL", r"^\d{4} ?[A-Z]{2}$"),
+    ("BE", r"^\d{4}$"),
+    ("CH", r"^\d{4}$"),
+    ("AT", r"^\d{4}$"),
+    ("SE", r"^\d{3} ?\d{2}$"),
+    ("NO", r"^\d{4}$"),
+    ("DK", r"^\d{4}$"),
+    ("FI", r"^\d{5}$"),
+    ("PL", r"^\d{2}-\d{3}$"),
+    ("PT", r"^\d{4}-\d{3}$"),
+    ("IE", r"^[A-Z]\d[\dW] ?[A-Z\d]{4}$"),
+    ("JP", r"^\d{3}-?\d{4}$"),
+    ("AU", r"^\d{4}$"),
+    ("NZ", r"^\d{4}$"),
+    ("IN", r"^\d{6}$"),
+    ("BR", r"^\d{5}-?\d{3}$"),
+    ("MX", r"^\d{5}$"),
+    ("SG", r"^\d{6}$"),
+    ("CN", r"^\d{6}$"),
+    ("KR", r"^\d{5}$"),
+    ("ZA", r"^\d{4}$"),
+];
+
+/// Countries where addresses have no postal code.
+const NO_POSTAL_CODES: &[&str] = &["AE", "HK", "QA", "BS", "BZ", "JM", "PA"];
+
+/// Checks a postal code for a country (ISO alpha-2).
+pub fn check_postal_code(code: &str, country: &str) -> Result<(), String> {
+    let code = code.trim().to_uppercase();
+    if code.is_empty() {
+        return if NO_POSTAL_CODES.contains(&country) {
+            Ok(())
+        } else {
+            Err(format!("a postal code is needed for {country}"))
+        };
+    }
+    let ok = match POSTAL_CODES.iter().find(|(c, _)| *c == country) {
+        Some((_, pattern)) => regex::Regex::new(pattern).expect("valid postal code pattern").is_match(&code),
+        None => code.len() <= 12 && code.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-'),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{code:?} is not a valid postal code for {country}"))
+    }
+}
+
+#[cfg(test)]
+mod postal_tests {
+    use super::check_postal_code;
+
+    #[test]
+    fn postal_codes_per_country() {
+        assert!(check_postal_code("94043", "US").is_ok());
+        assert!(check_postal_code("94043-1351", "US").is_ok());
+        assert!(check_postal_code("9404", "US").is_err());
+        assert!(check_postal_code("SW1A 1AA", "GB").is_ok());
+        assert!(check_postal_code("k1a 0b1", "CA").is_ok());
+        assert!(check_postal_code("10115", "DE").is_ok());
+        assert!(check_postal_code("1011", "DE").is_err());
+        assert!(check_postal_code("", "AE").is_ok());
+        assert!(check_postal_code("", "FR").is_err());
+        assert!(check_postal_code("AB-12", "KE").is_ok());
+    }
+}

@@ -1,0 +1,539 @@
+//! `frontdesk import DIR`: the directory from CSV files.
+//!
+//! Streaming: a reader thread parses records into chunks of [`CHUNK`] rows;
+//! each chunk is validated (field by field, and against the store for
+//! references: the company of a contact, the administrator of a contract,
+//! e-mail addresses used by someone else) and upserted in one multi-row
+//! statement, so memory stays constant however long the file. Each file is one
+//! transaction: a file with bad rows changes nothing unless bad rows are to be
+//! skipped. Re-importing updates rows by their key; it never duplicates.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{bail, Context as _};
+use sqlx::{Connection, QueryBuilder};
+
+use super::keys;
+use crate::store::{Db, Store};
+
+/// Rows per chunk (and per upsert statement).
+const CHUNK: usize = 500;
+
+/// The files an import reads, in the order references need them.
+pub const FILES: &[(&str, &[&str])] = &[
+    ("companies.csv", &["org_id", "name", "street", "city", "region", "postal_code", "country", "phone"]),
+    ("contacts.csv", &["org_id", "username", "first_name", "last_name", "email", "phone", "role"]),
+    ("contracts.csv", &["contract_number", "org_id", "admin_username"]),
+    ("licenses.csv", &["serial_number", "org_id", "product", "machine_code"]),
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub skip_bad_rows: bool,
+    /// Draw a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileReport {
+    pub file: PathBuf,
+    pub rows: u64,
+    pub imported: u64,
+    /// `file:line: reason`, one per bad row.
+    pub bad: Vec<String>,
+    /// Whether the file's rows were kept.
+    pub committed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    pub files: Vec<FileReport>,
+    pub seconds: f64,
+}
+
+impl ImportReport {
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    pub fn imported(&self) -> u64 {
+        self.files.iter().filter(|f| f.committed).map(|f| f.imported).sum()
+    }
+
+    pub fn bad_rows(&self) -> usize {
+        self.files.iter().map(|f| f.bad.len()).sum()
+    }
+
+    /// Whether any file was rolled back because of bad rows.
+    pub fn rejected(&self) -> bool {
+        self.files.iter().any(|f| !f.committed)
+    }
+}
+
+/// One parsed record with its line number in the file.
+struct Record {
+    line: u64,
+    fields: csv::StringRecord,
+}
+
+/// Imports every known file found in `dir`.
+pub async fn import_dir(
+    store: &Store,
+    dir: &Path,
+    options: &ImportOptions,
+    now_ms: i64,
+) -> anyhow::Result<ImportReport> {
+    if !dir.is_dir() {
+        bail!("{} is not a folder", dir.display());
+    }
+    let started = Instant::now();
+    let mut report = ImportReport::default();
+    let mut found = 0;
+    for (name, header) in FILES {
+        let path = dir.join(name);
+        if !path.is_file() {
+            continue;
+        }
+        found += 1;
+        let file = import_file(store, &path, name, header, options, now_ms).await?;
+        let stop = !file.committed;
+        report.files.push(file);
+        if stop {
+            // Later files refer to this one's rows; importing them against a
+            // rolled-back file would only multiply the errors.
+            break;
+        }
+    }
+    if found == 0 {
+        bail!("{} holds none of {}", dir.display(), FILES.iter().map(|f| f.0).collect::<Vec<_>>().join(", "));
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn import_file(
+    store: &Store,
+    path: &Path,
+    name: &str,
+    header: &[&str],
+    options: &ImportOptions,
+    now_ms: i64,
+) -> anyhow::Result<FileReport> {
+    let display = path.display().to_string();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut reader =
+        csv::ReaderBuilder::new().flexible(true).from_path(path).with_context(|| format!("opening {display}"))?;
+    let got: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{display}:1: reading the header"))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if got != header {
+        bail!("{display}:1: the header must be exactly `{}` (found `{}`)", header.join(","), got.join(","));
+    }
+
+    // The reader thread: parse records into chunks, constant memory.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<Record>, u64), String>>(4);
+    let file_for_errors = display.clone();
+    let expected = header.len();
+    std::thread::spawn(move || {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(true) => {
+                    let line = record.position().map_or(0, |p| p.line());
+                    if record.len() != expected {
+                        let msg =
+                            format!("{file_for_errors}:{line}: expected {expected} fields, found {}", record.len());
+                        if tx.blocking_send(Err(msg)).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    chunk.push(Record { line, fields: record.clone() });
+                    if chunk.len() == CHUNK {
+                        let pos = reader.position().byte();
+                        if tx
+                            .blocking_send(Ok((std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)), pos)))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    let _ = tx.blocking_send(Err(format!("{file_for_errors}:{line}: unreadable CSV: {e}")));
+                    return;
+                }
+            }
+        }
+        let pos = reader.position().byte();
+        let _ = tx.blocking_send(Ok((chunk, pos)));
+    });
+
+    let bar = if options.progress {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:16} [{bar:40}] {bytes}/{total_bytes} {per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(name.to_string());
+        Some(bar)
+    } else {
+        None
+    };
+
+    let mut report = FileReport { file: path.to_path_buf(), ..Default::default() };
+    let kind = Kind::from_file(name);
+    let result = match &store.db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            import_sqlite(&mut conn, kind, &mut rx, &mut report, &display, options, now_ms, bar.as_ref()).await
+        }
+        Db::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            import_postgres(&mut conn, kind, &mut rx, &mut report, &display, options, now_ms, bar.as_ref()).await
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result?;
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Companies,
+    Contacts,
+    Contracts,
+    Licenses,
+}
+
+impl Kind {
+    fn from_file(name: &str) -> Kind {
+        match name {
+            "companies.csv" => Kind::Companies,
+            "contacts.csv" => Kind::Contacts,
+            "contracts.csv" => Kind::Contracts,
+            _ => Kind::Licenses,
+        }
+    }
+}
+
+/// A validated row, ready to upsert.
+enum Row {
+    Company {
+        org_id: String,
+        name: String,
+        street: String,
+        city: String,
+        region: String,
+        postal_code: String,
+        country: String,
+        phone: String,
+    },
+    Contact {
+        org_id: String,
+        username: String,
+        first: String,
+        last: String,
+        email: String,
+        phone: String,
+        role: String,
+    },
+    Contract {
+        number: String,
+        org_id: String,
+        admin: String,
+    },
+    License {
+        serial: String,
+        org_id: String,
+        product: String,
+        machine_code: Option<String>,
+    },
+}
+
+fn field(r: &Record, i: usize) -> String {
+    crate::text::clean_input(r.fields.get(i).unwrap_or_default(), 512)
+}
+
+/// Field-level checks of one record, independent of the store.
+fn parse(kind: Kind, r: &Record) -> Result<Row, String> {
+    let required = |i: usize, what: &str| {
+        let v = field(r, i);
+        if v.is_empty() {
+            Err(format!("{what} is empty"))
+        } else {
+            Ok(v)
+        }
+    };
+    match kind {
+        Kind::Companies => {
+            let country = crate::text::country_code(&field(r, 6))
+                .ok_or_else(|| format!("country {:?} is not a country", field(r, 6)))?;
+            let postal_code = field(r, 5);
+            crate::text::check_postal_code(&postal_code, &country)?;
+            let phone = crate::text::parse_phone(&field(r, 7), Some(&country))
+                .map_err(|e| format!("phone {:?}: {e}", field(r, 7)))?;
+            Ok(Row::Company {
+                org_id: required(0, "org_id")?,
+                name: required(1, "name")?,
+                street: required(2, "street")?,
+                city: required(3, "city")?,
+                region: field(r, 4),
+                postal_code,
+                country,
+                phone,
+            })
+        }
+        Kind::Contacts => {
+            let email = crate::text::parse_email(&field(r, 4))
+                .map_err(|_| format!("email {:?} is not an e-mail address", field(r, 4)))?;
+            let role = field(r, 6).to_lowercase();
+            if role != "admin" && role != "user" {
+                return Err(format!("role {role:?} must be admin or user"));
+            }
+            Ok(Row::Contact {
+                org_id: required(0, "org_id")?,
+                username: required(1, "username")?,
+                first: required(2, "first_name")?,
+                last: required(3, "last_name")?,
+                email,
+                phone: field(r, 5),
+                role,
+            })
+        }
+        Kind::Contracts => Ok(Row::Contract {
+            number: required(0, "contract_number")?,
+            org_id: required(1, "org_id")?,
+            admin: required(2, "admin_username")?,
+        }),
+        Kind::Licenses => {
+            let product = required(2, "product")?;
+            let machine_code = Some(field(r, 3)).filter(|m| !m.is_empty());
+            if machine_code.is_some() && !product.eq_ignore_ascii_case(super::LEGACY_PRODUCT) {
+                return Err(format!(
+                    "machine_code is only for legacy {} licenses, not {product}",
+                    super::LEGACY_PRODUCT
+                ));
+            }
+            let product = if product.eq_ignore_ascii_case(super::LEGACY_PRODUCT) {
+                super::LEGACY_PRODUCT.to_string()
+            } else {
+                product
+            };
+            Ok(Row::License {
+                serial: required(0, "serial_number")?,
+                org_id: required(1, "org_id")?,
+                product,
+                machine_code,
+            })
+        }
+    }
+}
+
+macro_rules! import_impl {
+    ($fn_name:ident, $db:ty) => {
+        #[allow(clippy::too_many_arguments)]
+        async fn $fn_name(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            kind: Kind,
+            rx: &mut tokio::sync::mpsc::Receiver<Result<(Vec<Record>, u64), String>>,
+            report: &mut FileReport,
+            file: &str,
+            options: &ImportOptions,
+            now: i64,
+            bar: Option<&indicatif::ProgressBar>,
+        ) -> anyhow::Result<()> {
+            let mut tx = conn.begin().await?;
+            while let Some(msg) = rx.recv().await {
+                let (records, pos) = match msg {
+                    Ok(chunk) => chunk,
+                    Err(bad) => {
+                        report.rows += 1;
+                        report.bad.push(bad);
+                        continue;
+                    }
+                };
+                report.rows += records.len() as u64;
+                // Problems of this chunk, reported in line order.
+                let mut bad: Vec<(u64, String)> = Vec::new();
+                let mut rows = Vec::with_capacity(records.len());
+                for r in &records {
+                    match parse(kind, r) {
+                        Ok(row) => rows.push((r.line, row)),
+                        Err(why) => bad.push((r.line, format!("{file}:{}: {why}", r.line))),
+                    }
+                }
+
+                // References, checked against the store one chunk at a time.
+                let org_ids: Vec<String> = rows
+                    .iter()
+                    .map(|(_, r)| match r {
+                        Row::Company { org_id, .. } | Row::Contact { org_id, .. } | Row::Contract { org_id, .. } | Row::License { org_id, .. } => org_id.clone(),
+                    })
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let countries: HashMap<String, String> = if kind == Kind::Companies || org_ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    let mut q = QueryBuilder::<$db>::new("SELECT org_id, country FROM companies WHERE org_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in &org_ids {
+                        list.push_bind(id.as_str());
+                    }
+                    q.push(")");
+                    q.build_query_as::<(String, String)>().fetch_all(&mut *tx).await?.into_iter().collect()
+                };
+                let mut checked = Vec::with_capacity(rows.len());
+                match kind {
+                    Kind::Contacts => {
+                        // Who already uses these e-mail addresses?
+                        let emails: Vec<String> = rows.iter().filter_map(|(_, r)| match r { Row::Contact { email, .. } => Some(keys::lower(email)), _ => None }).collect();
+                        let mut owners: HashMap<String, String> = HashMap::new();
+                        if !emails.is_empty() {
+                            let mut q = QueryBuilder::<$db>::new("SELECT email_key, username_key FROM contacts WHERE email_key IN (");
+                            let mut list = q.separated(", ");
+                            for e in &emails {
+                                list.push_bind(e.as_str());
+                            }
+                            q.push(")");
+                            owners = q.build_query_as::<(String, String)>().fetch_all(&mut *tx).await?.into_iter().collect();
+                        }
+                        let mut in_chunk: HashSet<String> = HashSet::new();
+                        for (line, row) in rows {
+                            let Row::Contact { org_id, username, email, phone, .. } = &row else { unreachable!() };
+                            let Some(country) = countries.get(org_id) else {
+                                bad.push((line, format!("{file}:{line}: org_id {org_id:?} is not a known company")));
+                                continue;
+                            };
+                            let (ekey, ukey) = (keys::lower(email), keys::lower(username));
+                            if owners.get(&ekey).is_some_and(|u| *u != ukey) || !in_chunk.insert(ekey) {
+                                bad.push((line, format!("{file}:{line}: email {email:?} already belongs to another contact")));
+                                continue;
+                            }
+                            let phone = if phone.is_empty() {
+                                String::new()
+                            } else {
+                                match crate::text::parse_phone(phone, Some(country)) {
+                                    Ok(p) => p,
+                                    Err(e) => {
+                                        bad.push((line, format!("{file}:{line}: phone {phone:?}: {e}")));
+                                        continue;
+                                    }
+                                }
+                            };
+                            let Row::Contact { org_id, username, first, last, email, role, .. } = row else { unreachable!() };
+                            checked.push(Row::Contact { org_id, username, first, last, email, phone, role });
+                        }
+                    }
+                    Kind::Contracts => {
+                        let mut q = QueryBuilder::<$db>::new("SELECT org_id, username_key FROM contacts WHERE role = 'admin' AND org_id IN (");
+                        let mut list = q.separated(", ");
+                        for id in &org_ids {
+                            list.push_bind(id.as_str());
+                        }
+                        q.push(")");
+                        let admins: HashSet<(String, String)> =
+                            if org_ids.is_empty() { HashSet::new() } else { q.build_query_as::<(String, String)>().fetch_all(&mut *tx).await?.into_iter().collect() };
+                        for (line, row) in rows {
+                            let Row::Contract { org_id, admin, .. } = &row else { unreachable!() };
+                            if !countries.contains_key(org_id) {
+                                bad.push((line, format!("{file}:{line}: org_id {org_id:?} is not a known company")));
+                            } else if !admins.contains(&(org_id.clone(), keys::lower(admin))) {
+                                bad.push((line, format!("{file}:{line}: admin_username {admin:?} is not an administrator of {org_id}")));
+                            } else {
+                                checked.push(row);
+                            }
+                        }
+                    }
+                    Kind::Licenses => {
+                        for (line, row) in rows {
+                            let Row::License { org_id, .. } = &row else { unreachable!() };
+                            if countries.contains_key(org_id) {
+                                checked.push(row);
+                            } else {
+                                bad.push((line, format!("{file}:{line}: org_id {org_id:?} is not a known company")));
+                            }
+                        }
+                    }
+                    Kind::Companies => checked = rows.into_iter().map(|(_, r)| r).collect(),
+                }
+
+                bad.sort_by_key(|(line, _)| *line);
+                report.bad.extend(bad.into_iter().map(|(_, msg)| msg));
+                if !checked.is_empty() && (report.bad.is_empty() || options.skip_bad_rows) {
+                    let mut q = match kind {
+                        Kind::Companies => QueryBuilder::<$db>::new(
+                            "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, created_at, updated_at) ",
+                        ),
+                        Kind::Contacts => QueryBuilder::<$db>::new(
+                            "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, email_key, phone, role, created_at, updated_at) ",
+                        ),
+                        Kind::Contracts => QueryBuilder::<$db>::new("INSERT INTO contracts (contract_key, contract_number, org_id, admin_username_key, updated_at) "),
+                        Kind::Licenses => QueryBuilder::<$db>::new(
+                            "INSERT INTO licenses (serial_key, serial_number, org_id, product, machine_code, machine_code_key, updated_at) ",
+                        ),
+                    };
+                    q.push_values(&checked, |mut b, row| match row {
+                        Row::Company { org_id, name, street, city, region, postal_code, country, phone } => {
+                            b.push_bind(org_id.clone()).push_bind(name.clone()).push_bind(keys::name(name)).push_bind(street.clone()).push_bind(city.clone())
+                                .push_bind(region.clone()).push_bind(postal_code.clone()).push_bind(country.clone()).push_bind(phone.clone()).push_bind(now).push_bind(now);
+                        }
+                        Row::Contact { org_id, username, first, last, email, phone, role } => {
+                            b.push_bind(org_id.clone()).push_bind(username.clone()).push_bind(keys::lower(username)).push_bind(first.clone()).push_bind(last.clone())
+                                .push_bind(keys::name(last)).push_bind(email.clone()).push_bind(keys::lower(email)).push_bind(phone.clone()).push_bind(role.clone())
+                                .push_bind(now).push_bind(now);
+                        }
+                        Row::Contract { number, org_id, admin } => {
+                            b.push_bind(keys::code(number)).push_bind(number.clone()).push_bind(org_id.clone()).push_bind(keys::lower(admin)).push_bind(now);
+                        }
+                        Row::License { serial, org_id, product, machine_code } => {
+                            b.push_bind(keys::code(serial)).push_bind(serial.clone()).push_bind(org_id.clone()).push_bind(product.clone())
+                                .push_bind(machine_code.clone()).push_bind(machine_code.as_deref().map(keys::code)).push_bind(now);
+                        }
+                    });
+                    q.push(match kind {
+                        Kind::Companies => " ON CONFLICT (org_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key, street = excluded.street, \
+                            city = excluded.city, region = excluded.region, postal_code = excluded.postal_code, country = excluded.country, \
+                            phone = excluded.phone, updated_at = excluded.updated_at",
+                        Kind::Contacts => " ON CONFLICT (username_key) DO UPDATE SET org_id = excluded.org_id, username = excluded.username, \
+                            first_name = excluded.first_name, last_name = excluded.last_name, last_name_key = excluded.last_name_key, email = excluded.email, \
+                            email_key = excluded.email_key, phone = excluded.phone, role = excluded.role, updated_at = excluded.updated_at",
+                        Kind::Contracts => " ON CONFLICT (contract_key) DO UPDATE SET contract_number = excluded.contract_number, org_id = excluded.org_id, \
+                            admin_username_key = excluded.admin_username_key, updated_at = excluded.updated_at",
+                        Kind::Licenses => " ON CONFLICT (serial_key) DO UPDATE SET serial_number = excluded.serial_number, org_id = excluded.org_id, \
+                            product = excluded.product, machine_code = excluded.machine_code, machine_code_key = excluded.machine_code_key, updated_at = excluded.updated_at",
+                    });
+                    let done = q.build().persistent(false).execute(&mut *tx).await.with_context(|| format!("{file}: writing rows"))?;
+                    report.imported += done.rows_affected().min(checked.len() as u64);
+                }
+                if let Some(bar) = bar {
+                    bar.set_position(pos);
+                }
+            }
+            if report.bad.is_empty() || options.skip_bad_rows {
+                tx.commit().await?;
+                report.committed = true;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(())
+        }
+    };
+}
+
+import_impl!(import_sqlite, sqlx::Sqlite);
+import_impl!(import_postgres, sqlx::Postgres);

@@ -1,0 +1,176 @@
+//! The account directory: companies, contacts, sales contracts, licenses.
+//!
+//! Searches take customer input, normalise it ([`keys`]) and look it up by
+//! the indexed key columns, on either backend.
+
+pub mod import;
+pub mod keys;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{on_db, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Company {
+    pub org_id: String,
+    pub name: String,
+    pub street: String,
+    pub city: String,
+    pub region: String,
+    pub postal_code: String,
+    pub country: String,
+    pub phone: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Contact {
+    pub id: i64,
+    pub org_id: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub phone: String,
+    pub role: String,
+    pub status: String,
+}
+
+/// How a customer looks for their company record (the KB article's four
+/// search kinds, with machine codes apart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Search {
+    Username {
+        value: String,
+    },
+    Email {
+        value: String,
+    },
+    /// Both must match: the contract, and its administrator's last name.
+    Contract {
+        number: String,
+        admin_last_name: String,
+    },
+    Serial {
+        value: String,
+    },
+    /// Accepted for legacy XP licenses only.
+    MachineCode {
+        value: String,
+    },
+}
+
+/// The product whose licenses may be found by machine code.
+pub const LEGACY_PRODUCT: &str = "XP";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Found {
+    Company {
+        company: Company,
+    },
+    NotFound,
+    /// A machine code was given, but the value belongs to a license of
+    /// another product (its serial number): machine codes are for XP only.
+    NotLegacy {
+        product: String,
+    },
+}
+
+const COMPANY_COLUMNS: &str =
+    "c.org_id, c.name, c.street, c.city, c.region, c.postal_code, c.country, c.phone, c.status";
+
+#[derive(Clone)]
+pub struct Directory {
+    store: Store,
+}
+
+impl Directory {
+    pub fn new(store: Store) -> Directory {
+        Directory { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn search(&self, search: &Search) -> Result<Found> {
+        let db = &self.store.db;
+        let company: Option<Company> = match search {
+            Search::Username { value } => {
+                let sql = format!("SELECT {COMPANY_COLUMNS} FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.username_key = $1 AND k.status = 'active'");
+                on_db!(db, p => sqlx::query_as(&sql).bind(keys::lower(value)).fetch_optional(p).await?)
+            }
+            Search::Email { value } => {
+                let sql = format!("SELECT {COMPANY_COLUMNS} FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.email_key = $1 AND k.status = 'active'");
+                on_db!(db, p => sqlx::query_as(&sql).bind(keys::lower(value)).fetch_optional(p).await?)
+            }
+            Search::Contract { number, admin_last_name } => {
+                let sql = format!(
+                    "SELECT {COMPANY_COLUMNS} FROM contracts t JOIN companies c ON c.org_id = t.org_id \
+                     JOIN contacts k ON k.username_key = t.admin_username_key AND k.org_id = t.org_id \
+                     WHERE t.contract_key = $1 AND k.last_name_key = $2"
+                );
+                on_db!(db, p => sqlx::query_as(&sql).bind(keys::code(number)).bind(keys::name(admin_last_name)).fetch_optional(p).await?)
+            }
+            Search::Serial { value } => {
+                let sql = format!("SELECT {COMPANY_COLUMNS} FROM licenses l JOIN companies c ON c.org_id = l.org_id WHERE l.serial_key = $1");
+                on_db!(db, p => sqlx::query_as(&sql).bind(keys::code(value)).fetch_optional(p).await?)
+            }
+            Search::MachineCode { value } => {
+                let key = keys::code(value);
+                let sql = format!(
+                    "SELECT {COMPANY_COLUMNS} FROM licenses l JOIN companies c ON c.org_id = l.org_id \
+                     WHERE l.machine_code_key = $1 AND l.product = '{LEGACY_PRODUCT}'"
+                );
+                let found: Option<Company> = on_db!(db, p => sqlx::query_as(&sql).bind(&key).fetch_optional(p).await?);
+                if found.is_none() {
+                    // The customer may have typed the serial of a newer license.
+                    const PRODUCT: &str = "SELECT product FROM licenses WHERE serial_key = $1";
+                    let product: Option<(String,)> =
+                        on_db!(db, p => sqlx::query_as(PRODUCT).bind(&key).fetch_optional(p).await?);
+                    if let Some((product,)) = product.filter(|(p,)| p != LEGACY_PRODUCT) {
+                        return Ok(Found::NotLegacy { product });
+                    }
+                }
+                found
+            }
+        };
+        Ok(company.map_or(Found::NotFound, |company| Found::Company { company }))
+    }
+
+    pub async fn company(&self, org_id: &str) -> Result<Option<Company>> {
+        let sql = format!("SELECT {COMPANY_COLUMNS} FROM companies c WHERE c.org_id = $1");
+        Ok(on_db!(&self.store.db, p => sqlx::query_as(&sql).bind(org_id).fetch_optional(p).await?))
+    }
+
+    /// The active contacts of a company, administrators first, then by name.
+    pub async fn contacts(&self, org_id: &str) -> Result<Vec<Contact>> {
+        const SQL: &str =
+            "SELECT id, org_id, username, first_name, last_name, email, phone, role, status FROM contacts \
+                           WHERE org_id = $1 AND status = 'active' ORDER BY role, last_name_key, first_name, id";
+        Ok(on_db!(&self.store.db, p => sqlx::query_as(SQL).bind(org_id).fetch_all(p).await?))
+    }
+
+    pub async fn contact(&self, id: i64) -> Result<Option<Contact>> {
+        const SQL: &str = "SELECT id, org_id, username, first_name, last_name, email, phone, role, status FROM contacts WHERE id = $1";
+        Ok(on_db!(&self.store.db, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await?))
+    }
+
+    /// An active contact by e-mail address (case-insensitive).
+    pub async fn contact_by_email(&self, email: &str) -> Result<Option<Contact>> {
+        const SQL: &str =
+            "SELECT id, org_id, username, first_name, last_name, email, phone, role, status FROM contacts \
+                           WHERE email_key = $1 AND status = 'active'";
+        Ok(on_db!(&self.store.db, p => sqlx::query_as(SQL).bind(keys::lower(email)).fetch_optional(p).await?))
+    }
+
+    /// Companies with this name (any case and spacing) in this country.
+    pub async fn companies_named(&self, name: &str, country: &str) -> Result<Vec<Company>> {
+        let sql = format!("SELECT {COMPANY_COLUMNS} FROM companies c WHERE c.name_key = $1 AND c.country = $2");
+        Ok(
+            on_db!(&self.store.db, p => sqlx::query_as(&sql).bind(keys::name(name)).bind(country.to_ascii_uppercase()).fetch_all(p).await?),
+        )
+    }
+}

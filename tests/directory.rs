@@ -1,0 +1,95 @@
+//! Directory import and searches, on SQLite and PostgreSQL.
+
+mod common;
+
+use frontdesk::{
+    directory::{
+        import::{import_dir, ImportOptions},
+        Directory, Found, Search,
+    },
+    store::Store,
+};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    common::repo_path("tests/fixtures").join(name)
+}
+
+async fn org(dir: &Directory, search: Search) -> Option<String> {
+    match dir.search(&search).await.unwrap() {
+        Found::Company { company } => Some(company.org_id),
+        other => {
+            assert_eq!(other, Found::NotFound);
+            None
+        }
+    }
+}
+
+both_backends!(import_then_every_search_kind, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let report = import_dir(&store, &fixture("directory"), &ImportOptions::default(), 1).await.unwrap();
+    assert!(!report.rejected(), "{:?}", report.files.iter().flat_map(|f| f.bad.clone()).collect::<Vec<_>>());
+    assert_eq!(report.rows(), 3 + 5 + 2 + 3);
+    let dir = Directory::new(store.clone());
+
+    let s = |v: &str| v.to_string();
+    assert_eq!(org(&dir, Search::Username { value: s("  ALee ") }).await.as_deref(), Some("ORG-1001"));
+    assert_eq!(org(&dir, Search::Email { value: s("ann.lee@ACME.example") }).await.as_deref(), Some("ORG-1001"));
+    assert_eq!(org(&dir, Search::Email { value: s("nobody@acme.example") }).await, None);
+    // Contract and administrator's last name must both match.
+    let contract = |n: &str, l: &str| Search::Contract { number: s(n), admin_last_name: s(l) };
+    assert_eq!(org(&dir, contract("ctr 2024 0002", "simpson")).await.as_deref(), Some("ORG-1002"));
+    assert_eq!(org(&dir, contract("CTR-2024-0002", "Lee")).await, None);
+    assert_eq!(org(&dir, contract("CTR-2024-0009", "Simpson")).await, None);
+    // Serials without dashes, any case.
+    assert_eq!(org(&dir, Search::Serial { value: s("abcd 1234 efgh 5678") }).await.as_deref(), Some("ORG-1001"));
+    // Machine codes: legacy XP licenses only.
+    assert_eq!(org(&dir, Search::MachineCode { value: s("mc77aa19bf") }).await.as_deref(), Some("ORG-1003"));
+    assert_eq!(
+        dir.search(&Search::MachineCode { value: s("WXYZ-9999-0000-1111") }).await.unwrap(),
+        Found::NotLegacy { product: s("Virtual Desktops") }
+    );
+
+    let contacts = dir.contacts("ORG-1003").await.unwrap();
+    assert_eq!(
+        contacts.iter().map(|c| c.username.as_str()).collect::<Vec<_>>(),
+        vec!["pgibbons", "mbolton"],
+        "admins first"
+    );
+
+    // Re-importing updates and never duplicates.
+    let again = import_dir(&store, &fixture("directory"), &ImportOptions::default(), 2).await.unwrap();
+    assert!(!again.rejected());
+    assert_eq!(dir.contacts("ORG-1001").await.unwrap().len(), 2);
+    assert_eq!(dir.company("ORG-1003").await.unwrap().unwrap().phone, "+442079460958");
+    store.close().await;
+});
+
+both_backends!(a_file_with_bad_rows_changes_nothing_unless_skipped, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let dir = Directory::new(store.clone());
+    let report = import_dir(&store, &fixture("bad_directory"), &ImportOptions::default(), 1).await.unwrap();
+    assert!(report.rejected());
+    let bad = &report.files[1].bad;
+    let expect = [
+        ("contacts.csv:3:", "not a known company"),
+        ("contacts.csv:4:", "not an e-mail address"),
+        ("contacts.csv:5:", "must be admin or user"),
+        ("contacts.csv:6:", "already belongs to another contact"),
+    ];
+    assert_eq!(bad.len(), expect.len(), "{bad:?}");
+    for ((at, why), line) in expect.iter().zip(bad) {
+        assert!(line.contains(at) && line.contains(why), "{line} should say {at} {why}");
+    }
+    // companies.csv was fine and is kept; contacts.csv changed nothing.
+    assert!(dir.company("ORG-1001").await.unwrap().is_some());
+    assert!(dir.contacts("ORG-1001").await.unwrap().is_empty());
+
+    let skipped =
+        import_dir(&store, &fixture("bad_directory"), &ImportOptions { skip_bad_rows: true, progress: false }, 2)
+            .await
+            .unwrap();
+    assert!(!skipped.rejected());
+    assert_eq!(dir.contacts("ORG-1001").await.unwrap().len(), 1);
+    assert_eq!(dir.contacts("ORG-1003").await.unwrap().len(), 1);
+    store.close().await;
+});
