@@ -23,13 +23,28 @@ impl App {
         let store = Store::open(&url, settings.database.max_connections).await?;
         tracing::info!(database = %crate::config::redact_url(&url), backend = store.backend(), "store ready");
         let settings = Arc::new(settings);
-        let engine = Engine::builder(store.clone(), settings.clone()).effects(effects()).build();
+        let engine = Engine::builder(store.clone(), settings.clone()).effects(effects(&store, &settings)).build();
         Ok(App { settings, store, engine, data_dir })
+    }
+
+    /// The outbox worker for this app's store and data folder.
+    pub fn outbox(&self) -> anyhow::Result<crate::mail::outbox::Outbox> {
+        crate::mail::outbox::Outbox::new(self.store.clone(), &self.settings.mail, &self.data_dir)
     }
 }
 
-/// The async effects flows can call. The directory, mail and account effects
-/// register here.
-pub fn effects() -> crate::engine::Effects {
-    crate::engine::Effects::new()
+/// The async effects flows can call.
+pub fn effects(store: &Store, settings: &Arc<Settings>) -> crate::engine::Effects {
+    let mut effects = crate::engine::Effects::new();
+    crate::account::register(&mut effects, crate::directory::Directory::new(store.clone()), settings.clone());
+    effects
+}
+
+/// The same effects by name only, for checking flows without a store.
+pub fn declared_effects() -> crate::engine::Effects {
+    let mut effects = crate::engine::Effects::new();
+    for (name, arity) in crate::account::EFFECTS {
+        effects.declare(name, *arity);
+    }
+    effects
 }

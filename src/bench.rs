@@ -292,7 +292,7 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
                 } else {
                     ConversationWrite::Update { row: row.clone(), expected_version: row.version - 1 }
                 };
-                if store.commit(TurnCommit { conversation, messages }).await.is_ok() {
+                if store.commit(TurnCommit { conversation, messages, writes: Vec::new() }).await.is_ok() {
                     store.ack_delivered(acks, now).await.ok();
                     count.fetch_add(1, Ordering::Relaxed);
                 }
@@ -318,7 +318,8 @@ pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -
     let url = args.database_url.clone().unwrap_or_else(|| Store::sqlite_url(tmp.path()));
     let store = Store::open(&url, settings.database.max_connections).await.context("opening the bench store")?;
     let settings = Arc::new(settings);
-    let engine = Engine::builder(store.clone(), settings.clone()).effects(crate::app::effects()).build();
+    let engine =
+        Engine::builder(store.clone(), settings.clone()).effects(crate::app::effects(&store, &settings)).build();
     let run = format!("{:08x}", rand::random::<u32>());
     let duration: Duration = args.duration.into();
     let n = args.conversations;

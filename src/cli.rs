@@ -88,8 +88,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Chat(args) => {
             let app = crate::app::App::open(settings, cli.data).await?;
             let who = args.identity.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "terminal".to_string());
+            // Mail queued by the conversation goes out while it runs, and
+            // whatever is left when it ends goes out before the process exits.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let worker = tokio::spawn(app.outbox()?.run(
+                app.engine.clock().clone(),
+                std::time::Duration::from_millis(200),
+                stopped,
+            ));
             let result = crate::channels::terminal::chat(&app.engine, &who).await;
+            let _ = stop.send(true);
+            let _ = worker.await;
+            app.store.flush().await;
+            let flushed = app.outbox()?.run_once(app.engine.clock().now_ms()).await;
             app.store.close().await;
+            flushed?;
             result.map(|_| 0)
         }
         Command::Serve => {
@@ -98,7 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Flows(FlowsCommand::Check { dir }) => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir));
-            let engine = crate::engine::Engine::script_engine_for(&settings, &crate::app::effects());
+            let engine = crate::engine::Engine::script_engine_for(&settings, &crate::app::declared_effects());
             let problems = crate::flowcheck::check_dir(&engine, &dir, &settings.engine.router_flow)?;
             for p in &problems {
                 println!("{p}");

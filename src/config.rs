@@ -63,6 +63,9 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub words: Words,
     pub messages: Messages,
+    pub mail: MailSettings,
+    pub directory: DirectorySettings,
+    pub limits: Limits,
     /// The sections of [`FLOW_SECTIONS`], as flows see them.
     pub flow_settings: Value,
 }
@@ -88,6 +91,52 @@ pub struct EngineSettings {
     pub max_map_size: usize,
     pub max_flow_switches: usize,
     pub max_input_chars: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub from: String,
+    pub templates_dir: String,
+    pub reset_url: String,
+    pub token_ttl: Duration,
+    pub max_attempts: u32,
+    /// `None`: no SMTP server; mails go to `<data>/mail/outbox/` as files.
+    pub smtp: Option<SmtpSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    StartTls,
+    Tls,
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// At most `count` in any `period`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub count: i64,
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub searches_per_identity: Limit,
+    pub searches_per_identifier: Limit,
+    pub recovery_mails_per_contact: Limit,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectorySettings {
+    pub show_full_names: bool,
 }
 
 /// Words that work in any flow.
@@ -395,6 +444,13 @@ impl<'a> Validator<'a> {
             unreadable: self.nonempty("messages.unreadable"),
             busy: self.nonempty("messages.busy"),
         };
+        let mail = self.mail();
+        let directory = DirectorySettings { show_full_names: self.boolean("directory.show_full_names") };
+        let limits = Limits {
+            searches_per_identity: self.limit("limits.searches_per_identity"),
+            searches_per_identifier: self.limit("limits.searches_per_identifier"),
+            recovery_mails_per_contact: self.limit("limits.recovery_mails_per_contact"),
+        };
         self.check_self_help();
         self.check_escalate();
         self.check_unknown_keys();
@@ -404,7 +460,79 @@ impl<'a> Validator<'a> {
                 flow_settings.insert(section.to_string(), v.clone());
             }
         }
-        Settings { database, engine, words, messages, flow_settings: Value::Object(flow_settings) }
+        Settings {
+            database,
+            engine,
+            words,
+            messages,
+            mail,
+            directory,
+            limits,
+            flow_settings: Value::Object(flow_settings),
+        }
+    }
+
+    fn limit(&mut self, key: &str) -> Limit {
+        let text = self.string(key);
+        let parsed = text
+            .split_once('/')
+            .and_then(|(n, p)| Some((n.trim().parse::<i64>().ok()?, humantime::parse_duration(p.trim()).ok()?)));
+        match parsed {
+            Some((count, period)) if count > 0 && !period.is_zero() => Limit { count, period },
+            _ => {
+                self.bad(key, format!("{text:?} is not a limit like \"5/10m\""));
+                Limit { count: 1, period: Duration::from_secs(1) }
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str) -> bool {
+        match self.get(key) {
+            Some(Value::Bool(b)) => *b,
+            other => {
+                self.bad(
+                    key,
+                    format!("expected true or false, found {}", other.map_or("nothing".into(), |v| v.to_string())),
+                );
+                false
+            }
+        }
+    }
+
+    fn mail(&mut self) -> MailSettings {
+        let from = self.nonempty("mail.from");
+        if !from.is_empty() && from.parse::<lettre::message::Mailbox>().is_err() {
+            self.bad("mail.from", format!("{from:?} is not a mail address like \"Name <user@example.com>\""));
+        }
+        let reset_url = self.nonempty("mail.reset_url");
+        if !reset_url.contains("{token}") || url::Url::parse(&reset_url.replace("{token}", "x")).is_err() {
+            self.bad("mail.reset_url", "must be a URL containing {token}");
+        }
+        let host = self.string("smtp.host").trim().to_string();
+        let port = self.int("smtp.port", 1, 65535) as u16;
+        let security = match self.string("smtp.security").as_str() {
+            "starttls" => SmtpSecurity::StartTls,
+            "tls" => SmtpSecurity::Tls,
+            "plain" => SmtpSecurity::Plain,
+            other => {
+                self.bad("smtp.security", format!("{other:?} must be starttls, tls or plain"));
+                SmtpSecurity::StartTls
+            }
+        };
+        let username = Some(self.string("smtp.username").trim().to_string()).filter(|u| !u.is_empty());
+        let password = lookup(self.tree, "smtp.password")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .map(|p| Secret(p.to_string()));
+        self.seen.insert("smtp.password".into());
+        MailSettings {
+            from,
+            templates_dir: self.nonempty("mail.templates_dir"),
+            reset_url,
+            token_ttl: self.duration("mail.token_ttl"),
+            max_attempts: self.int("mail.max_attempts", 1, 100) as u32,
+            smtp: (!host.is_empty()).then_some(SmtpSettings { host, port, security, username, password }),
+        }
     }
 
     fn table_list(&mut self, key: &str) -> Vec<&'a Map<String, Value>> {
@@ -486,15 +614,30 @@ impl<'a> Validator<'a> {
         let Some(root) = self.tree.as_object() else {
             return;
         };
-        let known_sections =
-            ["database", "engine", "words", "messages", "self_help", "escalate", "smtp", "imap", "discord", "slack"];
+        let known_sections = [
+            "database",
+            "engine",
+            "words",
+            "messages",
+            "mail",
+            "smtp",
+            "directory",
+            "limits",
+            "self_help",
+            "escalate",
+            "imap",
+            "discord",
+            "slack",
+        ];
         let mut unknown = Vec::new();
         for (section, body) in root {
             if !known_sections.contains(&section.as_str()) {
                 unknown.push(section.clone());
                 continue;
             }
-            if ["database", "engine", "words", "messages"].contains(&section.as_str()) {
+            if ["database", "engine", "words", "messages", "mail", "smtp", "directory", "limits"]
+                .contains(&section.as_str())
+            {
                 if let Some(map) = body.as_object() {
                     for k in map.keys() {
                         let full = format!("{section}.{k}");

@@ -1,6 +1,7 @@
 //! frontdesk: a self-service account assistant. Customers reach it by chat or
 //! e-mail; it runs the "My Account" procedures as durable rhai flows.
 
+pub mod account;
 pub mod app;
 pub mod bench;
 pub mod channels;
@@ -10,6 +11,7 @@ pub mod crashpoint;
 pub mod directory;
 pub mod engine;
 pub mod flowcheck;
+pub mod mail;
 pub mod serve;
 pub mod store;
 pub mod text;

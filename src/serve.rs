@@ -29,6 +29,14 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         })
     };
 
+    let outbox = {
+        let worker = app.outbox()?;
+        if let Some(dir) = &worker.spool {
+            tracing::info!(spool = %dir.display(), "no SMTP server configured: mails are written as .eml files");
+        }
+        tokio::spawn(worker.run(app.engine.clock().clone(), std::time::Duration::from_secs(1), stop_rx.clone()))
+    };
+
     tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving; no chat channel is configured yet, so `frontdesk chat` is the way in");
     eprintln!(
         "frontdesk serving (data: {}, store: {}). Stop with Ctrl-C.",
@@ -42,6 +50,7 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing work in progress");
     let _ = stop_tx.send(true);
     let _ = expiry.await;
+    let _ = outbox.await;
     // Every turn already queued is committed before the store closes.
     app.store.close().await;
     eprintln!("frontdesk stopped");

@@ -115,7 +115,10 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
     let dir = tempfile::tempdir().map_err(|e| format!("{file}: temp dir: {e}"))?;
     let store = Store::open(&Store::sqlite_url(dir.path()), 2).await.map_err(|e| format!("{file}: store: {e:#}"))?;
     let clock = Clock::manual(TRANSCRIPT_EPOCH_MS);
-    let engine = Engine::builder(store.clone(), settings).clock(clock.clone()).build();
+    let engine = Engine::builder(store.clone(), settings.clone())
+        .effects(crate::app::effects(&store, &settings))
+        .clock(clock.clone())
+        .build();
     let mut who = "customer".to_string();
     let result = async {
         for (step, expected) in script.steps {

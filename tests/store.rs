@@ -50,7 +50,11 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     let r = row(7, "ann");
     assert_eq!(
         store
-            .commit(TurnCommit { conversation: ConversationWrite::Insert(r.clone()), messages: msgs(0, Some("m1")) })
+            .commit(TurnCommit {
+                writes: vec![],
+                conversation: ConversationWrite::Insert(r.clone()),
+                messages: msgs(0, Some("m1"))
+            })
             .await
             .unwrap(),
         CommitOutcome::Committed
@@ -59,7 +63,11 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     // A second open conversation for the same key is refused.
     assert_eq!(
         store
-            .commit(TurnCommit { conversation: ConversationWrite::Insert(row(8, "ann")), messages: vec![] })
+            .commit(TurnCommit {
+                writes: vec![],
+                conversation: ConversationWrite::Insert(row(8, "ann")),
+                messages: vec![]
+            })
             .await
             .unwrap(),
         CommitOutcome::Conflict
@@ -71,6 +79,7 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     next.next_seq = 4;
     next.journal = r#"{"params":{},"entries":[{"k":"say"}]}"#.into();
     let up = |m| TurnCommit {
+        writes: vec![],
         conversation: ConversationWrite::Update { row: next.clone(), expected_version: 1 },
         messages: m,
     };
@@ -91,12 +100,17 @@ both_backends!(duplicate_inbound_is_refused, |url: String| async move {
     let store = Store::open(&url, 4).await.unwrap();
     let r = row(11, "bob");
     store
-        .commit(TurnCommit { conversation: ConversationWrite::Insert(r.clone()), messages: msgs(0, Some("dup")) })
+        .commit(TurnCommit {
+            writes: vec![],
+            conversation: ConversationWrite::Insert(r.clone()),
+            messages: msgs(0, Some("dup")),
+        })
         .await
         .unwrap();
     let mut next = r.clone();
     next.version = 2;
     let again = TurnCommit {
+        writes: vec![],
         conversation: ConversationWrite::Update { row: next, expected_version: 1 },
         messages: msgs(2, Some("dup")),
     };
@@ -110,7 +124,11 @@ both_backends!(duplicate_inbound_is_refused, |url: String| async move {
 both_backends!(delivery_acknowledgement, |url: String| async move {
     let store = Store::open(&url, 4).await.unwrap();
     store
-        .commit(TurnCommit { conversation: ConversationWrite::Insert(row(21, "cy")), messages: msgs(0, None) })
+        .commit(TurnCommit {
+            writes: vec![],
+            conversation: ConversationWrite::Insert(row(21, "cy")),
+            messages: msgs(0, None),
+        })
         .await
         .unwrap();
     assert_eq!(store.undelivered(21).await.unwrap().len(), 1);
@@ -128,7 +146,11 @@ both_backends!(flow_sources_and_expiry_queries, |url: String| async move {
     assert_eq!(store.flow_source("nope").await.unwrap(), None);
 
     store
-        .commit(TurnCommit { conversation: ConversationWrite::Insert(row(31, "dee")), messages: vec![] })
+        .commit(TurnCommit {
+            writes: vec![],
+            conversation: ConversationWrite::Insert(row(31, "dee")),
+            messages: vec![],
+        })
         .await
         .unwrap();
     assert!(store.expired_conversations(1_000, 10).await.unwrap().is_empty());
@@ -145,6 +167,7 @@ both_backends!(concurrent_commits_are_batched_and_all_land, |url: String| async 
             let r = row(1000 + i, &format!("k{i}"));
             store
                 .commit(TurnCommit {
+                    writes: vec![],
                     conversation: ConversationWrite::Insert(r),
                     messages: msgs(0, Some(&format!("e{i}"))),
                 })
@@ -168,8 +191,12 @@ both_backends!(a_bad_turn_fails_alone, |url: String| async move {
     let mut bad = row(50, "bad");
     bad.status = "exploded".into();
     let (a, b) = tokio::join!(
-        store.commit(TurnCommit { conversation: ConversationWrite::Insert(bad), messages: vec![] }),
-        store.commit(TurnCommit { conversation: ConversationWrite::Insert(row(51, "good")), messages: msgs(0, None) }),
+        store.commit(TurnCommit { writes: vec![], conversation: ConversationWrite::Insert(bad), messages: vec![] }),
+        store.commit(TurnCommit {
+            writes: vec![],
+            conversation: ConversationWrite::Insert(row(51, "good")),
+            messages: msgs(0, None)
+        }),
     );
     assert!(a.is_err());
     assert_eq!(b.unwrap(), CommitOutcome::Committed);

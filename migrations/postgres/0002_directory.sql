@@ -97,6 +97,7 @@ CREATE TABLE outbox (
     to_addr          TEXT    NOT NULL,
     context          TEXT    NOT NULL,            -- JSON for the template
     status           TEXT    NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'sent', 'failed')),
+    locked_until     BIGINT ,                           -- a worker's lease while it sends
     attempts         BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT  NOT NULL,
     last_error       TEXT,
@@ -131,3 +132,6 @@ CREATE TABLE audit_log (
     conversation_id  BIGINT 
 );
 CREATE INDEX audit_log_by_time ON audit_log (at);
+-- Rate limits count recent audit entries by who asked and by what was asked about.
+CREATE INDEX audit_log_by_actor ON audit_log (actor, action, at);
+CREATE INDEX audit_log_by_subject ON audit_log (subject, action, at);

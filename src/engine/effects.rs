@@ -32,14 +32,51 @@ pub struct EffectContext {
     pub verified: Option<String>,
     pub flow: String,
     pub now_ms: i64,
+    /// The agent who started this conversation's flow, if one did.
+    pub by_agent: Option<String>,
 }
 
 pub struct EffectCall {
     pub args: Vec<Value>,
     pub context: EffectContext,
+    writes: Vec<crate::store::Write>,
 }
 
 impl EffectCall {
+    pub(crate) fn new(args: Vec<Value>, context: EffectContext) -> EffectCall {
+        EffectCall { args, context, writes: Vec::new() }
+    }
+
+    /// Adds a write to the turn: it commits with the turn's journal entry
+    /// for this effect, or not at all.
+    pub fn write(&mut self, w: crate::store::Write) {
+        self.writes.push(w);
+    }
+
+    /// An audit entry for this conversation's identity.
+    pub fn audit(&mut self, action: &str, subject: &str, detail: Value) {
+        let w = crate::store::Write::Audit {
+            channel: self.context.channel.clone(),
+            actor: self.context.sender.clone(),
+            by_agent: self.context.by_agent.clone(),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            detail,
+        };
+        self.writes.push(w);
+    }
+
+    pub fn arg_i64(&self, i: usize) -> Result<i64, EffectError> {
+        match self.args.get(i) {
+            Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64().expect("checked")),
+            Some(Value::String(s)) => {
+                s.trim().parse().map_err(|_| EffectError::Failed(format!("argument {} must be a number", i + 1)))
+            }
+            Some(other) => Err(EffectError::Failed(format!("argument {} must be a number, got {other}", i + 1))),
+            None => Err(EffectError::Failed(format!("argument {} is missing", i + 1))),
+        }
+    }
+
     pub fn arg_str(&self, i: usize) -> Result<String, EffectError> {
         match self.args.get(i) {
             Some(Value::String(s)) => Ok(s.clone()),
@@ -67,8 +104,10 @@ impl EffectError {
     }
 }
 
+/// What an effect produced: its value for the journal, and its writes.
+pub type EffectOutput = (Result<Value, EffectError>, Vec<crate::store::Write>);
 pub type EffectFuture = Pin<Box<dyn Future<Output = Result<Value, EffectError>> + Send>>;
-type EffectFn = Arc<dyn Fn(EffectCall) -> EffectFuture + Send + Sync>;
+type EffectFn = Arc<dyn Fn(EffectCall) -> Pin<Box<dyn Future<Output = EffectOutput> + Send>> + Send + Sync>;
 
 #[derive(Default, Clone)]
 pub struct Effects {
@@ -87,19 +126,51 @@ impl Effects {
         F: Fn(EffectCall) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, EffectError>> + Send + 'static,
     {
+        self.register_with_writes(name, arity, move |call| {
+            let fut = f(call);
+            async move { (fut.await, Vec::new()) }
+        })
+    }
+
+    /// Registers an effect that also writes (mails, records, audit entries):
+    /// it gets the call by value and returns its value with the writes it
+    /// made through [`EffectCall::write`].
+    pub fn register_with_writes<F, Fut>(&mut self, name: &str, arity: usize, f: F) -> &mut Self
+    where
+        F: Fn(EffectCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = EffectOutput> + Send + 'static,
+    {
         assert!(arity <= 3, "effects take at most 3 arguments");
         self.map.insert(name.to_string(), (arity, Arc::new(move |call| Box::pin(f(call)))));
         self
+    }
+
+    /// Declares an effect by name and arity only, for checking flows where
+    /// no store is open (`frontdesk flows check`); calling it fails.
+    pub fn declare(&mut self, name: &str, arity: usize) -> &mut Self {
+        let name_owned = name.to_string();
+        self.register(name, arity, move |_| {
+            let name = name_owned.clone();
+            async move { Err(EffectError::Failed(format!("{name} is only declared here, not available"))) }
+        })
     }
 
     pub(crate) fn signatures(&self) -> Vec<(String, usize)> {
         self.map.iter().map(|(n, (a, _))| (n.clone(), *a)).collect()
     }
 
-    pub(crate) async fn perform(&self, name: &str, call: EffectCall) -> Result<Value, EffectError> {
+    pub(crate) async fn perform(&self, name: &str, call: EffectCall) -> EffectOutput {
         match self.map.get(name) {
             Some((_, f)) => f(call).await,
-            None => Err(EffectError::Failed(format!("no effect named {name}"))),
+            None => (Err(EffectError::Failed(format!("no effect named {name}"))), Vec::new()),
         }
+    }
+}
+
+impl EffectCall {
+    /// Finishes an effect made with [`Effects::register_with_writes`].
+    pub fn done(self, result: Result<Value, EffectError>) -> EffectOutput {
+        let writes = if result.is_ok() { self.writes } else { Vec::new() };
+        (result, writes)
     }
 }

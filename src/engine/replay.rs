@@ -27,6 +27,8 @@ pub(crate) struct Replayed {
     pub flow: Arc<Flow>,
     pub journal: Journal,
     pub outputs: Vec<Outbound>,
+    /// Writes of the effects performed in this turn.
+    pub writes: Vec<crate::store::Write>,
     pub end: End,
 }
 
@@ -67,6 +69,7 @@ pub(crate) async fn replay(
         mismatch: None,
     };
     let mut switches = 0;
+    let mut writes = Vec::new();
     loop {
         state.cursor = 0;
         state.stop = None;
@@ -81,12 +84,14 @@ pub(crate) async fn replay(
                 (Some(Stop::Wait(p)), _) => Some(End::Waiting(p)),
                 (Some(Stop::Handoff { reason }), _) => Some(End::HandedOff(reason)),
                 (Some(Stop::Effect { name, args }), _) => {
-                    let call = EffectCall { args, context: EffectContext { flow: flow.name.clone(), ..ctx.clone() } };
-                    let result = match inner.effects.perform(&name, call).await {
+                    let call = EffectCall::new(args, EffectContext { flow: flow.name.clone(), ..ctx.clone() });
+                    let (result, effect_writes) = inner.effects.perform(&name, call).await;
+                    let result = match result {
                         Ok(v) => Ok(v),
                         Err(EffectError::Failed(msg)) => Err(msg),
                         Err(EffectError::Retry(source)) => return Err(ReplayError::Effect { name, source }),
                     };
+                    writes.extend(effect_writes);
                     crate::crashpoint::hit("after_effect");
                     state.entries.push(Entry::Effect { name, result });
                     None
@@ -115,7 +120,7 @@ pub(crate) async fn replay(
         };
         if let Some(end) = end {
             journal.entries = state.entries;
-            return Ok(Replayed { flow, journal, outputs: state.outputs, end });
+            return Ok(Replayed { flow, journal, outputs: state.outputs, writes, end });
         }
     }
 }

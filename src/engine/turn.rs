@@ -53,6 +53,7 @@ struct Draft {
     expected_version: Option<i64>,
     messages: Vec<NewMessage>,
     deliveries: Vec<Delivery>,
+    writes: Vec<crate::store::Write>,
     now: i64,
 }
 
@@ -82,6 +83,7 @@ impl Draft {
             expected_version: None,
             messages: Vec::new(),
             deliveries: Vec::new(),
+            writes: Vec::new(),
             now,
         }
     }
@@ -91,7 +93,14 @@ impl Draft {
         let mut row = row;
         row.version += 1;
         row.updated_at = now;
-        Draft { row, expected_version: Some(expected), messages: Vec::new(), deliveries: Vec::new(), now }
+        Draft {
+            row,
+            expected_version: Some(expected),
+            messages: Vec::new(),
+            deliveries: Vec::new(),
+            writes: Vec::new(),
+            now,
+        }
     }
 
     fn context(&self) -> EffectContext {
@@ -102,6 +111,7 @@ impl Draft {
             verified: self.row.verified.clone(),
             flow: self.row.flow.clone(),
             now_ms: self.now,
+            by_agent: None,
         }
     }
 
@@ -162,6 +172,7 @@ impl Draft {
         self.row.flow = r.flow.name.clone();
         self.row.flow_hash = r.flow.hash.clone();
         self.row.journal = serde_json::to_string(&r.journal).expect("journals serialize");
+        self.writes.extend(r.writes);
         for o in r.outputs {
             self.out(o);
         }
@@ -218,7 +229,7 @@ impl Draft {
         };
         let id = conversation.row().id;
         Planned {
-            commit: TurnCommit { conversation, messages: self.messages },
+            commit: TurnCommit { conversation, messages: self.messages, writes: self.writes },
             reply: TurnReply { conversation_id: Some(id), messages: self.deliveries, status, duplicate: false },
             again,
         }

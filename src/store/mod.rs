@@ -12,6 +12,7 @@
 
 mod rows;
 pub mod writer;
+mod writes;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -24,6 +25,7 @@ use sqlx::{
 
 pub use rows::{new_conversation_id, ConversationRow, MessageRow, Status};
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};
+pub use writes::Write;
 
 /// Errors at the store boundary. Callers show customers a short "try again";
 /// logs get the whole chain.

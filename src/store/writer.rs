@@ -76,6 +76,8 @@ pub struct TurnCommit {
     pub conversation: ConversationWrite,
     /// The customer's message and the replies, in transcript order.
     pub messages: Vec<NewMessage>,
+    /// What the turn's effects wrote: mails, tokens, audit entries.
+    pub writes: Vec<super::Write>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,7 +283,7 @@ async fn apply(db: &Db, turns: &[TurnCommit], acks: &[(i64, i64)], ack_time: i64
 /// The batch transaction, written once and expanded for each backend (the
 /// SQL is the same; only the connection type differs).
 macro_rules! apply_batch {
-    ($fn_name:ident, $db:ty) => {
+    ($fn_name:ident, $db:ty, $apply_writes:ident) => {
         async fn $fn_name(
             conn: &mut <$db as sqlx::Database>::Connection,
             turns: &[TurnCommit],
@@ -414,6 +416,14 @@ macro_rules! apply_batch {
                 q.build().execute(&mut *tx).await?;
             }
 
+            // 3b. The effects' writes of every turn that won.
+            let writes: Vec<(i64, &super::Write)> =
+                won.iter().flat_map(|t| t.writes.iter().map(move |w| (t.conversation.row().id, w))).collect();
+            if !writes.is_empty() {
+                let now = won.iter().map(|t| t.conversation.row().updated_at).max().unwrap_or(0);
+                super::writes::$apply_writes(&mut *tx, &writes, now).await?;
+            }
+
             // 4. Delivery acknowledgements, as seq ranges per conversation
             //    in OR chains that both backends answer from the
             //    (conversation_id, seq) index.
@@ -440,8 +450,8 @@ macro_rules! apply_batch {
     };
 }
 
-apply_batch!(apply_sqlite, sqlx::Sqlite);
-apply_batch!(apply_postgres, sqlx::Postgres);
+apply_batch!(apply_sqlite, sqlx::Sqlite, apply_sqlite);
+apply_batch!(apply_postgres, sqlx::Postgres, apply_postgres);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,205 @@
+//! The account effects flows call: company searches, the contact list, and
+//! login recovery. Each audits what it did; the ones that send mail or store
+//! tokens do it through the turn's writes, so it happens exactly when the
+//! step is recorded.
+
+mod limits;
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    config::Settings,
+    directory::{Directory, Found, Search},
+    engine::{EffectCall, EffectError, Effects},
+    store::Write,
+};
+
+/// Names and arities of the effects [`register`] adds.
+pub const EFFECTS: &[(&str, usize)] =
+    &[("find_company", 2), ("find_company_by_contract", 2), ("list_contacts", 1), ("send_login_info", 1)];
+
+/// Registers the account effects on `effects`.
+pub fn register(effects: &mut Effects, directory: Directory, settings: Arc<Settings>) {
+    let (d, s) = (directory.clone(), settings.clone());
+    effects.register_with_writes("find_company", 2, move |mut call| {
+        let (d, s) = (d.clone(), s.clone());
+        async move {
+            let result = async {
+                let kind = call.arg_str(0)?;
+                let value = call.arg_str(1)?;
+                let search = match kind.as_str() {
+                    "username" => Search::Username { value },
+                    "email" => Search::Email { value },
+                    "serial" => Search::Serial { value },
+                    "machine_code" => Search::MachineCode { value },
+                    other => return Err(EffectError::Failed(format!("find_company: unknown search kind {other:?}"))),
+                };
+                search_company(&d, &s, &mut call, search).await
+            }
+            .await;
+            call.done(result)
+        }
+    });
+    let (d, s) = (directory.clone(), settings.clone());
+    effects.register_with_writes("find_company_by_contract", 2, move |mut call| {
+        let (d, s) = (d.clone(), s.clone());
+        async move {
+            let result = async {
+                let search = Search::Contract { number: call.arg_str(0)?, admin_last_name: call.arg_str(1)? };
+                search_company(&d, &s, &mut call, search).await
+            }
+            .await;
+            call.done(result)
+        }
+    });
+    let (d, s) = (directory.clone(), settings.clone());
+    effects.register_with_writes("list_contacts", 1, move |mut call| {
+        let (d, s) = (d.clone(), s.clone());
+        async move {
+            let result = async {
+                let org_id = call.arg_str(0)?;
+                let contacts = d.contacts(&org_id).await.map_err(EffectError::retry)?;
+                call.audit("contact_list_shown", &org_id, json!({ "contacts": contacts.len() }));
+                let mut seen = std::collections::HashMap::new();
+                let list: Vec<Value> = contacts
+                    .iter()
+                    .map(|c| {
+                        let mut label = if s.directory.show_full_names {
+                            format!("{} {} ({})", c.first_name, c.last_name, c.email)
+                        } else {
+                            format!(
+                                "{} {}. ({})",
+                                c.first_name,
+                                initial(&c.last_name),
+                                crate::mail::mask_email(&c.email)
+                            )
+                        };
+                        // Masking can make two contacts look alike; the customer must
+                        // still be able to pick one.
+                        let n = seen.entry(label.clone()).and_modify(|n| *n += 1).or_insert(1);
+                        if *n > 1 {
+                            label = format!("{label} #{n}");
+                        }
+                        json!({ "id": c.id, "label": label })
+                    })
+                    .collect();
+                Ok(Value::Array(list))
+            }
+            .await;
+            call.done(result)
+        }
+    });
+    let (d, s) = (directory, settings);
+    effects.register_with_writes("send_login_info", 1, move |mut call| {
+        let (d, s) = (d.clone(), s.clone());
+        async move {
+            let result = send_login_info(&d, &s, &mut call).await;
+            call.done(result)
+        }
+    });
+}
+
+fn initial(name: &str) -> String {
+    name.chars().next().map(|c| c.to_uppercase().collect()).unwrap_or_default()
+}
+
+/// What a search found, as flows see it: `found`, and the company's Org ID
+/// and name, or why not.
+async fn search_company(
+    d: &Directory,
+    s: &Settings,
+    call: &mut EffectCall,
+    search: Search,
+) -> Result<Value, EffectError> {
+    let identifier = match &search {
+        Search::Username { value } | Search::Email { value } => crate::directory::keys::lower(value),
+        Search::Serial { value } | Search::MachineCode { value } => crate::directory::keys::code(value),
+        Search::Contract { number, .. } => crate::directory::keys::code(number),
+    };
+    let kind =
+        serde_json::to_value(&search).ok().and_then(|v| v["by"].as_str().map(str::to_string)).unwrap_or_default();
+    let now = call.context.now_ms;
+    if let Some(wait) = limits::exceeded(
+        d.store(),
+        limits::Scope::Actor(&call.context.sender),
+        "search",
+        s.limits.searches_per_identity,
+        now,
+    )
+    .await
+    .map_err(EffectError::retry)?
+    .or(limits::exceeded(
+        d.store(),
+        limits::Scope::Subject(&identifier),
+        "search",
+        s.limits.searches_per_identifier,
+        now,
+    )
+    .await
+    .map_err(EffectError::retry)?)
+    {
+        call.audit("search_refused", &identifier, json!({ "by": kind, "reason": "rate limit" }));
+        return Ok(json!({ "found": false, "reason": "rate_limited", "wait_minutes": wait.as_secs().div_ceil(60) }));
+    }
+    let found = d.search(&search).await.map_err(EffectError::retry)?;
+    let outcome = match &found {
+        Found::Company { company } => json!({ "found": true, "org_id": company.org_id, "name": company.name }),
+        Found::NotFound => json!({ "found": false, "reason": "not_found" }),
+        Found::NotLegacy { product } => json!({ "found": false, "reason": "not_legacy", "product": product }),
+    };
+    call.audit(
+        "search",
+        &identifier,
+        json!({ "by": kind, "found": outcome["found"], "org_id": outcome.get("org_id") }),
+    );
+    Ok(outcome)
+}
+
+/// Mails a contact their user name and a single-use reset link, to the
+/// address on record and nowhere else.
+async fn send_login_info(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+    let contact_id = call.arg_i64(0)?;
+    let contact = d.contact(contact_id).await.map_err(EffectError::retry)?.filter(|c| c.status == "active");
+    let Some(contact) = contact else {
+        return Err(EffectError::Failed(format!("no active contact {contact_id}")));
+    };
+    let subject = format!("contact:{contact_id}");
+    let now = call.context.now_ms;
+    if let Some(wait) = limits::exceeded(
+        d.store(),
+        limits::Scope::Subject(&subject),
+        "login_info_sent",
+        s.limits.recovery_mails_per_contact,
+        now,
+    )
+    .await
+    .map_err(EffectError::retry)?
+    {
+        call.audit("login_info_refused", &subject, json!({ "reason": "rate limit" }));
+        return Ok(json!({ "sent": false, "reason": "rate_limited", "wait_minutes": wait.as_secs().div_ceil(60) }));
+    }
+    let company = d.company(&contact.org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default();
+    // 128 random bits for the link; only its hash is stored.
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 16]>());
+    let token_hash = hex::encode(Sha256::digest(token.as_bytes()));
+    let ttl = s.mail.token_ttl;
+    call.write(Write::RecoveryToken { token_hash, contact_id, expires_at: now + ttl.as_millis() as i64 });
+    call.write(Write::Mail {
+        message_id: crate::mail::new_message_id(&s.mail.from),
+        template: "login_info".into(),
+        to: contact.email.clone(),
+        context: json!({
+            "first_name": contact.first_name,
+            "username": contact.username,
+            "company": company,
+            "reset_url": s.mail.reset_url.replace("{token}", &token),
+            "expires_minutes": ttl.as_secs() / 60,
+        }),
+    });
+    call.audit("login_info_sent", &subject, json!({ "org_id": contact.org_id }));
+    // The journal and the chat see only the masked address, never the token.
+    Ok(json!({ "sent": true, "to": crate::mail::mask_email(&contact.email), "expires_minutes": ttl.as_secs() / 60 }))
+}

@@ -1,0 +1,34 @@
+//! Outbound mail: templates, and the outbox worker that sends what turns
+//! queued (transactionally, with the turn) through SMTP or into
+//! `<data>/mail/outbox/` as `.eml` files.
+
+pub mod outbox;
+pub mod templates;
+
+/// Masks an address for display: `ann.lee@acme.example` → `a•••@acme.example`.
+pub fn mask_email(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None => "•••".to_string(),
+    }
+}
+
+/// A stable, globally unique Message-ID (without the angle brackets).
+pub fn new_message_id(from: &str) -> String {
+    let domain = from.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>')).unwrap_or("frontdesk.invalid");
+    format!("{:032x}@{domain}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masking() {
+        assert_eq!(super::mask_email("ann.lee@acme.example"), "a•••@acme.example");
+        assert_eq!(super::mask_email("x"), "•••");
+        let id = super::new_message_id("My Account <myaccount@frontdesk.example>");
+        assert!(id.ends_with("@frontdesk.example") && id.len() == 32 + 1 + 18, "{id}");
+    }
+}

@@ -1,0 +1,247 @@
+//! The outbox worker. Mails were queued by turns in the same transaction as
+//! the step that caused them; this worker sends them, at least once and, with
+//! a stable Message-ID, recognisably the same mail if ever sent twice.
+//!
+//! Workers claim due mails with a lease (`locked_until`), so several
+//! processes (`serve`, `chat`, other instances on PostgreSQL, where claims
+//! use `FOR UPDATE SKIP LOCKED`) never send the same mail at the same time.
+//! A failed attempt is retried with exponential backoff; a permanent SMTP
+//! failure (5xx) or too many attempts marks the mail failed.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use lettre::{
+    message::{header, Mailbox, MultiPart},
+    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+use serde_json::Value;
+
+use crate::{
+    config::{MailSettings, SmtpSecurity},
+    store::{on_db, Db, Store},
+};
+
+/// How long a claimed mail stays reserved for the worker that claimed it.
+const LEASE: Duration = Duration::from_secs(120);
+/// Mails claimed per round.
+const CLAIM: i64 = 50;
+
+/// The `Auto-Submitted` header (RFC 3834): mail from frontdesk is never
+/// answered automatically by well-behaved responders.
+#[derive(Clone)]
+struct AutoSubmitted(String);
+
+impl header::Header for AutoSubmitted {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted(s.to_string()))
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+enum Transport {
+    Files(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+pub struct Outbox {
+    store: Store,
+    transport: Transport,
+    from: Mailbox,
+    templates: PathBuf,
+    max_attempts: u32,
+    /// Where file-transport mails go (for messages to the operator).
+    pub spool: Option<PathBuf>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Queued {
+    id: i64,
+    message_id: String,
+    template: String,
+    to_addr: String,
+    context: String,
+    attempts: i64,
+}
+
+enum Failure {
+    /// Try again later.
+    Transient(String),
+    /// Never going to work (a 5xx, a broken template, a bad address).
+    Permanent(String),
+}
+
+impl Outbox {
+    pub fn new(store: Store, mail: &MailSettings, data_dir: &std::path::Path) -> anyhow::Result<Outbox> {
+        let (transport, spool) = match &mail.smtp {
+            None => {
+                let dir = data_dir.join("mail").join("outbox");
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                (Transport::Files(AsyncFileTransport::new(&dir)), Some(dir))
+            }
+            Some(smtp) => {
+                let builder = match smtp.security {
+                    SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
+                    SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?,
+                    SmtpSecurity::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+                };
+                let mut builder = builder.port(smtp.port).timeout(Some(Duration::from_secs(30)));
+                if let Some(user) = &smtp.username {
+                    let password = smtp.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default();
+                    builder = builder
+                        .credentials(lettre::transport::smtp::authentication::Credentials::new(user.clone(), password));
+                }
+                (Transport::Smtp(builder.build()), None)
+            }
+        };
+        Ok(Outbox {
+            store,
+            transport,
+            from: mail.from.parse().context("mail.from")?,
+            templates: PathBuf::from(&mail.templates_dir),
+            max_attempts: mail.max_attempts,
+            spool,
+        })
+    }
+
+    /// Sends every mail due now; returns how many were sent.
+    pub async fn run_once(&self, now_ms: i64) -> anyhow::Result<usize> {
+        let mut sent = 0;
+        loop {
+            let batch = self.claim(now_ms).await?;
+            if batch.is_empty() {
+                return Ok(sent);
+            }
+            for mail in batch {
+                match self.send(&mail).await {
+                    Ok(()) => {
+                        self.finish(mail.id, "sent", None, now_ms, mail.attempts + 1).await?;
+                        sent += 1;
+                    }
+                    Err(Failure::Permanent(why)) => {
+                        tracing::error!(message_id = %mail.message_id, template = %mail.template, "mail failed permanently: {why}");
+                        self.finish(mail.id, "failed", Some(&why), now_ms, mail.attempts + 1).await?;
+                    }
+                    Err(Failure::Transient(why)) => {
+                        let attempts = mail.attempts + 1;
+                        if attempts >= i64::from(self.max_attempts) {
+                            tracing::error!(message_id = %mail.message_id, attempts, "mail failed after its last attempt: {why}");
+                            self.finish(mail.id, "failed", Some(&why), now_ms, attempts).await?;
+                        } else {
+                            let wait = backoff(attempts);
+                            tracing::warn!(message_id = %mail.message_id, attempts, retry_in = ?wait, "mail not sent yet: {why}");
+                            self.retry(mail.id, &why, now_ms + wait.as_millis() as i64, attempts).await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs until `stop` turns true, sending every `every`.
+    pub async fn run(self, clock: crate::engine::Clock, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.run_once(clock.now_ms()).await {
+                        tracing::warn!("outbox round failed; will retry: {e:#}");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn claim(&self, now: i64) -> anyhow::Result<Vec<Queued>> {
+        let until = now + LEASE.as_millis() as i64;
+        let rows =
+            match &self.store.db {
+                Db::Sqlite(p) => {
+                    // SQLite has one writer at a time: the UPDATE is the claim.
+                    sqlx::query_as(
+                    "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' \
+                     AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3) \
+                     RETURNING id, message_id, template, to_addr, context, attempts",
+                )
+                .bind(until)
+                .bind(now)
+                .bind(CLAIM)
+                .fetch_all(p)
+                .await?
+                }
+                Db::Postgres(p) => sqlx::query_as(
+                    "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' \
+                     AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED) RETURNING id, message_id, template, to_addr, context, attempts",
+                )
+                .bind(until)
+                .bind(now)
+                .bind(CLAIM)
+                .fetch_all(p)
+                .await?,
+            };
+        Ok(rows)
+    }
+
+    async fn finish(&self, id: i64, status: &str, error: Option<&str>, now: i64, attempts: i64) -> anyhow::Result<()> {
+        // The context held what the template needed, reset links included:
+        // once the mail is sent or given up, it goes.
+        const SQL: &str =
+            "UPDATE outbox SET status = $1, last_error = $2, sent_at = $3, attempts = $4, locked_until = NULL, \
+                           context = '{}' WHERE id = $5";
+        let sent_at = (status == "sent").then_some(now);
+        on_db!(&self.store.db, p => sqlx::query(SQL).bind(status).bind(error).bind(sent_at).bind(attempts).bind(id).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    async fn retry(&self, id: i64, error: &str, at: i64, attempts: i64) -> anyhow::Result<()> {
+        const SQL: &str =
+            "UPDATE outbox SET last_error = $1, next_attempt_at = $2, attempts = $3, locked_until = NULL WHERE id = $4";
+        on_db!(&self.store.db, p => sqlx::query(SQL).bind(error).bind(at).bind(attempts).bind(id).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    async fn send(&self, mail: &Queued) -> Result<(), Failure> {
+        let context: Value =
+            serde_json::from_str(&mail.context).map_err(|e| Failure::Permanent(format!("stored context: {e}")))?;
+        let rendered = super::templates::render(&self.templates, &mail.template, &context)
+            .map_err(|e| Failure::Permanent(format!("{e:#}")))?;
+        let to: Mailbox =
+            mail.to_addr.parse().map_err(|e| Failure::Permanent(format!("recipient {:?}: {e}", mail.to_addr)))?;
+        let message = Message::builder()
+            .message_id(Some(format!("<{}>", mail.message_id)))
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .header(AutoSubmitted("auto-generated".into()))
+            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .map_err(|e| Failure::Permanent(format!("building the message: {e}")))?;
+        match &self.transport {
+            Transport::Files(t) => t.send(message).await.map(|_| ()).map_err(|e| Failure::Transient(e.to_string())),
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| {
+                if e.is_permanent() {
+                    Failure::Permanent(e.to_string())
+                } else {
+                    Failure::Transient(e.to_string())
+                }
+            }),
+        }
+    }
+}
+
+/// 30 s, 1 min, 2 min, … up to an hour, with ±20 % jitter so a recovered
+/// server is not hit by every retry at once.
+fn backoff(attempts: i64) -> Duration {
+    let base = 30u64.saturating_mul(1 << attempts.clamp(0, 7) as u32).min(3600);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    Duration::from_secs_f64(base as f64 * jitter)
+}

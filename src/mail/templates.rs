@@ -1,0 +1,62 @@
+//! Mail templates: `<name>.subject.txt`, `<name>.txt` and `<name>.html` in
+//! the templates folder, rendered with minijinja when the mail is sent.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail template {name}: {source}")]
+pub struct TemplateError {
+    pub name: String,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+/// Renders template `name` with `context`. A fresh environment each time, so
+/// an operator's edit applies to the next mail without a restart.
+pub fn render(dir: &Path, name: &str, context: &Value) -> Result<Rendered, TemplateError> {
+    let mut env = minijinja::Environment::new();
+    env.set_loader(minijinja::path_loader(dir));
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let err = |source| TemplateError { name: name.to_string(), source };
+    let render = |file: String| env.get_template(&file).and_then(|t| t.render(context)).map_err(err);
+    let subject = render(format!("{name}.subject.txt"))?;
+    Ok(Rendered {
+        // A subject is one line: nothing from a value can start a new header.
+        subject: subject.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "),
+        text: render(format!("{name}.txt"))?,
+        html: render(format!("{name}.html"))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dir() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/mail")
+    }
+
+    #[test]
+    fn login_info_renders_and_escapes_html() {
+        let ctx = json!({"first_name": "Ann <b>", "username": "alee", "company": "Acme & Co", "reset_url": "https://x.example/r?t=1", "expires_minutes": 30});
+        let r = render(&dir(), "login_info", &ctx).unwrap();
+        assert_eq!(r.subject, "Your My Account login information");
+        assert!(r.text.contains("User name: alee") && r.text.contains("Hello Ann <b>,"));
+        assert!(r.html.contains("Ann &lt;b&gt;") && r.html.contains("Acme &amp; Co"));
+    }
+
+    #[test]
+    fn a_missing_value_is_an_error_not_a_blank() {
+        assert!(render(&dir(), "login_info", &json!({"first_name": "Ann"})).is_err());
+    }
+}

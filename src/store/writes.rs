@@ -1,0 +1,83 @@
+//! Writes that effects add to their turn: they commit in the same
+//! transaction as the turn's journal, so a mail is queued, a token stored or
+//! an audit entry written exactly when the step that caused it is recorded,
+//! and never otherwise.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Who did what: every lookup, mail and account change.
+    Audit { channel: String, actor: String, by_agent: Option<String>, action: String, subject: String, detail: Value },
+    /// A mail for the outbox, rendered from `template` when it is sent.
+    Mail { message_id: String, template: String, to: String, context: Value },
+    /// A reset token (its hash); older unused tokens of the contact are revoked.
+    RecoveryToken { token_hash: String, contact_id: i64, expires_at: i64 },
+}
+
+macro_rules! apply_writes {
+    ($fn_name:ident, $db:ty) => {
+        /// Applies the writes of the turns that won, grouped by kind.
+        pub(crate) async fn $fn_name(
+            tx: &mut <$db as sqlx::Database>::Connection,
+            writes: &[(i64, &Write)],
+            now: i64,
+        ) -> Result<(), sqlx::Error> {
+            for (conversation, w) in writes {
+                match w {
+                    Write::Audit { channel, actor, by_agent, action, subject, detail } => {
+                        sqlx::query(
+                            "INSERT INTO audit_log (at, channel, actor, by_agent, action, subject, detail, conversation_id) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(now)
+                        .bind(channel)
+                        .bind(actor)
+                        .bind(by_agent)
+                        .bind(action)
+                        .bind(subject)
+                        .bind(detail.to_string())
+                        .bind(*conversation)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::Mail { message_id, template, to, context } => {
+                        sqlx::query(
+                            "INSERT INTO outbox (message_id, conversation_id, template, to_addr, context, next_attempt_at, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id) DO NOTHING",
+                        )
+                        .bind(message_id)
+                        .bind(*conversation)
+                        .bind(template)
+                        .bind(to)
+                        .bind(context.to_string())
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::RecoveryToken { token_hash, contact_id, expires_at } => {
+                        sqlx::query(
+                            "UPDATE recovery_tokens SET revoked_at = $1 WHERE contact_id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+                        )
+                        .bind(now)
+                        .bind(*contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query("INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                            .bind(token_hash)
+                            .bind(*contact_id)
+                            .bind(now)
+                            .bind(*expires_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    };
+}
+
+apply_writes!(apply_sqlite, sqlx::Sqlite);
+apply_writes!(apply_postgres, sqlx::Postgres);
