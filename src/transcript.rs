@@ -11,6 +11,9 @@
 //! @advance 25h             move the clock
 //! @expire                  run idle expiry; '<' lines then match what it sent
 //! @status handed_off       the customer's latest conversation has this status
+//! @import tests/fixtures/directory   load a directory (CSV folder) into the store
+//! ! mail to=ann@acme.example template=login_info
+//!                          the last turn queued exactly these mails, in order
 //! ```
 //!
 //! Every `>` line is followed by the exact lines frontdesk must answer, as
@@ -34,14 +37,22 @@ enum Step {
     Expire { line: usize },
     As(String),
     Status { line: usize, status: String },
+    Import { line: usize, dir: String },
+}
+
+/// A mail a transcript expects a turn to have queued.
+#[derive(Debug, Clone, PartialEq)]
+struct ExpectedMail {
+    to: String,
+    template: String,
 }
 
 struct Script {
-    steps: Vec<(Step, Vec<String>)>,
+    steps: Vec<(Step, Vec<String>, Vec<ExpectedMail>)>,
 }
 
 fn parse(text: &str, file: &str) -> Result<Script, String> {
-    let mut steps: Vec<(Step, Vec<String>)> = Vec::new();
+    let mut steps: Vec<(Step, Vec<String>, Vec<ExpectedMail>)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim_end();
@@ -51,20 +62,43 @@ fn parse(text: &str, file: &str) -> Result<Script, String> {
         if let Some(rest) = line.strip_prefix('<') {
             let expected = rest.strip_prefix(' ').unwrap_or(rest).to_string();
             match steps.last_mut() {
-                Some((Step::Say { .. } | Step::Expire { .. }, lines)) => lines.push(expected),
+                Some((Step::Say { .. } | Step::Expire { .. }, lines, _)) => lines.push(expected),
                 _ => return Err(format!("{file}:{n}: a '<' line must follow a '>' line or @expire")),
             }
+        } else if let Some(rest) = line.strip_prefix("! mail ") {
+            let mut to = None;
+            let mut template = None;
+            for part in rest.split_whitespace() {
+                match part.split_once('=') {
+                    Some(("to", v)) => to = Some(v.to_string()),
+                    Some(("template", v)) => template = Some(v.to_string()),
+                    _ => return Err(format!("{file}:{n}: '! mail' takes to=ADDRESS template=NAME")),
+                }
+            }
+            let (Some(to), Some(template)) = (to, template) else {
+                return Err(format!("{file}:{n}: '! mail' needs to= and template="));
+            };
+            match steps.last_mut() {
+                Some((Step::Say { .. }, _, mails)) => mails.push(ExpectedMail { to, template }),
+                _ => return Err(format!("{file}:{n}: a '! mail' line must follow a '>' turn")),
+            }
         } else if let Some(rest) = line.strip_prefix('>') {
-            steps.push((Step::Say { line: n, text: rest.strip_prefix(' ').unwrap_or(rest).to_string() }, Vec::new()));
+            steps.push((
+                Step::Say { line: n, text: rest.strip_prefix(' ').unwrap_or(rest).to_string() },
+                Vec::new(),
+                Vec::new(),
+            ));
         } else if let Some(rest) = line.strip_prefix("@as ") {
-            steps.push((Step::As(rest.trim().to_string()), Vec::new()));
+            steps.push((Step::As(rest.trim().to_string()), Vec::new(), Vec::new()));
         } else if let Some(rest) = line.strip_prefix("@advance ") {
             let d = humantime::parse_duration(rest.trim()).map_err(|e| format!("{file}:{n}: @advance: {e}"))?;
-            steps.push((Step::Advance(d), Vec::new()));
+            steps.push((Step::Advance(d), Vec::new(), Vec::new()));
         } else if line.trim() == "@expire" {
-            steps.push((Step::Expire { line: n }, Vec::new()));
+            steps.push((Step::Expire { line: n }, Vec::new(), Vec::new()));
         } else if let Some(rest) = line.strip_prefix("@status ") {
-            steps.push((Step::Status { line: n, status: rest.trim().to_string() }, Vec::new()));
+            steps.push((Step::Status { line: n, status: rest.trim().to_string() }, Vec::new(), Vec::new()));
+        } else if let Some(rest) = line.strip_prefix("@import ") {
+            steps.push((Step::Import { line: n, dir: rest.trim().to_string() }, Vec::new(), Vec::new()));
         } else {
             return Err(format!("{file}:{n}: cannot read this line (expected '>', '<', '#' or an @directive)"));
         }
@@ -121,8 +155,25 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
         .build();
     let mut who = "customer".to_string();
     let result = async {
-        for (step, expected) in script.steps {
+        let mut mails_seen = 0usize;
+        for (step, expected, expected_mails) in script.steps {
             match step {
+                Step::Import { line, dir } => {
+                    let report = crate::directory::import::import_dir(
+                        &store,
+                        Path::new(&dir),
+                        &Default::default(),
+                        clock.now_ms(),
+                    )
+                    .await
+                    .map_err(|e| format!("{file}:{line}: @import {dir}: {e:#}"))?;
+                    if report.rejected() {
+                        return Err(format!(
+                            "{file}:{line}: @import {dir}: bad rows: {:?}",
+                            report.files.iter().flat_map(|f| f.bad.clone()).collect::<Vec<_>>()
+                        ));
+                    }
+                }
                 Step::As(name) => who = name,
                 Step::Advance(d) => clock.advance(d),
                 Step::Say { line, text } => {
@@ -140,6 +191,19 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
                         .map_err(|e| format!("{file}:{line}: the turn failed: {e}"))?;
                     engine.delivered(&reply.messages).await.map_err(|e| format!("{file}:{line}: {e}"))?;
                     compare(&file, line, &format!("\"> {text}\""), &expected, &rendered(&reply.messages))?;
+                    let queued = queued_mails(&store).await.map_err(|e| format!("{file}:{line}: {e}"))?;
+                    let new = &queued[mails_seen.min(queued.len())..];
+                    mails_seen = queued.len();
+                    if new != expected_mails.as_slice() {
+                        return Err(format!(
+                            "{file}:{line}: after \"> {text}\", expected mails {:?}, queued {:?}",
+                            expected_mails
+                                .iter()
+                                .map(|m| format!("to={} template={}", m.to, m.template))
+                                .collect::<Vec<_>>(),
+                            new.iter().map(|m| format!("to={} template={}", m.to, m.template)).collect::<Vec<_>>()
+                        ));
+                    }
                 }
                 Step::Expire { line } => {
                     engine.expire_idle().await.map_err(|e| format!("{file}:{line}: {e}"))?;
@@ -163,6 +227,12 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
     .await;
     store.close().await;
     result
+}
+
+/// Every mail in the outbox, in the order queued.
+async fn queued_mails(store: &Store) -> Result<Vec<ExpectedMail>, crate::store::StoreError> {
+    let rows: Vec<(String, String)> = crate::store::on_db!(&store.db, p => sqlx::query_as("SELECT to_addr, template FROM outbox ORDER BY id").fetch_all(p).await?);
+    Ok(rows.into_iter().map(|(to, template)| ExpectedMail { to, template }).collect())
 }
 
 /// The transcript files at `path`: the file itself, or every `*.chat` below a folder.

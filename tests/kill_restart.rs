@@ -1,8 +1,9 @@
 //! A real `frontdesk chat` process is killed with SIGKILL in the middle of a
-//! turn (before its commit, after its commit but before the answer is shown)
-//! at every turn of a conversation, then restarted. Whatever the moment, the
-//! customer sees every answer exactly once and the store holds every message
-//! exactly once.
+//! turn (after an effect was performed but before it was recorded, before the
+//! turn's commit, after the commit but before the answer is shown) at every
+//! turn of a login recovery, then restarted. Whatever the moment, the customer
+//! sees every answer exactly once, the store holds every message exactly once,
+//! and exactly one recovery mail and one reset token exist.
 
 mod common;
 
@@ -13,17 +14,28 @@ use std::{
     process::{Command, Stdio},
 };
 
-const LINES: &[&str] = &["hi", "1", "2", "no", "2", "Germany", "yes", "hello?"];
+const LINES: &[&str] = &["I forgot my password", "1", "alee", "1", "2", "2", "no", "2", "Germany", "yes", "hello?"];
+const SIGKILL: i32 = 9;
 
 struct Run {
     stdout: String,
     killed: bool,
 }
 
-fn chat(data: &Path, lines: &[&str], crash_at: Option<&str>) -> Run {
+fn frontdesk(data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
-    cmd.arg("--data").arg(data).args(["chat", "--as", "ann"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd.env_remove("FRONTDESK_CRASH_AT").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg("--data").arg(data).current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("FRONTDESK_CRASH_AT");
+    cmd
+}
+
+fn import(data: &Path) {
+    let out = frontdesk(data).arg("import").arg(common::repo_path("tests/fixtures/directory")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn chat(data: &Path, lines: &[&str], crash_at: Option<&str>) -> Run {
+    let mut cmd = frontdesk(data);
+    cmd.args(["chat", "--as", "ann"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(point) = crash_at {
         cmd.env("FRONTDESK_CRASH_AT", point);
     }
@@ -38,55 +50,67 @@ fn chat(data: &Path, lines: &[&str], crash_at: Option<&str>) -> Run {
         }
     }
     let out = child.wait_with_output().expect("wait for frontdesk");
-    let killed = out.status.signal() == Some(libc_sigkill());
+    let killed = out.status.signal() == Some(SIGKILL);
     if !killed {
         assert!(out.status.success(), "frontdesk failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Run { stdout: String::from_utf8(out.stdout).unwrap(), killed }
 }
 
-fn libc_sigkill() -> i32 {
-    9
-}
-
-async fn counts(data: &Path) -> (i64, i64) {
+/// Inbound and outbound messages, queued mails, reset tokens, audit entries,
+/// and mail files written.
+async fn counts(data: &Path) -> [i64; 6] {
     use sqlx::Connection;
-    let url = frontdesk::store::Store::sqlite_url(data);
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let (inbound,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'in'").fetch_one(&mut c).await.unwrap();
-    let (outbound,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'out'").fetch_one(&mut c).await.unwrap();
-    (inbound, outbound)
+    let mut c = sqlx::SqliteConnection::connect(&frontdesk::store::Store::sqlite_url(data)).await.unwrap();
+    let mut out = [0; 6];
+    for (i, sql) in [
+        "SELECT COUNT(*) FROM messages WHERE direction = 'in'",
+        "SELECT COUNT(*) FROM messages WHERE direction = 'out'",
+        "SELECT COUNT(*) FROM outbox",
+        "SELECT COUNT(*) FROM recovery_tokens",
+        "SELECT COUNT(*) FROM audit_log",
+    ]
+    .iter()
+    .enumerate()
+    {
+        out[i] = sqlx::query_as::<_, (i64,)>(sql).fetch_one(&mut c).await.unwrap().0;
+    }
+    out[5] = std::fs::read_dir(data.join("mail/outbox")).map(|d| d.count() as i64).unwrap_or(0);
+    out
 }
 
 #[tokio::test]
 async fn a_killed_chat_resumes_without_losing_or_repeating_anything() {
     let reference_dir = tempfile::tempdir().unwrap();
+    import(reference_dir.path());
     let reference = chat(reference_dir.path(), LINES, None);
     assert!(!reference.killed);
+    assert!(reference.stdout.contains("Your login information is on its way"), "{}", reference.stdout);
     assert!(reference.stdout.contains("Customer Service, Europe, Middle East and Africa"), "{}", reference.stdout);
     let reference_counts = counts(reference_dir.path()).await;
+    assert_eq!(&reference_counts[2..], &[1, 1, 3, 1], "one mail, one token, three audit entries, one .eml");
 
-    for turn in 1..=LINES.len() {
-        for point in ["before_commit", "after_commit"] {
-            let spec = format!("{point}:{turn}");
-            let dir = tempfile::tempdir().unwrap();
-            let first = chat(dir.path(), LINES, Some(&spec));
-            assert!(first.killed, "{spec}: the process was not killed");
+    // Three effects run in this conversation: the search, the contact list, the mail.
+    let points = (1..=LINES.len())
+        .flat_map(|n| [format!("before_commit:{n}"), format!("after_commit:{n}")])
+        .chain((1..=3).map(|n| format!("after_effect:{n}")));
+    for spec in points {
+        let dir = tempfile::tempdir().unwrap();
+        import(dir.path());
+        let first = chat(dir.path(), LINES, Some(&spec));
+        assert!(first.killed, "{spec}: the process was not killed");
 
-            // The customer goes on from the first message frontdesk did not
-            // take in (a terminal customer types it again).
-            let (taken, _) = counts(dir.path()).await;
-            let second = chat(dir.path(), &LINES[taken as usize..], None);
-            assert!(!second.killed);
+        // The customer goes on from the first message frontdesk did not take
+        // in (a terminal customer types it again).
+        let taken = counts(dir.path()).await[0];
+        let second = chat(dir.path(), &LINES[taken as usize..], None);
+        assert!(!second.killed);
 
-            assert_eq!(
-                format!("{}{}", first.stdout, second.stdout),
-                reference.stdout,
-                "{spec}: the customer saw something lost or repeated"
-            );
-            assert_eq!(counts(dir.path()).await, reference_counts, "{spec}: the store holds a lost or doubled message");
-        }
+        assert_eq!(
+            format!("{}{}", first.stdout, second.stdout),
+            reference.stdout,
+            "{spec}: the customer saw something lost or repeated"
+        );
+        assert_eq!(counts(dir.path()).await, reference_counts, "{spec}: something was lost or done twice");
     }
 }
