@@ -33,6 +33,8 @@ pub enum Command {
     /// Import the directory from CSV files (companies.csv, contacts.csv,
     /// contracts.csv, licenses.csv); re-importing updates, never duplicates.
     Import(ImportArgs),
+    /// Write a realistic synthetic directory as CSV files for `import`.
+    DemoData(DemoDataArgs),
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -53,6 +55,19 @@ pub struct ImportArgs {
     /// with bad rows changes nothing).
     #[arg(long)]
     pub skip_bad_rows: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoDataArgs {
+    /// How many companies (each with 2-5 contacts, contracts and licenses).
+    #[arg(long, default_value_t = 1000)]
+    pub companies: u64,
+    /// Random seed: the same seed writes the same directory.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output folder (default: <data>/demo).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +159,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             println!("transcripts: {} passed, {failed} failed", files.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Command::DemoData(args) => {
+            let out = args.out.unwrap_or_else(|| cli.data.join("demo"));
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let n = tokio::task::spawn_blocking(move || {
+                crate::directory::demo::generate(&out, args.companies, args.seed, progress).map(|n| (n, out))
+            })
+            .await??;
+            println!(
+                "wrote {} companies, {} contacts, {} contracts, {} licenses to {}",
+                n.0.companies,
+                n.0.contacts,
+                n.0.contracts,
+                n.0.licenses,
+                n.1.display()
+            );
+            Ok(0)
         }
         Command::Import(args) => {
             let app = crate::app::App::open(settings, cli.data).await?;

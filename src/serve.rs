@@ -4,7 +4,35 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::App;
 
+/// Companies in the demo directory seeded on the first start.
+const DEMO_COMPANIES: u64 = 50;
+
+/// On the embedded default (SQLite in the data folder) with an empty
+/// directory, seeds a small demo directory so the assistant can be tried at
+/// once. Never on PostgreSQL: a shared deployment gets its real directory.
+async fn seed_demo_directory(app: &App) -> anyhow::Result<()> {
+    if app.settings.database.url.is_some()
+        || crate::directory::Directory::new(app.store.clone()).company_count().await? > 0
+    {
+        return Ok(());
+    }
+    let dir = app.data_dir.join("demo");
+    let out = dir.clone();
+    tokio::task::spawn_blocking(move || crate::directory::demo::generate(&out, DEMO_COMPANIES, 42, false)).await??;
+    let report =
+        crate::directory::import::import_dir(&app.store, &dir, &Default::default(), app.engine.clock().now_ms())
+            .await?;
+    anyhow::ensure!(!report.rejected(), "the demo directory did not import: {:?}", report.files);
+    eprintln!(
+        "seeded a demo directory of {DEMO_COMPANIES} companies ({} rows) from {}; look there for user names, e-mail addresses and serials to try",
+        report.rows(),
+        dir.display()
+    );
+    Ok(())
+}
+
 pub async fn serve(app: App) -> anyhow::Result<()> {
+    seed_demo_directory(&app).await?;
     let mut term = signal(SignalKind::terminate())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 

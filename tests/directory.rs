@@ -93,3 +93,27 @@ both_backends!(a_file_with_bad_rows_changes_nothing_unless_skipped, |url: String
     assert_eq!(dir.contacts("ORG-1003").await.unwrap().len(), 1);
     store.close().await;
 });
+
+both_backends!(a_generated_directory_imports_cleanly_and_is_searchable, |url: String| async move {
+    let out = tempfile::tempdir().unwrap();
+    let made = frontdesk::directory::demo::generate(out.path(), 120, 11, false).unwrap();
+    let store = Store::open(&url, 4).await.unwrap();
+    let report = import_dir(&store, out.path(), &ImportOptions::default(), 1).await.unwrap();
+    let bad: Vec<String> = report.files.iter().flat_map(|f| f.bad.clone()).collect();
+    assert!(bad.is_empty() && !report.rejected(), "{bad:?}");
+    assert_eq!(report.imported(), made.rows());
+
+    // Every search kind finds a generated row.
+    let dir = Directory::new(store.clone());
+    let mut contacts = csv::Reader::from_path(out.path().join("contacts.csv")).unwrap();
+    let first = contacts.records().next().unwrap().unwrap();
+    assert_eq!(org(&dir, Search::Username { value: first[1].to_uppercase() }).await.as_deref(), Some(&first[0]));
+    assert_eq!(org(&dir, Search::Email { value: first[4].to_string() }).await.as_deref(), Some(&first[0]));
+    let mut licenses = csv::Reader::from_path(out.path().join("licenses.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = licenses.records().map(|r| r.unwrap()).collect();
+    let xp = rows.iter().find(|r| &r[2] == "XP").expect("some legacy XP licenses");
+    assert_eq!(org(&dir, Search::MachineCode { value: xp[3].to_lowercase() }).await.as_deref(), Some(&xp[1]));
+    let other = rows.iter().find(|r| &r[2] != "XP").unwrap();
+    assert_eq!(org(&dir, Search::Serial { value: other[0].replace('-', " ") }).await.as_deref(), Some(&other[1]));
+    store.close().await;
+});

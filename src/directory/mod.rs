@@ -3,6 +3,7 @@
 //! Searches take customer input, normalise it ([`keys`]) and look it up by
 //! the indexed key columns, on either backend.
 
+pub mod demo;
 pub mod import;
 pub mod keys;
 
@@ -138,6 +139,12 @@ impl Directory {
             }
         };
         Ok(company.map_or(Found::NotFound, |company| Found::Company { company }))
+    }
+
+    pub async fn company_count(&self) -> Result<i64> {
+        const SQL: &str = "SELECT COUNT(*) FROM companies";
+        let (n,): (i64,) = on_db!(&self.store.db, p => sqlx::query_as(SQL).fetch_one(p).await?);
+        Ok(n)
     }
 
     pub async fn company(&self, org_id: &str) -> Result<Option<Company>> {
