@@ -109,11 +109,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let worker = tokio::spawn(app.outbox()?.run(
                 app.engine.clock().clone(),
                 std::time::Duration::from_millis(200),
+                stopped.clone(),
+            ));
+            let followups = tokio::spawn(crate::account::followup::run(
+                app.store.clone(),
+                app.settings.clone(),
+                app.engine.clock().clone(),
+                std::time::Duration::from_secs(1),
                 stopped,
             ));
             let result = crate::channels::terminal::chat(&app.engine, &who).await;
             let _ = stop.send(true);
             let _ = worker.await;
+            let _ = followups.await;
             app.store.flush().await;
             let flushed = app.outbox()?.run_once(app.engine.clock().now_ms()).await;
             app.store.close().await;

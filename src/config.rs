@@ -66,6 +66,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub directory: DirectorySettings,
     pub limits: Limits,
+    pub screening: Screening,
     /// The sections of [`FLOW_SECTIONS`], as flows see them.
     pub flow_settings: Value,
 }
@@ -132,6 +133,18 @@ pub struct Limits {
     pub searches_per_identity: Limit,
     pub searches_per_identifier: Limit,
     pub recovery_mails_per_contact: Limit,
+}
+
+/// Trade-embargo screening of new accounts.
+#[derive(Debug, Clone)]
+pub struct Screening {
+    /// `(country, region)`: the region is `None` for a whole country.
+    pub embargoed: Vec<(String, Option<String>)>,
+    pub review_countries: Vec<String>,
+    pub denied_parties: Vec<String>,
+    pub review_similarity: f64,
+    pub match_similarity: f64,
+    pub review_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -446,6 +459,7 @@ impl<'a> Validator<'a> {
         };
         let mail = self.mail();
         let directory = DirectorySettings { show_full_names: self.boolean("directory.show_full_names") };
+        let screening = self.screening();
         let limits = Limits {
             searches_per_identity: self.limit("limits.searches_per_identity"),
             searches_per_identifier: self.limit("limits.searches_per_identifier"),
@@ -468,7 +482,49 @@ impl<'a> Validator<'a> {
             mail,
             directory,
             limits,
+            screening,
             flow_settings: Value::Object(flow_settings),
+        }
+    }
+
+    fn screening(&mut self) -> Screening {
+        let mut embargoed = Vec::new();
+        for entry in self.words("screening.embargoed") {
+            let (country, region) = match entry.split_once(':') {
+                Some((c, r)) => (c.trim().to_uppercase(), Some(r.trim().to_string())),
+                None => (entry.trim().to_uppercase(), None),
+            };
+            if crate::text::country_code(&country).as_deref() != Some(country.as_str()) {
+                self.bad("screening.embargoed", format!("{entry:?} is not a country code or COUNTRY:Region"));
+            }
+            embargoed.push((country, region));
+        }
+        let review_countries: Vec<String> =
+            self.words("screening.review_countries").into_iter().map(|c| c.to_uppercase()).collect();
+        for c in &review_countries {
+            if crate::text::country_code(c).as_deref() != Some(c.as_str()) {
+                self.bad("screening.review_countries", format!("{c:?} is not an ISO country code"));
+            }
+        }
+        let float = |v: &mut Self, key: &str| match v.get(key).and_then(Value::as_f64) {
+            Some(f) if (0.0..=1.0).contains(&f) => f,
+            _ => {
+                v.bad(key, "expected a number from 0 to 1");
+                0.9
+            }
+        };
+        let review_similarity = float(self, "screening.review_similarity");
+        let match_similarity = float(self, "screening.match_similarity");
+        if review_similarity > match_similarity {
+            self.bad("screening.review_similarity", "must not be above screening.match_similarity");
+        }
+        Screening {
+            embargoed,
+            review_countries,
+            denied_parties: self.words("screening.denied_parties"),
+            review_similarity,
+            match_similarity,
+            review_delay: self.duration("screening.review_delay"),
         }
     }
 
@@ -623,6 +679,7 @@ impl<'a> Validator<'a> {
             "smtp",
             "directory",
             "limits",
+            "screening",
             "self_help",
             "escalate",
             "imap",
@@ -635,7 +692,7 @@ impl<'a> Validator<'a> {
                 unknown.push(section.clone());
                 continue;
             }
-            if ["database", "engine", "words", "messages", "mail", "smtp", "directory", "limits"]
+            if ["database", "engine", "words", "messages", "mail", "smtp", "directory", "limits", "screening"]
                 .contains(&section.as_str())
             {
                 if let Some(map) = body.as_object() {

@@ -32,8 +32,11 @@ async fn seed_demo_directory(app: &App) -> anyhow::Result<()> {
 }
 
 pub async fn serve(app: App) -> anyhow::Result<()> {
-    seed_demo_directory(&app).await?;
+    // Handlers first: a signal that arrives while seeding is kept, and acted
+    // on once the work in hand is done.
     let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    seed_demo_directory(&app).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let expiry = {
@@ -65,6 +68,14 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         tokio::spawn(worker.run(app.engine.clock().clone(), std::time::Duration::from_secs(1), stop_rx.clone()))
     };
 
+    let followups = tokio::spawn(crate::account::followup::run(
+        app.store.clone(),
+        app.settings.clone(),
+        app.engine.clock().clone(),
+        std::time::Duration::from_secs(5),
+        stop_rx.clone(),
+    ));
+
     tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving; no chat channel is configured yet, so `frontdesk chat` is the way in");
     eprintln!(
         "frontdesk serving (data: {}, store: {}). Stop with Ctrl-C.",
@@ -72,13 +83,14 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         app.store.backend()
     );
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down: finishing work in progress");
     let _ = stop_tx.send(true);
     let _ = expiry.await;
     let _ = outbox.await;
+    let _ = followups.await;
     // Every turn already queued is committed before the store closes.
     app.store.close().await;
     eprintln!("frontdesk stopped");

@@ -222,9 +222,17 @@ pub fn country_code(answer: &str) -> Option<String> {
     country.map(|c| c.alpha2.to_string())
 }
 
-/// The English short name of a country code (`"DE"` → `"Germany"`).
+/// The English name of a country code (`"DE"` → `"Germany"`,
+/// `"US"` → `"United States of America"`).
 pub fn country_name(code: &str) -> Option<String> {
-    celes::Country::from_alpha2(code.to_ascii_uppercase()).ok().map(|c| c.long_name.to_string())
+    let country = celes::Country::from_alpha2(code.to_ascii_uppercase()).ok()?;
+    let name = country.long_name.strip_prefix("The ").unwrap_or(country.long_name);
+    let words: Vec<String> = name
+        .split(' ')
+        .enumerate()
+        .map(|(i, w)| if i > 0 && ["Of", "And", "The"].contains(&w) { w.to_lowercase() } else { w.to_string() })
+        .collect();
+    Some(words.join(" "))
 }
 
 pub fn parse_country(answer: &str) -> Result<String, String> {
@@ -373,5 +381,15 @@ mod postal_tests {
         assert!(check_postal_code("", "AE").is_ok());
         assert!(check_postal_code("", "FR").is_err());
         assert!(check_postal_code("AB-12", "KE").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod country_name_tests {
+    #[test]
+    fn names_read_naturally() {
+        assert_eq!(super::country_name("us").as_deref(), Some("United States of America"));
+        assert_eq!(super::country_name("DE").as_deref(), Some("Germany"));
+        assert_eq!(super::country_name("XX"), None);
     }
 }

@@ -12,6 +12,7 @@
 //! @expire                  run idle expiry; '<' lines then match what it sent
 //! @status handed_off       the customer's latest conversation has this status
 //! @import tests/fixtures/directory   load a directory (CSV folder) into the store
+//! @jobs                    run the follow-ups due now ('! mail' lines may follow)
 //! ! mail to=ann@acme.example template=login_info
 //!                          the last turn queued exactly these mails, in order
 //! ```
@@ -38,6 +39,7 @@ enum Step {
     As(String),
     Status { line: usize, status: String },
     Import { line: usize, dir: String },
+    Jobs { line: usize },
 }
 
 /// A mail a transcript expects a turn to have queued.
@@ -79,8 +81,8 @@ fn parse(text: &str, file: &str) -> Result<Script, String> {
                 return Err(format!("{file}:{n}: '! mail' needs to= and template="));
             };
             match steps.last_mut() {
-                Some((Step::Say { .. }, _, mails)) => mails.push(ExpectedMail { to, template }),
-                _ => return Err(format!("{file}:{n}: a '! mail' line must follow a '>' turn")),
+                Some((Step::Say { .. } | Step::Jobs { .. }, _, mails)) => mails.push(ExpectedMail { to, template }),
+                _ => return Err(format!("{file}:{n}: a '! mail' line must follow a '>' turn or @jobs")),
             }
         } else if let Some(rest) = line.strip_prefix('>') {
             steps.push((
@@ -97,6 +99,8 @@ fn parse(text: &str, file: &str) -> Result<Script, String> {
             steps.push((Step::Expire { line: n }, Vec::new(), Vec::new()));
         } else if let Some(rest) = line.strip_prefix("@status ") {
             steps.push((Step::Status { line: n, status: rest.trim().to_string() }, Vec::new(), Vec::new()));
+        } else if line.trim() == "@jobs" {
+            steps.push((Step::Jobs { line: n }, Vec::new(), Vec::new()));
         } else if let Some(rest) = line.strip_prefix("@import ") {
             steps.push((Step::Import { line: n, dir: rest.trim().to_string() }, Vec::new(), Vec::new()));
         } else {
@@ -191,19 +195,14 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
                         .map_err(|e| format!("{file}:{line}: the turn failed: {e}"))?;
                     engine.delivered(&reply.messages).await.map_err(|e| format!("{file}:{line}: {e}"))?;
                     compare(&file, line, &format!("\"> {text}\""), &expected, &rendered(&reply.messages))?;
-                    let queued = queued_mails(&store).await.map_err(|e| format!("{file}:{line}: {e}"))?;
-                    let new = &queued[mails_seen.min(queued.len())..];
-                    mails_seen = queued.len();
-                    if new != expected_mails.as_slice() {
-                        return Err(format!(
-                            "{file}:{line}: after \"> {text}\", expected mails {:?}, queued {:?}",
-                            expected_mails
-                                .iter()
-                                .map(|m| format!("to={} template={}", m.to, m.template))
-                                .collect::<Vec<_>>(),
-                            new.iter().map(|m| format!("to={} template={}", m.to, m.template)).collect::<Vec<_>>()
-                        ));
-                    }
+                    check_mails(&store, &file, line, &format!("\"> {text}\""), &expected_mails, &mut mails_seen)
+                        .await?;
+                }
+                Step::Jobs { line } => {
+                    crate::account::followup::run_due(&store, &settings, clock.now_ms())
+                        .await
+                        .map_err(|e| format!("{file}:{line}: @jobs: {e:#}"))?;
+                    check_mails(&store, &file, line, "@jobs", &expected_mails, &mut mails_seen).await?;
                 }
                 Step::Expire { line } => {
                     engine.expire_idle().await.map_err(|e| format!("{file}:{line}: {e}"))?;
@@ -227,6 +226,26 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
     .await;
     store.close().await;
     result
+}
+
+/// Checks that exactly `expected` were queued since the last check.
+async fn check_mails(
+    store: &Store,
+    file: &str,
+    line: usize,
+    after: &str,
+    expected: &[ExpectedMail],
+    seen: &mut usize,
+) -> Result<(), String> {
+    let queued = queued_mails(store).await.map_err(|e| format!("{file}:{line}: {e}"))?;
+    let new = &queued[(*seen).min(queued.len())..];
+    *seen = queued.len();
+    if new == expected {
+        return Ok(());
+    }
+    let show =
+        |m: &[ExpectedMail]| m.iter().map(|m| format!("to={} template={}", m.to, m.template)).collect::<Vec<_>>();
+    Err(format!("{file}:{line}: after {after}, expected mails {:?}, queued {:?}", show(expected), show(new)))
 }
 
 /// Every mail in the outbox, in the order queued.

@@ -96,7 +96,7 @@ fn piped_chat_walks_self_help_and_escalate_to_their_end() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"self help articles\n2\nyes\nhi\n3\nFrance\nno\n").unwrap();
+    child.stdin.take().unwrap().write_all(b"self help articles\n2\nyes\nhi\n4\nFrance\nno\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -104,7 +104,7 @@ fn piped_chat_walks_self_help_and_escalate_to_their_end() {
         "Which of these topics is closest to your question?",
         "Selecting or changing the security access model of your account (CTX130127): https://support.citrix.com/article/CTX130127",
         "Glad I could help. Have a good day!",
-        "  3. Contact customer service in my region",
+        "  4. Contact customer service in my region",
         "Customer Service, Europe, Middle East and Africa:",
         "All right. You can reach them any time with the details above.",
     ] {

@@ -3,7 +3,10 @@
 //! tokens do it through the turn's writes, so it happens exactly when the
 //! step is recorded.
 
+mod create;
+pub mod followup;
 mod limits;
+pub mod screening;
 
 use std::sync::Arc;
 
@@ -18,8 +21,15 @@ use crate::{
 };
 
 /// Names and arities of the effects [`register`] adds.
-pub const EFFECTS: &[(&str, usize)] =
-    &[("find_company", 2), ("find_company_by_contract", 2), ("list_contacts", 1), ("send_login_info", 1)];
+pub const EFFECTS: &[(&str, usize)] = &[
+    ("find_company", 2),
+    ("find_company_by_contract", 2),
+    ("list_contacts", 1),
+    ("send_login_info", 1),
+    ("find_existing_account", 3),
+    ("screen_account", 1),
+    ("create_account", 2),
+];
 
 /// Registers the account effects on `effects`.
 pub fn register(effects: &mut Effects, directory: Directory, settings: Arc<Settings>) {
@@ -89,6 +99,30 @@ pub fn register(effects: &mut Effects, directory: Directory, settings: Arc<Setti
                 Ok(Value::Array(list))
             }
             .await;
+            call.done(result)
+        }
+    });
+    let d = directory.clone();
+    effects.register_with_writes("find_existing_account", 3, move |mut call| {
+        let d = d.clone();
+        async move {
+            let result = create::find_existing(&d, &mut call).await;
+            call.done(result)
+        }
+    });
+    let s = settings.clone();
+    effects.register_with_writes("screen_account", 1, move |mut call| {
+        let s = s.clone();
+        async move {
+            let result = create::screen(&s, &mut call);
+            call.done(result)
+        }
+    });
+    let (d, s) = (directory.clone(), settings.clone());
+    effects.register_with_writes("create_account", 2, move |mut call| {
+        let (d, s) = (d.clone(), s.clone());
+        async move {
+            let result = create::create(&d, &s, &mut call).await;
             call.done(result)
         }
     });

@@ -105,6 +105,11 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
         prompt(p, PromptKind::Phone { region: Some(region) }, true)
     });
     e.register_fn("ask_country", |p: &str| prompt(p, PromptKind::Country, false));
+    e.register_fn("ask_postal_code", |p: &str, country: &str| {
+        let country = crate::text::country_code(country)
+            .ok_or_else(|| runtime(format!("ask_postal_code: unknown country {country:?}")))?;
+        prompt(p, PromptKind::PostalCode { country }, true)
+    });
     e.register_fn("choose", |p: &str, options: Array| choose(p, options, false));
     e.register_fn("choose_private", |p: &str, options: Array| choose(p, options, true));
     e.register_fn("confirm", |p: &str| prompt(p, PromptKind::Confirm, false));

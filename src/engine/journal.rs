@@ -64,6 +64,10 @@ pub enum PromptKind {
         region: Option<String>,
     },
     Country,
+    /// A postal code valid for `country` (ISO alpha-2).
+    PostalCode {
+        country: String,
+    },
     Choice {
         options: Vec<String>,
     },
@@ -135,6 +139,12 @@ impl PromptKind {
             PromptKind::Email => text::parse_email(input).map(Value::String),
             PromptKind::Phone { region } => text::parse_phone(input, region.as_deref()).map(Value::String),
             PromptKind::Country => text::parse_country(input).map(Value::String),
+            PromptKind::PostalCode { country } => {
+                let code = input.trim().to_uppercase();
+                text::check_postal_code(&code, country)
+                    .map(|_| Value::String(code))
+                    .map_err(|e| format!("{e}. Please check it and type it again."))
+            }
             PromptKind::Choice { options } => {
                 text::parse_choice(input, options).map(|i| Value::String(options[i].clone()))
             }

@@ -60,3 +60,20 @@ mod tests {
         assert!(render(&dir(), "login_info", &json!({"first_name": "Ann"})).is_err());
     }
 }
+
+#[cfg(test)]
+mod every_template {
+    use serde_json::json;
+
+    /// Every template in the repository renders with the values its callers pass.
+    #[test]
+    fn renders() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/mail");
+        let account = json!({"first_name": "Ann", "company": "Acme\r\nBcc: x@y", "org_id": "ORG-1", "username": "ann", "hours": 6,
+            "region": {"name": "EMEA", "phone": "+44", "email": "cs@example.com", "hours": "9-5"}});
+        for name in ["account_created", "account_pending", "account_approved", "account_refused"] {
+            let r = super::render(&dir, name, &account).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!r.subject.contains('\r') && !r.subject.contains('\n'), "{name}: {:?}", r.subject);
+        }
+    }
+}

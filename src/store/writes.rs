@@ -13,6 +13,20 @@ pub enum Write {
     Mail { message_id: String, template: String, to: String, context: Value },
     /// A reset token (its hash); older unused tokens of the contact are revoked.
     RecoveryToken { token_hash: String, contact_id: i64, expires_at: i64 },
+    /// A new company (status `active` or `pending_review`).
+    Company(crate::directory::Company),
+    /// A new contact of a company.
+    Contact {
+        org_id: String,
+        username: String,
+        first_name: String,
+        last_name: String,
+        email: String,
+        phone: String,
+        role: String,
+    },
+    /// A durable timer: `kind` runs with `payload` at `due_at`.
+    Job { kind: String, payload: Value, due_at: i64 },
 }
 
 macro_rules! apply_writes {
@@ -55,6 +69,56 @@ macro_rules! apply_writes {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                    }
+                    Write::Company(c) => {
+                        sqlx::query(
+                            "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, status, \
+                             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        )
+                        .bind(&c.org_id)
+                        .bind(&c.name)
+                        .bind(crate::directory::keys::name(&c.name))
+                        .bind(&c.street)
+                        .bind(&c.city)
+                        .bind(&c.region)
+                        .bind(&c.postal_code)
+                        .bind(&c.country)
+                        .bind(&c.phone)
+                        .bind(&c.status)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::Contact { org_id, username, first_name, last_name, email, phone, role } => {
+                        use crate::directory::keys;
+                        sqlx::query(
+                            "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, email_key, \
+                             phone, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        )
+                        .bind(org_id)
+                        .bind(username)
+                        .bind(keys::lower(username))
+                        .bind(first_name)
+                        .bind(last_name)
+                        .bind(keys::name(last_name))
+                        .bind(email)
+                        .bind(keys::lower(email))
+                        .bind(phone)
+                        .bind(role)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::Job { kind, payload, due_at } => {
+                        sqlx::query("INSERT INTO jobs (kind, payload, due_at, created_at) VALUES ($1, $2, $3, $4)")
+                            .bind(kind)
+                            .bind(payload.to_string())
+                            .bind(*due_at)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     Write::RecoveryToken { token_hash, contact_id, expires_at } => {
                         sqlx::query(
