@@ -89,6 +89,8 @@ pub enum BenchCommand {
     /// Turns/s and latency of the engine over many concurrent conversations,
     /// against the floor of bare store writes.
     Engine(crate::bench::EngineBenchArgs),
+    /// Import rows/s and search latency on a synthetic directory.
+    Directory(crate::bench::directory::DirectoryBenchArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -218,6 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(if report.rejected() { 1 } else { 0 })
         }
+        Command::Bench(BenchCommand::Directory(args)) => crate::bench::directory::run(settings, args).await.map(|_| 0),
         Command::Bench(BenchCommand::Engine(args)) => crate::bench::engine(settings, cli.data, args).await.map(|_| 0),
     }
 }

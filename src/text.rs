@@ -168,6 +168,18 @@ pub fn parse_email(answer: &str) -> Result<String, String> {
 /// format when no region is known. Returns E.164 (`+4930123456`).
 pub fn parse_phone(answer: &str, region: Option<&str>) -> Result<String, String> {
     use phonenumber::{country::Id, Mode};
+    // phonenumber 0.3 compiles its metadata patterns lazily into a shared
+    // cache of only 100 entries; numbers of more than a few countries evict
+    // each other's patterns and every parse compiles regexes again (the
+    // directory import ran at ~3,400 rows/s, most of it regex compilation).
+    // Upstream removed the cache in the unreleased 0.4 (rust-phonenumber
+    // #102) at a large memory cost (#107); a bigger cache fixes it here.
+    static BIGGER_CACHE: std::sync::Once = std::sync::Once::new();
+    BIGGER_CACHE.call_once(|| {
+        let cache = phonenumber::metadata::DATABASE.cache();
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        *cache = regex_cache::RegexCache::new(4096);
+    });
     let id = match region {
         Some(r) => {
             Some(Id::from_str(&r.to_ascii_uppercase()).map_err(|_| format!("I don't know the country code {r}."))?)
@@ -354,8 +366,13 @@ pub fn check_postal_code(code: &str, country: &str) -> Result<(), String> {
             Err(format!("a postal code is needed for {country}"))
         };
     }
-    let ok = match POSTAL_CODES.iter().find(|(c, _)| *c == country) {
-        Some((_, pattern)) => regex::Regex::new(pattern).expect("valid postal code pattern").is_match(&code),
+    static COMPILED: std::sync::OnceLock<std::collections::HashMap<&'static str, regex::Regex>> =
+        std::sync::OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| {
+        POSTAL_CODES.iter().map(|(c, p)| (*c, regex::Regex::new(p).expect("valid postal code pattern"))).collect()
+    });
+    let ok = match compiled.get(country) {
+        Some(re) => re.is_match(&code),
         None => code.len() <= 12 && code.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-'),
     };
     if ok {

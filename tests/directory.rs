@@ -75,6 +75,7 @@ both_backends!(a_file_with_bad_rows_changes_nothing_unless_skipped, |url: String
         ("contacts.csv:4:", "not an e-mail address"),
         ("contacts.csv:5:", "must be admin or user"),
         ("contacts.csv:6:", "already belongs to another contact"),
+        ("contacts.csv:8:", "appears more than once in this import"),
     ];
     assert_eq!(bad.len(), expect.len(), "{bad:?}");
     for ((at, why), line) in expect.iter().zip(bad) {

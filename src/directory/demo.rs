@@ -245,7 +245,13 @@ pub fn generate(out: &Path, companies: u64, seed: u64, progress: bool) -> anyhow
         for k in 0..rng.gen_range(2..=5) {
             let first: String = faker::name::en::FirstName().fake_with_rng(&mut rng);
             let last: String = faker::name::en::LastName().fake_with_rng(&mut rng);
-            let username = format!("{}{}{i}", slug(&first).chars().next().unwrap_or('x'), slug(&last).replace('-', ""));
+            // Unique across the directory: the company number, and the
+            // contact's rank within its company (two Carl Rutherfords).
+            let mut username =
+                format!("{}{}{i}", slug(&first).chars().next().unwrap_or('x'), slug(&last).replace('-', ""));
+            if k > 0 {
+                username = format!("{username}.{k}");
+            }
             let email = format!("{}.{}.{k}@{domain}", slug(&first), slug(&last)).replace("-.", ".");
             let admin = k == 0 || rng.gen_bool(0.15);
             if admin {

@@ -412,7 +412,24 @@ macro_rules! import_impl {
                             q.push(")");
                             owners = q.build_query_as::<(String, String)>().fetch_all(&mut *tx).await?.into_iter().collect();
                         }
+                        // A user name written earlier in this same import (this
+                        // import's timestamp) appears twice in the file.
+                        let usernames: Vec<String> =
+                            rows.iter().filter_map(|(_, r)| match r { Row::Contact { username, .. } => Some(keys::lower(username)), _ => None }).collect();
+                        let mut written: HashSet<String> = HashSet::new();
+                        if !usernames.is_empty() {
+                            let mut q = QueryBuilder::<$db>::new("SELECT username_key FROM contacts WHERE updated_at = ");
+                            q.push_bind(now);
+                            q.push(" AND username_key IN (");
+                            let mut list = q.separated(", ");
+                            for u in &usernames {
+                                list.push_bind(u.as_str());
+                            }
+                            q.push(")");
+                            written = q.build_query_as::<(String,)>().fetch_all(&mut *tx).await?.into_iter().map(|(u,)| u).collect();
+                        }
                         let mut in_chunk: HashSet<String> = HashSet::new();
+                        let mut names_in_chunk: HashSet<String> = HashSet::new();
                         for (line, row) in rows {
                             let Row::Contact { org_id, username, email, phone, .. } = &row else { unreachable!() };
                             let Some(country) = countries.get(org_id) else {
@@ -420,6 +437,10 @@ macro_rules! import_impl {
                                 continue;
                             };
                             let (ekey, ukey) = (keys::lower(email), keys::lower(username));
+                            if written.contains(&ukey) || !names_in_chunk.insert(ukey.clone()) {
+                                bad.push((line, format!("{file}:{line}: username {username:?} appears more than once in this import")));
+                                continue;
+                            }
                             if owners.get(&ekey).is_some_and(|u| *u != ukey) || !in_chunk.insert(ekey) {
                                 bad.push((line, format!("{file}:{line}: email {email:?} already belongs to another contact")));
                                 continue;

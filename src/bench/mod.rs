@@ -1,0 +1,6 @@
+//! Benchmarks that print their figures and measure their floor in the same run.
+
+pub mod directory;
+mod engine;
+
+pub use engine::{engine, EngineBenchArgs};
