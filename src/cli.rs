@@ -33,6 +33,10 @@ pub enum Command {
     /// Import the directory from CSV files (companies.csv, contacts.csv,
     /// contracts.csv, licenses.csv); re-importing updates, never duplicates.
     Import(ImportArgs),
+    /// Approve or decline a request to be added as a contact (agents, or the
+    /// page behind the link administrators are mailed).
+    #[command(subcommand)]
+    ContactRequest(ContactRequestCommand),
     /// Write a realistic synthetic directory as CSV files for `import`.
     DemoData(DemoDataArgs),
     /// Benchmarks (build with --release).
@@ -55,6 +59,28 @@ pub struct ImportArgs {
     /// with bad rows changes nothing).
     #[arg(long)]
     pub skip_bad_rows: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContactRequestCommand {
+    /// Add the requester as a contact and welcome them by mail.
+    Approve(DecideArgs),
+    /// Tell the requester politely that the request was declined.
+    Decline(DecideArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["token", "agent"])))]
+pub struct DecideArgs {
+    /// The request number (CR-12345678), with --agent.
+    #[arg(requires = "agent")]
+    pub number: Option<String>,
+    /// The agent deciding (recorded in the audit log).
+    #[arg(long, requires = "number")]
+    pub agent: Option<String>,
+    /// The single-use token from an administrator's link.
+    #[arg(long, conflicts_with = "agent")]
+    pub token: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -169,6 +195,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             println!("transcripts: {} passed, {failed} failed", files.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Command::ContactRequest(command) => {
+            let (approve, args) = match command {
+                ContactRequestCommand::Approve(a) => (true, a),
+                ContactRequestCommand::Decline(a) => (false, a),
+            };
+            let by = match (args.token, args.agent, args.number) {
+                (Some(token), _, _) => crate::account::requests::Decider::Link { token },
+                (None, Some(name), Some(number)) => crate::account::requests::Decider::Agent { name, number },
+                _ => unreachable!("clap requires --token or --agent with a number"),
+            };
+            let app = crate::app::App::open(settings, cli.data).await?;
+            let decided =
+                crate::account::requests::decide(&app.store, &app.settings, by, approve, app.engine.clock().now_ms())
+                    .await;
+            let code = match decided {
+                Ok(number) => {
+                    println!(
+                        "{number}: {}",
+                        if approve {
+                            "approved; the contact is created and welcomed by mail"
+                        } else {
+                            "declined; the requester is told by mail"
+                        }
+                    );
+                    // Deliver the mail now rather than at the next `serve`.
+                    app.outbox()?.run_once(app.engine.clock().now_ms()).await?;
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            };
+            app.store.close().await;
+            Ok(code)
         }
         Command::DemoData(args) => {
             let out = args.out.unwrap_or_else(|| cli.data.join("demo"));

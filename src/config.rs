@@ -99,6 +99,7 @@ pub struct MailSettings {
     pub from: String,
     pub templates_dir: String,
     pub reset_url: String,
+    pub contact_request_url: String,
     pub token_ttl: Duration,
     pub max_attempts: u32,
     /// `None`: no SMTP server; mails go to `<data>/mail/outbox/` as files.
@@ -564,6 +565,12 @@ impl<'a> Validator<'a> {
         if !reset_url.contains("{token}") || url::Url::parse(&reset_url.replace("{token}", "x")).is_err() {
             self.bad("mail.reset_url", "must be a URL containing {token}");
         }
+        let contact_request_url = self.nonempty("mail.contact_request_url");
+        if !contact_request_url.contains("{token}")
+            || url::Url::parse(&contact_request_url.replace("{token}", "x")).is_err()
+        {
+            self.bad("mail.contact_request_url", "must be a URL containing {token}");
+        }
         let host = self.string("smtp.host").trim().to_string();
         let port = self.int("smtp.port", 1, 65535) as u16;
         let security = match self.string("smtp.security").as_str() {
@@ -585,6 +592,7 @@ impl<'a> Validator<'a> {
             from,
             templates_dir: self.nonempty("mail.templates_dir"),
             reset_url,
+            contact_request_url,
             token_ttl: self.duration("mail.token_ttl"),
             max_attempts: self.int("mail.max_attempts", 1, 100) as u32,
             smtp: (!host.is_empty()).then_some(SmtpSettings { host, port, security, username, password }),

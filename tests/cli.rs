@@ -29,6 +29,11 @@ fn every_command_has_help() {
         &["flows", "check", "--help"],
         &["flows", "test", "--help"],
         &["bench", "engine", "--help"],
+        &["bench", "directory", "--help"],
+        &["import", "--help"],
+        &["demo-data", "--help"],
+        &["contact-request", "approve", "--help"],
+        &["contact-request", "decline", "--help"],
     ] {
         let out = frontdesk().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");

@@ -61,6 +61,7 @@ CREATE INDEX licenses_by_machine_code ON licenses (machine_code_key) WHERE machi
 
 -- A requester asking to be added to a company as a contact.
 CREATE TABLE contact_requests (
+    number           TEXT    NOT NULL UNIQUE,     -- CR-12345678, for customer service
     id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     org_id           TEXT    NOT NULL REFERENCES companies (org_id),
     first_name       TEXT    NOT NULL,

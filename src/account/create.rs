@@ -94,7 +94,7 @@ pub(crate) fn screen(s: &Settings, call: &mut EffectCall) -> Result<Value, Effec
 }
 
 /// A user name nobody has: the e-mail's local part, then with a number.
-async fn free_username(d: &Directory, email: &str) -> Result<String, EffectError> {
+pub(crate) async fn free_username(d: &Directory, email: &str) -> Result<String, EffectError> {
     let base: String =
         email.split('@').next().unwrap_or("user").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
     let base = if base.is_empty() { "user".to_string() } else { base.to_lowercase() };

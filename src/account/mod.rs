@@ -6,6 +6,7 @@
 mod create;
 pub mod followup;
 mod limits;
+pub mod requests;
 pub mod screening;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub const EFFECTS: &[(&str, usize)] = &[
     ("find_existing_account", 3),
     ("screen_account", 1),
     ("create_account", 2),
+    ("request_contact", 2),
 ];
 
 /// Registers the account effects on `effects`.
@@ -126,6 +128,14 @@ pub fn register(effects: &mut Effects, directory: Directory, settings: Arc<Setti
             call.done(result)
         }
     });
+    let (d, s) = (directory.clone(), settings.clone());
+    effects.register_with_writes("request_contact", 2, move |mut call| {
+        let (d, s) = (d.clone(), s.clone());
+        async move {
+            let result = requests::request(&d, &s, &mut call).await;
+            call.done(result)
+        }
+    });
     let (d, s) = (directory, settings);
     effects.register_with_writes("send_login_info", 1, move |mut call| {
         let (d, s) = (d.clone(), s.clone());
@@ -180,7 +190,9 @@ async fn search_company(
     }
     let found = d.search(&search).await.map_err(EffectError::retry)?;
     let outcome = match &found {
-        Found::Company { company } => json!({ "found": true, "org_id": company.org_id, "name": company.name }),
+        Found::Company { company } => {
+            json!({ "found": true, "org_id": company.org_id, "name": company.name, "country": company.country })
+        }
         Found::NotFound => json!({ "found": false, "reason": "not_found" }),
         Found::NotLegacy { product } => json!({ "found": false, "reason": "not_legacy", "product": product }),
     };

@@ -245,3 +245,19 @@ fn backoff(attempts: i64) -> Duration {
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
     Duration::from_secs_f64(base as f64 * jitter)
 }
+
+/// One outbox entry, for operators and tests.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Entry {
+    pub to_addr: String,
+    pub template: String,
+    /// The template's values; emptied once the mail is sent or given up.
+    pub context: String,
+    pub status: String,
+}
+
+/// Every mail in the outbox, in the order queued.
+pub async fn entries(store: &Store) -> Result<Vec<Entry>, crate::store::StoreError> {
+    const SQL: &str = "SELECT to_addr, template, context, status FROM outbox ORDER BY id";
+    Ok(on_db!(&store.db, p => sqlx::query_as(SQL).fetch_all(p).await?))
+}

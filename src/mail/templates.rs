@@ -71,6 +71,12 @@ mod every_template {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/mail");
         let account = json!({"first_name": "Ann", "company": "Acme\r\nBcc: x@y", "org_id": "ORG-1", "username": "ann", "hours": 6,
             "region": {"name": "EMEA", "phone": "+44", "email": "cs@example.com", "hours": "9-5"}});
+        let contact = json!({"admin_first_name": "Ann", "company": "Acme\r\nBcc: x@y", "first_name": "Carla", "last_name": "S\nX",
+            "email": "c@acme.example", "number": "CR-1", "decide_url": "https://x.example/t", "username": "carla"});
+        for name in ["contact_request", "contact_welcome", "contact_declined"] {
+            let r = super::render(&dir, name, &contact).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!r.subject.contains('\r') && !r.subject.contains('\n'), "{name}: {:?}", r.subject);
+        }
         for name in ["account_created", "account_pending", "account_approved", "account_refused"] {
             let r = super::render(&dir, name, &account).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!r.subject.contains('\r') && !r.subject.contains('\n'), "{name}: {:?}", r.subject);

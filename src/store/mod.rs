@@ -207,6 +207,12 @@ impl Store {
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(now_ms).bind(limit).fetch_all(p).await?))
     }
 
+    /// The audit log, newest first: `(at, channel, actor, action, subject)`.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<(i64, String, String, String, String)>> {
+        const SQL: &str = "SELECT at, channel, actor, action, subject FROM audit_log ORDER BY id DESC LIMIT $1";
+        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(limit).fetch_all(p).await?))
+    }
+
     /// Waits until every queued write is committed (graceful shutdown).
     pub async fn flush(&self) {
         self.writer.flush().await;

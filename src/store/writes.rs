@@ -25,6 +25,17 @@ pub enum Write {
         phone: String,
         role: String,
     },
+    /// A pending request to be added as a contact of a company.
+    ContactRequest {
+        number: String,
+        org_id: String,
+        first_name: String,
+        last_name: String,
+        email: String,
+        phone: String,
+        requester: String,
+        token_hash: String,
+    },
     /// A durable timer: `kind` runs with `payload` at `due_at`.
     Job { kind: String, payload: Value, due_at: i64 },
 }
@@ -107,6 +118,24 @@ macro_rules! apply_writes {
                         .bind(phone)
                         .bind(role)
                         .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::ContactRequest { number, org_id, first_name, last_name, email, phone, requester, token_hash } => {
+                        sqlx::query(
+                            "INSERT INTO contact_requests (number, org_id, first_name, last_name, email, phone, requester, conversation_id, \
+                             token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .bind(number)
+                        .bind(org_id)
+                        .bind(first_name)
+                        .bind(last_name)
+                        .bind(email)
+                        .bind(phone)
+                        .bind(requester)
+                        .bind(*conversation)
+                        .bind(token_hash)
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;

@@ -1,0 +1,195 @@
+//! Contact requests: someone not on their company's contact list asks to be
+//! added. The company's administrators get a mail with a single-use link
+//! (and the request number, for customer service); the decision, by link or
+//! by an agent's command, creates the contact and welcomes them, or tells the
+//! requester politely.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    config::Settings,
+    directory::{keys, Directory},
+    engine::{EffectCall, EffectError},
+    store::{on_db, Store, Write},
+};
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+/// The `request_contact(org_id, profile)` effect.
+pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+    let org_id = call.arg_str(0)?;
+    let profile = call.args.get(1).cloned().unwrap_or(Value::Null);
+    let field = |k: &str| crate::text::clean_input(profile[k].as_str().unwrap_or_default(), 200);
+    let (first, last) = (field("first_name"), field("last_name"));
+    let email = crate::text::parse_email(&field("email")).map_err(EffectError::Failed)?;
+    if first.is_empty() || last.is_empty() {
+        return Err(EffectError::Failed("request_contact: a first and a last name are needed".into()));
+    }
+    let company = d
+        .company(&org_id)
+        .await
+        .map_err(EffectError::retry)?
+        .ok_or_else(|| EffectError::Failed(format!("no company {org_id}")))?;
+    let phone = match field("phone") {
+        p if p.is_empty() => String::new(),
+        p => crate::text::parse_phone(&p, Some(&company.country)).map_err(EffectError::Failed)?,
+    };
+    if let Some(existing) = d.contact_by_email(&email).await.map_err(EffectError::retry)? {
+        call.audit("contact_request_refused", &org_id, json!({ "reason": "e-mail already a contact" }));
+        return Ok(json!({ "requested": false, "reason": "already_contact", "contact_id": existing.id }));
+    }
+    let admins: Vec<_> =
+        d.contacts(&org_id).await.map_err(EffectError::retry)?.into_iter().filter(|c| c.role == "admin").collect();
+    if admins.is_empty() {
+        return Ok(json!({ "requested": false, "reason": "no_admin" }));
+    }
+    // 128 random bits in the link; only the hash is stored.
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 16]>());
+    let number = format!("CR-{:08}", rand::random::<u32>() % 100_000_000);
+    call.write(Write::ContactRequest {
+        number: number.clone(),
+        org_id: org_id.clone(),
+        first_name: first.clone(),
+        last_name: last.clone(),
+        email: email.clone(),
+        phone,
+        requester: call.context.sender.clone(),
+        token_hash: hash(&token),
+    });
+    for admin in &admins {
+        call.write(Write::Mail {
+            message_id: crate::mail::new_message_id(&s.mail.from),
+            template: "contact_request".into(),
+            to: admin.email.clone(),
+            context: json!({
+                "admin_first_name": admin.first_name, "company": company.name, "first_name": first, "last_name": last,
+                "email": email, "number": number, "decide_url": s.mail.contact_request_url.replace("{token}", &token),
+            }),
+        });
+    }
+    call.audit("contact_requested", &org_id, json!({ "number": number, "admins": admins.len() }));
+    Ok(json!({ "requested": true, "number": number, "admins": admins.len() }))
+}
+
+/// Who decides a request: an administrator through the mailed link, or an
+/// agent by command.
+#[derive(Debug, Clone)]
+pub enum Decider {
+    Link { token: String },
+    Agent { name: String, number: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    #[error("no pending contact request matches (unknown, or already decided)")]
+    NotPending,
+    #[error("{0}")]
+    Store(String),
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Pending {
+    id: i64,
+    number: String,
+    org_id: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    phone: String,
+}
+
+/// Approves or declines a pending request, once: the contact is created and
+/// welcomed, or the requester is told. Returns the request number.
+pub async fn decide(
+    store: &Store,
+    settings: &Settings,
+    by: Decider,
+    approve: bool,
+    now: i64,
+) -> Result<String, DecisionError> {
+    let err = |e: sqlx::Error| DecisionError::Store(e.to_string());
+    const COLUMNS: &str = "id, number, org_id, first_name, last_name, email, phone";
+    let (sql, key, actor) = match &by {
+        Decider::Link { token } => (
+            format!("SELECT {COLUMNS} FROM contact_requests WHERE token_hash = $1 AND status = 'pending'"),
+            hash(token),
+            "admin link".to_string(),
+        ),
+        Decider::Agent { name, number } => (
+            format!("SELECT {COLUMNS} FROM contact_requests WHERE number = $1 AND status = 'pending'"),
+            number.trim().to_uppercase(),
+            format!("agent:{name}"),
+        ),
+    };
+    let pending: Option<Pending> =
+        on_db!(&store.db, p => sqlx::query_as(&sql).bind(&key).fetch_optional(p).await.map_err(err)?);
+    let req = pending.ok_or(DecisionError::NotPending)?;
+    let directory = Directory::new(store.clone());
+    let company = directory
+        .company(&req.org_id)
+        .await
+        .map_err(|e| DecisionError::Store(e.to_string()))?
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let status = if approve { "approved" } else { "declined" };
+    let username = if approve {
+        Some(
+            super::create::free_username(&directory, &req.email)
+                .await
+                .map_err(|e| DecisionError::Store(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let (template, context) = match &username {
+        Some(u) => ("contact_welcome", json!({ "first_name": req.first_name, "company": company, "username": u })),
+        None => ("contact_declined", json!({ "first_name": req.first_name, "company": company })),
+    };
+    let message_id = crate::mail::new_message_id(&settings.mail.from);
+    let detail = json!({ "number": req.number, "decision": status, "username": username }).to_string();
+    on_db!(&store.db, p => {
+        let mut tx = p.begin().await.map_err(err)?;
+        // Single use: only a request still pending changes.
+        let changed = sqlx::query("UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'")
+            .bind(status).bind(&actor).bind(now).bind(req.id).execute(&mut *tx).await.map_err(err)?.rows_affected();
+        if changed != 1 {
+            return Err(DecisionError::NotPending);
+        }
+        if let Some(u) = &username {
+            sqlx::query(
+                "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, email_key, phone, role, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'user', $10, $11)",
+            )
+            .bind(&req.org_id).bind(u).bind(keys::lower(u)).bind(&req.first_name).bind(&req.last_name).bind(keys::name(&req.last_name))
+            .bind(&req.email).bind(keys::lower(&req.email)).bind(&req.phone).bind(now).bind(now)
+            .execute(&mut *tx).await.map_err(err)?;
+        }
+        sqlx::query("INSERT INTO outbox (message_id, template, to_addr, context, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&message_id).bind(template).bind(&req.email).bind(context.to_string()).bind(now).bind(now).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query("INSERT INTO audit_log (at, channel, actor, action, subject, detail) VALUES ($1, 'command', $2, $3, $4, $5)")
+            .bind(now).bind(&actor).bind(format!("contact_request_{status}")).bind(&req.org_id).bind(&detail).execute(&mut *tx).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
+    });
+    Ok(req.number)
+}
+
+/// A request still waiting for a decision.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PendingRequest {
+    pub number: String,
+    pub org_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub created_at: i64,
+}
+
+/// Every pending request, oldest first.
+pub async fn pending(store: &Store) -> Result<Vec<PendingRequest>, crate::store::StoreError> {
+    const SQL: &str = "SELECT number, org_id, first_name, last_name, email, created_at FROM contact_requests \
+                       WHERE status = 'pending' ORDER BY created_at, id";
+    Ok(on_db!(&store.db, p => sqlx::query_as(SQL).fetch_all(p).await?))
+}
