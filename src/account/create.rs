@@ -61,7 +61,7 @@ pub(crate) fn profile(call: &EffectCall) -> Result<Profile, EffectError> {
 
 /// An existing record for this e-mail address, or this company name in this
 /// country: the customer is offered recovery instead of a second account.
-pub(crate) async fn find_existing(d: &Directory, call: &mut EffectCall) -> Result<Value, EffectError> {
+pub(crate) async fn find_existing(d: &Directory, _: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let email = call.arg_str(0)?;
     let company = call.arg_str(1)?;
     let country = call.arg_str(2)?;
@@ -79,7 +79,7 @@ pub(crate) async fn find_existing(d: &Directory, call: &mut EffectCall) -> Resul
 }
 
 /// The quick screen: `passed`, `review` or `refused`.
-pub(crate) fn screen(s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+pub(crate) async fn screen(_: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let p = profile(call)?;
     let person = format!("{} {}", p.first_name, p.last_name);
     let outcome = screening::quick(&s.screening, &Applicant { person: &person, ..p.applicant() });

@@ -21,129 +21,84 @@ use crate::{
     store::Write,
 };
 
-/// Names and arities of the effects [`register`] adds.
-pub const EFFECTS: &[(&str, usize)] = &[
-    ("find_company", 2),
-    ("find_company_by_contract", 2),
-    ("list_contacts", 1),
-    ("send_login_info", 1),
-    ("find_existing_account", 3),
-    ("screen_account", 1),
-    ("create_account", 2),
-    ("request_contact", 2),
-];
+/// Declares every account effect once: its name in flows, its arity, and the
+/// function that performs it. From this table come [`EFFECTS`] (what
+/// `flows check` knows) and [`register`].
+macro_rules! account_effects {
+    ($($name:literal / $arity:literal => $f:path),* $(,)?) => {
+        /// Names and arities of the effects [`register`] adds.
+        pub const EFFECTS: &[(&str, usize)] = &[$(($name, $arity)),*];
 
-/// Registers the account effects on `effects`.
-pub fn register(effects: &mut Effects, directory: Directory, settings: Arc<Settings>) {
-    let (d, s) = (directory.clone(), settings.clone());
-    effects.register_with_writes("find_company", 2, move |mut call| {
-        let (d, s) = (d.clone(), s.clone());
-        async move {
-            let result = async {
-                let kind = call.arg_str(0)?;
-                let value = call.arg_str(1)?;
-                let search = match kind.as_str() {
-                    "username" => Search::Username { value },
-                    "email" => Search::Email { value },
-                    "serial" => Search::Serial { value },
-                    "machine_code" => Search::MachineCode { value },
-                    other => return Err(EffectError::Failed(format!("find_company: unknown search kind {other:?}"))),
-                };
-                search_company(&d, &s, &mut call, search).await
+        /// Registers the account effects on `effects`.
+        pub fn register(effects: &mut Effects, directory: Directory, settings: Arc<Settings>) {
+            $(
+                let (d, s) = (directory.clone(), settings.clone());
+                effects.register_with_writes($name, $arity, move |mut call| {
+                    let (d, s) = (d.clone(), s.clone());
+                    async move {
+                        let result = $f(&d, &s, &mut call).await;
+                        call.done(result)
+                    }
+                });
+            )*
+        }
+    };
+}
+
+account_effects! {
+    "find_company" / 2 => find_company,
+    "find_company_by_contract" / 2 => find_company_by_contract,
+    "list_contacts" / 1 => list_contacts,
+    "send_login_info" / 1 => send_login_info,
+    "find_existing_account" / 3 => create::find_existing,
+    "screen_account" / 1 => create::screen,
+    "create_account" / 2 => create::create,
+    "request_contact" / 2 => requests::request,
+}
+
+async fn find_company(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+    let kind = call.arg_str(0)?;
+    let value = call.arg_str(1)?;
+    let search = match kind.as_str() {
+        "username" => Search::Username { value },
+        "email" => Search::Email { value },
+        "serial" => Search::Serial { value },
+        "machine_code" => Search::MachineCode { value },
+        other => return Err(EffectError::Failed(format!("find_company: unknown search kind {other:?}"))),
+    };
+    search_company(d, s, call, search).await
+}
+
+async fn find_company_by_contract(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+    let search = Search::Contract { number: call.arg_str(0)?, admin_last_name: call.arg_str(1)? };
+    search_company(d, s, call, search).await
+}
+
+/// The company's contacts as `{id, label}`, masked unless configured
+/// otherwise: the flow never holds more than it may show.
+async fn list_contacts(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+    let org_id = call.arg_str(0)?;
+    let contacts = d.contacts(&org_id).await.map_err(EffectError::retry)?;
+    call.audit("contact_list_shown", &org_id, json!({ "contacts": contacts.len() }));
+    let mut seen = std::collections::HashMap::new();
+    let list: Vec<Value> = contacts
+        .iter()
+        .map(|c| {
+            let mut label = if s.directory.show_full_names {
+                format!("{} {} ({})", c.first_name, c.last_name, c.email)
+            } else {
+                format!("{} {}. ({})", c.first_name, initial(&c.last_name), crate::mail::mask_email(&c.email))
+            };
+            // Masking can make two contacts look alike; the customer must
+            // still be able to pick one.
+            let n = seen.entry(label.clone()).and_modify(|n| *n += 1).or_insert(1);
+            if *n > 1 {
+                label = format!("{label} #{n}");
             }
-            .await;
-            call.done(result)
-        }
-    });
-    let (d, s) = (directory.clone(), settings.clone());
-    effects.register_with_writes("find_company_by_contract", 2, move |mut call| {
-        let (d, s) = (d.clone(), s.clone());
-        async move {
-            let result = async {
-                let search = Search::Contract { number: call.arg_str(0)?, admin_last_name: call.arg_str(1)? };
-                search_company(&d, &s, &mut call, search).await
-            }
-            .await;
-            call.done(result)
-        }
-    });
-    let (d, s) = (directory.clone(), settings.clone());
-    effects.register_with_writes("list_contacts", 1, move |mut call| {
-        let (d, s) = (d.clone(), s.clone());
-        async move {
-            let result = async {
-                let org_id = call.arg_str(0)?;
-                let contacts = d.contacts(&org_id).await.map_err(EffectError::retry)?;
-                call.audit("contact_list_shown", &org_id, json!({ "contacts": contacts.len() }));
-                let mut seen = std::collections::HashMap::new();
-                let list: Vec<Value> = contacts
-                    .iter()
-                    .map(|c| {
-                        let mut label = if s.directory.show_full_names {
-                            format!("{} {} ({})", c.first_name, c.last_name, c.email)
-                        } else {
-                            format!(
-                                "{} {}. ({})",
-                                c.first_name,
-                                initial(&c.last_name),
-                                crate::mail::mask_email(&c.email)
-                            )
-                        };
-                        // Masking can make two contacts look alike; the customer must
-                        // still be able to pick one.
-                        let n = seen.entry(label.clone()).and_modify(|n| *n += 1).or_insert(1);
-                        if *n > 1 {
-                            label = format!("{label} #{n}");
-                        }
-                        json!({ "id": c.id, "label": label })
-                    })
-                    .collect();
-                Ok(Value::Array(list))
-            }
-            .await;
-            call.done(result)
-        }
-    });
-    let d = directory.clone();
-    effects.register_with_writes("find_existing_account", 3, move |mut call| {
-        let d = d.clone();
-        async move {
-            let result = create::find_existing(&d, &mut call).await;
-            call.done(result)
-        }
-    });
-    let s = settings.clone();
-    effects.register_with_writes("screen_account", 1, move |mut call| {
-        let s = s.clone();
-        async move {
-            let result = create::screen(&s, &mut call);
-            call.done(result)
-        }
-    });
-    let (d, s) = (directory.clone(), settings.clone());
-    effects.register_with_writes("create_account", 2, move |mut call| {
-        let (d, s) = (d.clone(), s.clone());
-        async move {
-            let result = create::create(&d, &s, &mut call).await;
-            call.done(result)
-        }
-    });
-    let (d, s) = (directory.clone(), settings.clone());
-    effects.register_with_writes("request_contact", 2, move |mut call| {
-        let (d, s) = (d.clone(), s.clone());
-        async move {
-            let result = requests::request(&d, &s, &mut call).await;
-            call.done(result)
-        }
-    });
-    let (d, s) = (directory, settings);
-    effects.register_with_writes("send_login_info", 1, move |mut call| {
-        let (d, s) = (d.clone(), s.clone());
-        async move {
-            let result = send_login_info(&d, &s, &mut call).await;
-            call.done(result)
-        }
-    });
+            json!({ "id": c.id, "label": label })
+        })
+        .collect();
+    Ok(Value::Array(list))
 }
 
 fn initial(name: &str) -> String {
