@@ -135,3 +135,37 @@ fn serve_stops_gracefully_on_sigterm() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("frontdesk stopped"), "{err}");
 }
+
+#[test]
+fn import_then_chat_finds_a_company_by_each_search_kind() {
+    let data = tempfile::tempdir().unwrap();
+    let out = frontdesk()
+        .arg("--data")
+        .arg(data.path())
+        .arg("import")
+        .arg(common::repo_path("tests/fixtures/directory"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    for (who, lines, company) in [
+        ("by-username", "login\n1\nalee\n", "Acme Widgets GmbH"),
+        ("by-email", "login\n2\nhomer@globex.example\n", "Globex Corporation"),
+        ("by-contract", "login\n3\nCTR-2024-0001\nLee\n", "Acme Widgets GmbH"),
+        ("by-serial", "login\n4\nwxyz 9999 0000 1111\n", "Globex Corporation"),
+        ("by-machine-code", "login\n5\nMC-77AA-19BF\n", "Initech, Ltd."),
+    ] {
+        let mut child = frontdesk()
+            .arg("--data")
+            .arg(data.path())
+            .args(["chat", "--as", who])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&format!("I found your company record: {company}")), "{who}:\n{text}");
+    }
+}
