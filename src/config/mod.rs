@@ -1,0 +1,366 @@
+//! Layered configuration: embedded defaults (`config/default.toml`), then an
+//! optional file given with `--config`, then `FRONTDESK__SECTION__KEY`
+//! environment variables.
+//!
+//! The layers are merged into one tree first and validated afterwards, key by
+//! key, so that a bad configuration reports *every* problem at once with the
+//! key it concerns instead of stopping at the first serde error.
+//!
+//! Secrets (passwords, tokens) are accepted only from the environment: a file
+//! is easy to commit by accident, an environment variable is not.
+
+mod validate;
+
+use std::{fmt, path::Path, time::Duration};
+
+use validate::Validator;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The embedded defaults, compiled into the binary so it runs from anywhere.
+pub const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// Keys whose values are secrets: never read from a file, never logged.
+pub const SECRET_KEYS: &[&str] =
+    &["smtp.password", "imap.password", "discord.token", "slack.bot_token", "slack.app_token", "slack.signing_secret"];
+
+/// Sections a flow may read with `setting("section.key")`. Nothing else of the
+/// configuration (database URLs, limits, secrets) is visible to scripts.
+pub const FLOW_SECTIONS: &[&str] = &["self_help", "escalate"];
+
+/// A configuration that failed validation: one entry per problem.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret value. Its `Debug` and `Display` never show the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub engine: EngineSettings,
+    pub words: Words,
+    pub messages: Messages,
+    pub mail: MailSettings,
+    pub directory: DirectorySettings,
+    pub limits: Limits,
+    pub screening: Screening,
+    /// The sections of [`FLOW_SECTIONS`], as flows see them.
+    pub flow_settings: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `None`: SQLite in the data folder.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub flows_dir: String,
+    pub router_flow: String,
+    pub idle_expiry: Duration,
+    pub expiry_sweep_interval: Duration,
+    pub turn_deadline: Duration,
+    pub max_operations: u64,
+    pub max_call_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub max_flow_switches: usize,
+    pub max_input_chars: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub from: String,
+    pub templates_dir: String,
+    pub reset_url: String,
+    pub contact_request_url: String,
+    pub token_ttl: Duration,
+    pub max_attempts: u32,
+    /// `None`: no SMTP server; mails go to `<data>/mail/outbox/` as files.
+    pub smtp: Option<SmtpSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    StartTls,
+    Tls,
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// At most `count` in any `period`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub count: i64,
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub searches_per_identity: Limit,
+    pub searches_per_identifier: Limit,
+    pub recovery_mails_per_contact: Limit,
+}
+
+/// Trade-embargo screening of new accounts.
+#[derive(Debug, Clone)]
+pub struct Screening {
+    /// `(country, region)`: the region is `None` for a whole country.
+    pub embargoed: Vec<(String, Option<String>)>,
+    pub review_countries: Vec<String>,
+    pub denied_parties: Vec<String>,
+    pub review_similarity: f64,
+    pub match_similarity: f64,
+    pub review_delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectorySettings {
+    pub show_full_names: bool,
+}
+
+/// Words that work in any flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct Words {
+    pub cancel: Vec<String>,
+    pub restart: Vec<String>,
+    pub human: Vec<String>,
+    pub help: Vec<String>,
+}
+
+/// Fixed texts the engine itself says (flows say everything else).
+#[derive(Debug, Clone)]
+pub struct Messages {
+    pub apology: String,
+    pub expired: String,
+    pub cancelled: String,
+    pub handoff: String,
+    pub handed_off_waiting: String,
+    pub scheduled_waiting: String,
+    pub help: String,
+    pub stale_reply: String,
+    pub unreadable: String,
+    pub busy: String,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, for tests.
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+        let mut tree = parse_toml("embedded defaults", DEFAULTS, &mut problems);
+        if let Some(path) = file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let layer = parse_toml(&path.display().to_string(), &text, &mut problems);
+                    for key in SECRET_KEYS {
+                        if lookup(&layer, key).is_some() {
+                            problems.push(format!(
+                                "{key}: secrets are read only from the environment; remove it from {} and set {}",
+                                path.display(),
+                                env_name(key)
+                            ));
+                        }
+                    }
+                    merge(&mut tree, layer);
+                }
+                Err(e) => problems.push(format!("--config {}: cannot read: {e}", path.display())),
+            }
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("FRONTDESK__") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.iter().any(|p| p.is_empty()) {
+                problems.push(format!("{name}: malformed variable name"));
+                continue;
+            }
+            set_path(&mut tree, &path, parse_env_value(value));
+        }
+        let settings = Validator::new(&tree, &mut problems).settings();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// A secret from the environment (see [`SECRET_KEYS`]).
+    pub fn secret(key: &str) -> Option<Secret> {
+        std::env::var(env_name(key)).ok().filter(|v| !v.is_empty()).map(Secret)
+    }
+
+    /// The SQLite URL for a data folder, used when `database.url` is empty.
+    pub fn database_url(&self, data_dir: &Path) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("frontdesk.db").display()),
+        }
+    }
+}
+
+/// `smtp.password` → `FRONTDESK__SMTP__PASSWORD`.
+pub fn env_name(key: &str) -> String {
+    format!("FRONTDESK__{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// Hides the password of a database URL for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn parse_toml(origin: &str, text: &str, problems: &mut Vec<String>) -> Value {
+    match toml::from_str::<toml::Value>(text) {
+        Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+        Err(e) => {
+            problems.push(format!("{origin}: not valid TOML: {}", e.message()));
+            Value::Object(Map::new())
+        }
+    }
+}
+
+/// Environment values are strings; numbers and booleans are recognised so
+/// that `FRONTDESK__ENGINE__MAX_OPERATIONS=1000` works.
+fn parse_env_value(v: &str) -> Value {
+    if let Ok(n) = v.parse::<i64>() {
+        return Value::from(n);
+    }
+    match v {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(v.to_string()),
+    }
+}
+
+fn merge(base: &mut Value, layer: Value) {
+    match (base, layer) {
+        (Value::Object(b), Value::Object(l)) => {
+            for (k, v) in l {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, l) => *b = l,
+    }
+}
+
+fn set_path(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for (i, part) in path.iter().enumerate() {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let map = node.as_object_mut().expect("made an object above");
+        if i + 1 == path.len() {
+            map.insert(part.clone(), value);
+            return;
+        }
+        node = map.entry(part.clone()).or_insert_with(|| Value::Object(Map::new()));
+    }
+}
+
+fn lookup<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(tree, |node, part| node.get(part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::load_from(None, &[]).expect("defaults load");
+        assert_eq!(s.engine.idle_expiry, Duration::from_secs(24 * 3600));
+        assert!(s.database.url.is_none());
+        assert_eq!(s.flow_settings["self_help"]["articles"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn environment_overrides_files() {
+        let env = vec![
+            ("FRONTDESK__ENGINE__MAX_OPERATIONS".to_string(), "12345".to_string()),
+            ("FRONTDESK__DATABASE__URL".to_string(), "postgres://u:pw@127.0.0.1/x".to_string()),
+        ];
+        let s = Settings::load_from(None, &env).unwrap();
+        assert_eq!(s.engine.max_operations, 12345);
+        assert_eq!(redact_url(s.database.url.as_deref().unwrap()), "postgres://u:***@127.0.0.1/x");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            "[engine]\nidle_expiry = \"soon\"\nmax_operations = -3\nidle_expirey = \"1h\"\n[smtp]\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let env = vec![("FRONTDESK__DATABASE__URL".to_string(), "mysql://x".to_string())];
+        let err = Settings::load_from(Some(&path), &env).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "engine.idle_expiry",
+            "engine.max_operations",
+            "engine.idle_expirey: unknown key",
+            "smtp.password",
+            "database.url",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert!(!text.contains("hunter2"), "a secret leaked into the error: {text}");
+    }
+}
