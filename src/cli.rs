@@ -37,6 +37,9 @@ pub enum Command {
     /// page behind the link administrators are mailed).
     #[command(subcommand)]
     ContactRequest(ContactRequestCommand),
+    /// Commands for support agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// Write a realistic synthetic directory as CSV files for `import`.
     DemoData(DemoDataArgs),
     /// Benchmarks (build with --release).
@@ -59,6 +62,25 @@ pub struct ImportArgs {
     /// with bad rows changes nothing).
     #[arg(long)]
     pub skip_bad_rows: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Start a flow for a customer; it continues in the customer's
+    /// conversation, and everything it does is audited as started by you.
+    Start {
+        /// The flow (a file name in the flows folder, e.g. find_company).
+        flow: String,
+        /// The customer, as their channel identifies them.
+        #[arg(long = "for", value_name = "IDENTITY")]
+        customer: String,
+        /// The agent starting it.
+        #[arg(long)]
+        agent: String,
+        /// The customer's channel.
+        #[arg(long, default_value = crate::channels::terminal::CHANNEL)]
+        channel: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,6 +217,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             println!("transcripts: {} passed, {failed} failed", files.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Command::Agent(AgentCommand::Start { flow, customer, agent, channel }) => {
+            let app = crate::app::App::open(settings, cli.data).await?;
+            let started = app.engine.start_for(&channel, &customer, &flow, &agent).await;
+            let code = match started {
+                Ok(reply) => {
+                    println!("started {flow} for {customer} on {channel}; they will see:");
+                    for d in &reply.messages {
+                        for line in crate::channels::terminal::render(&d.message) {
+                            println!("  | {line}");
+                        }
+                    }
+                    0
+                }
+                // An agent needs to know what was wrong with the flow name;
+                // anything else gets the same safe sentence a customer would.
+                Err(e @ crate::engine::EngineError::Flow(_)) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+                Err(e) => {
+                    tracing::error!("agent start failed: {e}");
+                    eprintln!("error: {}", e.user_message(&app.settings));
+                    1
+                }
+            };
+            app.store.close().await;
+            Ok(code)
         }
         Command::ContactRequest(command) => {
             let (approve, args) = match command {

@@ -34,6 +34,7 @@ fn every_command_has_help() {
         &["demo-data", "--help"],
         &["contact-request", "approve", "--help"],
         &["contact-request", "decline", "--help"],
+        &["agent", "start", "--help"],
     ] {
         let out = frontdesk().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");

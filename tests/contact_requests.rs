@@ -66,6 +66,6 @@ both_backends!(an_agent_declines_and_the_requester_is_told, |url: String| async 
     assert_eq!((to.as_str(), template.as_str()), ("carla@acme.example", "contact_declined"));
     assert!(pending(&store).await.unwrap().is_empty());
     let audit = store.audit_log(1).await.unwrap();
-    assert_eq!((audit[0].2.as_str(), audit[0].3.as_str()), ("agent:dana", "contact_request_declined"));
+    assert_eq!((audit[0].2.as_str(), audit[0].4.as_str()), ("agent:dana", "contact_request_declined"));
     store.close().await;
 });

@@ -11,6 +11,7 @@ fn row(id: i64, key: &str) -> ConversationRow {
         conv_key: key.into(),
         sender: key.into(),
         verified: None,
+        started_by: None,
         flow: "router".into(),
         flow_hash: "h1".into(),
         journal: r#"{"params":{},"entries":[]}"#.into(),

@@ -7,6 +7,7 @@ CREATE TABLE conversations (
     conv_key     TEXT    NOT NULL,             -- the channel's conversation key
     sender       TEXT    NOT NULL,             -- sender identity
     verified     TEXT,                         -- how the sender was verified, if at all
+    started_by   TEXT,                         -- the agent who started the flow, if one did
     flow         TEXT    NOT NULL,
     flow_hash    TEXT    NOT NULL,             -- pinned flow source (flow_sources.hash)
     journal      TEXT    NOT NULL,             -- JSON: start params and effect results

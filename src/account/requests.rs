@@ -112,6 +112,10 @@ pub async fn decide(
 ) -> Result<String, DecisionError> {
     let err = |e: sqlx::Error| DecisionError::Store(e.to_string());
     const COLUMNS: &str = "id, number, org_id, first_name, last_name, email, phone";
+    let by_agent = match &by {
+        Decider::Agent { name, .. } => Some(name.clone()),
+        Decider::Link { .. } => None,
+    };
     let (sql, key, actor) = match &by {
         Decider::Link { token } => (
             format!("SELECT {COLUMNS} FROM contact_requests WHERE token_hash = $1 AND status = 'pending'"),
@@ -169,8 +173,9 @@ pub async fn decide(
         }
         sqlx::query("INSERT INTO outbox (message_id, template, to_addr, context, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&message_id).bind(template).bind(&req.email).bind(context.to_string()).bind(now).bind(now).execute(&mut *tx).await.map_err(err)?;
-        sqlx::query("INSERT INTO audit_log (at, channel, actor, action, subject, detail) VALUES ($1, 'command', $2, $3, $4, $5)")
-            .bind(now).bind(&actor).bind(format!("contact_request_{status}")).bind(&req.org_id).bind(&detail).execute(&mut *tx).await.map_err(err)?;
+        sqlx::query("INSERT INTO audit_log (at, channel, actor, by_agent, action, subject, detail) VALUES ($1, 'command', $2, $3, $4, $5, $6)")
+            .bind(now).bind(&actor).bind(&by_agent).bind(format!("contact_request_{status}")).bind(&req.org_id).bind(&detail)
+            .execute(&mut *tx).await.map_err(err)?;
         tx.commit().await.map_err(err)?;
     });
     Ok(req.number)

@@ -251,6 +251,7 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
                 conv_key: format!("f{i}"),
                 sender: format!("f{i}"),
                 verified: None,
+                started_by: None,
                 flow: "self_help".into(),
                 flow_hash: "0".repeat(32),
                 journal: "x".repeat(shape.journal_bytes),

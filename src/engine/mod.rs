@@ -236,6 +236,42 @@ impl Engine {
         Err(EngineError::Contention(MAX_ATTEMPTS))
     }
 
+    /// An agent starts `flow` for a customer (identified as the channel
+    /// identifies them). What the flow says waits for the customer's channel
+    /// like any other reply; the agent gets it back too, to see what was sent.
+    pub async fn start_for(
+        &self,
+        channel: &str,
+        customer: &str,
+        flow: &str,
+        agent: &str,
+    ) -> Result<TurnReply, EngineError> {
+        let inbound = Inbound {
+            channel: channel.to_string(),
+            conversation_key: customer.to_string(),
+            sender: customer.to_string(),
+            verified: None,
+            text: String::new(),
+            external_id: None,
+            reply_to_step: None,
+        };
+        let key = (channel.to_string(), customer.to_string());
+        for _ in 0..MAX_ATTEMPTS {
+            let open = self.load(&key).await?;
+            let now = self.inner.clock.now_ms();
+            let planned = turn::plan_agent_start(&self.inner, open, &inbound, flow, agent, now).await?;
+            let row = planned.commit.conversation.row().clone();
+            match self.inner.store.commit(planned.commit).await? {
+                crate::store::CommitOutcome::Committed => {
+                    self.remember(&key, &row);
+                    return Ok(planned.reply);
+                }
+                _ => self.forget(&key),
+            }
+        }
+        Err(EngineError::Contention(MAX_ATTEMPTS))
+    }
+
     /// Records that a channel delivered these messages.
     pub async fn delivered(&self, messages: &[Delivery]) -> Result<(), EngineError> {
         let ids = messages.iter().map(|d| (d.conversation_id, d.seq)).collect();

@@ -67,6 +67,7 @@ impl Draft {
                 conv_key: inbound.conversation_key.clone(),
                 sender: inbound.sender.clone(),
                 verified: inbound.verified.clone(),
+                started_by: None,
                 flow: String::new(),
                 flow_hash: String::new(),
                 journal: "{}".to_string(),
@@ -111,7 +112,7 @@ impl Draft {
             verified: self.row.verified.clone(),
             flow: self.row.flow.clone(),
             now_ms: self.now,
-            by_agent: None,
+            by_agent: self.row.started_by.clone(),
         }
     }
 
@@ -322,6 +323,38 @@ pub(crate) async fn plan(
             d.out(Outbound::text(&inner.settings.messages.scheduled_waiting));
         }
     }
+    Ok(d.finish(false))
+}
+
+/// An agent starts `flow` for a customer: their open conversation switches
+/// to it, or a new one begins. The conversation remembers the agent, so every
+/// effect it runs is audited as started by that agent.
+pub(crate) async fn plan_agent_start(
+    inner: &Inner,
+    open: Option<ConversationRow>,
+    customer: &Inbound,
+    flow: &str,
+    agent: &str,
+    now: i64,
+) -> Result<Planned, EngineError> {
+    // An unknown or broken flow is the agent's mistake: tell them, change nothing.
+    let flow = inner.flows.current(flow, now).await?;
+    let mut d = match open {
+        Some(row) => Draft::resume(row, now),
+        None => Draft::create(customer, now),
+    };
+    d.row.started_by = Some(agent.to_string());
+    d.writes.push(crate::store::Write::Audit {
+        channel: customer.channel.clone(),
+        actor: format!("agent:{agent}"),
+        by_agent: Some(agent.to_string()),
+        action: "agent_started_flow".into(),
+        subject: flow.name.clone(),
+        detail: json!({ "customer": customer.sender }),
+    });
+    let params = replay::with_context(json!({ "started_by": agent }), &d.context());
+    d.run(inner, Ok(flow), Journal { params, entries: Vec::new() }, TurnInput { text: None, answering_step: None })
+        .await?;
     Ok(d.finish(false))
 }
 

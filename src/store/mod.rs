@@ -207,9 +207,10 @@ impl Store {
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(now_ms).bind(limit).fetch_all(p).await?))
     }
 
-    /// The audit log, newest first: `(at, channel, actor, action, subject)`.
-    pub async fn audit_log(&self, limit: i64) -> Result<Vec<(i64, String, String, String, String)>> {
-        const SQL: &str = "SELECT at, channel, actor, action, subject FROM audit_log ORDER BY id DESC LIMIT $1";
+    /// The audit log, newest first: `(at, channel, actor, by_agent, action, subject)`.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<(i64, String, String, Option<String>, String, String)>> {
+        const SQL: &str =
+            "SELECT at, channel, actor, by_agent, action, subject FROM audit_log ORDER BY id DESC LIMIT $1";
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(limit).fetch_all(p).await?))
     }
 

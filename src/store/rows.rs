@@ -68,6 +68,8 @@ pub struct ConversationRow {
     pub conv_key: String,
     pub sender: String,
     pub verified: Option<String>,
+    /// The agent who started this conversation's flow for the customer.
+    pub started_by: Option<String>,
     pub flow: String,
     pub flow_hash: String,
     pub journal: String,

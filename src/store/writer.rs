@@ -351,13 +351,13 @@ macro_rules! apply_batch {
                 for chunk in pow2_chunks(&inserts, ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::<$db>::new(
                         "INSERT INTO conversations (id, channel, conv_key, sender, verified, flow, flow_hash, journal, status, prompt, \
-                         end_reason, next_seq, expires_at, wake_at, version, created_at, updated_at) ",
+                         end_reason, next_seq, expires_at, wake_at, version, created_at, updated_at, started_by) ",
                     );
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(r.id).push_bind(&r.channel).push_bind(&r.conv_key).push_bind(&r.sender).push_bind(&r.verified)
                             .push_bind(&r.flow).push_bind(&r.flow_hash).push_bind(&r.journal).push_bind(&r.status).push_bind(&r.prompt)
                             .push_bind(&r.end_reason).push_bind(r.next_seq).push_bind(r.expires_at).push_bind(r.wake_at)
-                            .push_bind(r.version).push_bind(r.created_at).push_bind(r.updated_at);
+                            .push_bind(r.version).push_bind(r.created_at).push_bind(r.updated_at).push_bind(&r.started_by);
                     });
                     q.push(" ON CONFLICT DO NOTHING RETURNING id");
                     let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *tx).await?;
@@ -367,13 +367,14 @@ macro_rules! apply_batch {
                     let mut q = QueryBuilder::<$db>::new(
                         "UPDATE conversations SET sender = v.column3, verified = v.column4, flow = v.column5, flow_hash = v.column6, \
                          journal = v.column7, status = v.column8, prompt = v.column9, end_reason = v.column10, next_seq = v.column11, \
-                         expires_at = v.column12, wake_at = v.column13, version = v.column14, updated_at = v.column15 FROM (",
+                         expires_at = v.column12, wake_at = v.column13, version = v.column14, updated_at = v.column15, \
+                         started_by = v.column16 FROM (",
                     );
                     q.push_values(chunk, |mut b, (r, expected)| {
                         b.push_bind(r.id).push_bind(*expected).push_bind(&r.sender).push_bind(&r.verified).push_bind(&r.flow)
                             .push_bind(&r.flow_hash).push_bind(&r.journal).push_bind(&r.status).push_bind(&r.prompt)
                             .push_bind(&r.end_reason).push_bind(r.next_seq).push_bind(r.expires_at).push_bind(r.wake_at)
-                            .push_bind(r.version).push_bind(r.updated_at);
+                            .push_bind(r.version).push_bind(r.updated_at).push_bind(&r.started_by);
                     });
                     q.push(") AS v WHERE conversations.id = v.column1 AND conversations.version = v.column2 RETURNING conversations.id");
                     let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *tx).await?;
