@@ -229,11 +229,6 @@ impl Settings {
         }
     }
 
-    /// A secret from the environment (see [`SECRET_KEYS`]).
-    pub fn secret(key: &str) -> Option<Secret> {
-        std::env::var(env_name(key)).ok().filter(|v| !v.is_empty()).map(Secret)
-    }
-
     /// The SQLite URL for a data folder, used when `database.url` is empty.
     pub fn database_url(&self, data_dir: &Path) -> String {
         match &self.database.url {

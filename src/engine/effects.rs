@@ -106,7 +106,6 @@ impl EffectError {
 
 /// What an effect produced: its value for the journal, and its writes.
 pub type EffectOutput = (Result<Value, EffectError>, Vec<crate::store::Write>);
-pub type EffectFuture = Pin<Box<dyn Future<Output = Result<Value, EffectError>> + Send>>;
 type EffectFn = Arc<dyn Fn(EffectCall) -> Pin<Box<dyn Future<Output = EffectOutput> + Send>> + Send + Sync>;
 
 #[derive(Default, Clone)]

@@ -152,11 +152,6 @@ impl Store {
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(key).fetch_optional(p).await?))
     }
 
-    pub async fn conversation(&self, id: i64) -> Result<Option<ConversationRow>> {
-        const SQL: &str = "SELECT * FROM conversations WHERE id = $1";
-        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await?))
-    }
-
     /// The most recent conversation for a key, whatever its status: the one
     /// with the latest transcript row (ids are random, and two conversations
     /// can start in the same millisecond).
