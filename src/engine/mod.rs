@@ -98,6 +98,13 @@ impl EngineError {
     }
 }
 
+/// What a turn does: take a customer's message, or start a flow for them.
+#[derive(Clone, Copy)]
+enum Turn<'a> {
+    Message { inbound: &'a Inbound, text: &'a str },
+    AgentStart { customer: &'a Inbound, flow: &'a str, agent: &'a str },
+}
+
 /// Called before each commit attempt; tests use it to line two turns up on
 /// the same conversation state.
 pub type CommitHook = Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -199,41 +206,7 @@ impl Engine {
     pub async fn handle(&self, inbound: Inbound) -> Result<TurnReply, EngineError> {
         let text = crate::text::clean_input(&inbound.text, self.inner.settings.engine.max_input_chars);
         let key = (inbound.channel.clone(), inbound.conversation_key.clone());
-        for attempt in 0..MAX_ATTEMPTS {
-            let open = self.load(&key).await?;
-            let now = self.inner.clock.now_ms();
-            let planned = turn::plan(&self.inner, open, &inbound, &text, now).await?;
-            if let Some(hook) = &self.inner.before_commit {
-                hook(attempt).await;
-            }
-            crate::crashpoint::hit("before_commit");
-            let row = planned.commit.conversation.row().clone();
-            match self.inner.store.commit(planned.commit).await? {
-                crate::store::CommitOutcome::Committed => {
-                    crate::crashpoint::hit("after_commit");
-                    self.remember(&key, &row);
-                    if planned.again {
-                        // The turn only closed an expired conversation; the
-                        // message itself starts a new one.
-                        continue;
-                    }
-                    return Ok(planned.reply);
-                }
-                crate::store::CommitOutcome::Conflict => {
-                    tracing::debug!(channel = %key.0, attempt, "turn lost to a concurrent turn; retrying on fresh state");
-                    self.forget(&key);
-                }
-                crate::store::CommitOutcome::Duplicate => {
-                    return Ok(TurnReply {
-                        conversation_id: None,
-                        messages: Vec::new(),
-                        status: None,
-                        duplicate: true,
-                    });
-                }
-            }
-        }
-        Err(EngineError::Contention(MAX_ATTEMPTS))
+        self.run_turn(&key, Turn::Message { inbound: &inbound, text: &text }).await
     }
 
     /// An agent starts `flow` for a customer (identified as the channel
@@ -256,17 +229,49 @@ impl Engine {
             reply_to_step: None,
         };
         let key = (channel.to_string(), customer.to_string());
-        for _ in 0..MAX_ATTEMPTS {
-            let open = self.load(&key).await?;
+        self.run_turn(&key, Turn::AgentStart { customer: &inbound, flow, agent }).await
+    }
+
+    /// Plans a turn on the conversation's current state and commits it,
+    /// planning again on fresh state whenever a concurrent turn won.
+    async fn run_turn(&self, key: &(String, String), what: Turn<'_>) -> Result<TurnReply, EngineError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let open = self.load(key).await?;
             let now = self.inner.clock.now_ms();
-            let planned = turn::plan_agent_start(&self.inner, open, &inbound, flow, agent, now).await?;
+            let planned = match what {
+                Turn::Message { inbound, text } => turn::plan(&self.inner, open, inbound, text, now).await?,
+                Turn::AgentStart { customer, flow, agent } => {
+                    turn::plan_agent_start(&self.inner, open, customer, flow, agent, now).await?
+                }
+            };
+            if let Some(hook) = &self.inner.before_commit {
+                hook(attempt).await;
+            }
+            crate::crashpoint::hit("before_commit");
             let row = planned.commit.conversation.row().clone();
             match self.inner.store.commit(planned.commit).await? {
                 crate::store::CommitOutcome::Committed => {
-                    self.remember(&key, &row);
+                    crate::crashpoint::hit("after_commit");
+                    self.remember(key, &row);
+                    if planned.again {
+                        // The turn only closed an expired conversation; the
+                        // message itself starts a new one.
+                        continue;
+                    }
                     return Ok(planned.reply);
                 }
-                _ => self.forget(&key),
+                crate::store::CommitOutcome::Conflict => {
+                    tracing::debug!(channel = %key.0, attempt, "turn lost to a concurrent turn; retrying on fresh state");
+                    self.forget(key);
+                }
+                crate::store::CommitOutcome::Duplicate => {
+                    return Ok(TurnReply {
+                        conversation_id: None,
+                        messages: Vec::new(),
+                        status: None,
+                        duplicate: true,
+                    });
+                }
             }
         }
         Err(EngineError::Contention(MAX_ATTEMPTS))
