@@ -12,7 +12,7 @@ use super::screening::{self, Applicant, Outcome};
 use crate::{
     config::Settings,
     directory::Directory,
-    store::{on_db, Db, Store},
+    store::{on_db, ApplyWrites, Db, Store, Write},
 };
 
 const LEASE: Duration = Duration::from_secs(300);
@@ -101,24 +101,31 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
         Outcome::Refused(_) => ("refused", "account_refused"),
         _ => ("active", "account_approved"),
     };
-    let mail = admin.map(|a| {
-        let context = json!({
-            "first_name": a.first_name, "company": company.name, "org_id": org_id, "username": a.username,
-            "region": region_for(settings, &company.country),
-        });
-        (crate::mail::new_message_id(&settings.mail.from), a.email, context)
+    let mut writes: Vec<Write> = admin
+        .into_iter()
+        .map(|a| Write::Mail {
+            message_id: crate::mail::new_message_id(&settings.mail.from),
+            template: template.into(),
+            to: a.email,
+            context: json!({
+                "first_name": a.first_name, "company": company.name, "org_id": org_id, "username": a.username,
+                "region": region_for(settings, &company.country),
+            }),
+        })
+        .collect();
+    writes.push(Write::Audit {
+        channel: "system".into(),
+        actor: "followup".into(),
+        by_agent: None,
+        action: "screening".into(),
+        subject: org_id.to_string(),
+        detail: json!({ "stage": "full", "result": outcome, "job": job.id }),
     });
-    let detail = json!({ "stage": "full", "result": outcome, "job": job.id }).to_string();
     on_db!(&store.db, p => {
         let mut tx = p.begin().await?;
         sqlx::query("UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3 AND status = 'pending_review'")
             .bind(status).bind(now).bind(org_id).execute(&mut *tx).await?;
-        if let Some((message_id, to, context)) = &mail {
-            sqlx::query("INSERT INTO outbox (message_id, template, to_addr, context, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(message_id).bind(template).bind(to).bind(context.to_string()).bind(now).bind(now).execute(&mut *tx).await?;
-        }
-        sqlx::query("INSERT INTO audit_log (at, channel, actor, action, subject, detail) VALUES ($1, 'system', 'followup', 'screening', $2, $3)")
-            .bind(now).bind(org_id).bind(&detail).execute(&mut *tx).await?;
+        tx.apply_writes(&writes, now).await?;
         sqlx::query("UPDATE jobs SET status = 'done' WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
         tx.commit().await?;
     });

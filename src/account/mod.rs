@@ -8,11 +8,11 @@ pub mod followup;
 mod limits;
 pub mod requests;
 pub mod screening;
+mod tokens;
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::{
     config::Settings,
@@ -183,9 +183,8 @@ async fn send_login_info(d: &Directory, s: &Settings, call: &mut EffectCall) -> 
         return Ok(json!({ "sent": false, "reason": "rate_limited", "wait_minutes": wait.as_secs().div_ceil(60) }));
     }
     let company = d.company(&contact.org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default();
-    // 128 random bits for the link; only its hash is stored.
-    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 16]>());
-    let token_hash = hex::encode(Sha256::digest(token.as_bytes()));
+    // Only the hash is stored; the token itself goes into the mail alone.
+    let (token, token_hash) = tokens::new();
     let ttl = s.mail.token_ttl;
     call.write(Write::RecoveryToken { token_hash, contact_id, expires_at: now + ttl.as_millis() as i64 });
     call.write(Write::Mail {

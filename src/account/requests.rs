@@ -5,18 +5,13 @@
 //! requester politely.
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::{
     config::Settings,
-    directory::{keys, Directory},
+    directory::Directory,
     engine::{EffectCall, EffectError},
-    store::{on_db, Store, Write},
+    store::{on_db, ApplyWrites, Store, Write},
 };
-
-fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.trim().as_bytes()))
-}
 
 /// The `request_contact(org_id, profile)` effect.
 pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
@@ -46,8 +41,8 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
     if admins.is_empty() {
         return Ok(json!({ "requested": false, "reason": "no_admin" }));
     }
-    // 128 random bits in the link; only the hash is stored.
-    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 16]>());
+    // Only the hash is stored; the token itself goes into the mails alone.
+    let (token, token_hash) = super::tokens::new();
     let number = format!("CR-{:08}", rand::random::<u32>() % 100_000_000);
     call.write(Write::ContactRequest {
         number: number.clone(),
@@ -57,7 +52,7 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
         email: email.clone(),
         phone,
         requester: call.context.sender.clone(),
-        token_hash: hash(&token),
+        token_hash,
     });
     for admin in &admins {
         call.write(Write::Mail {
@@ -119,7 +114,7 @@ pub async fn decide(
     let (sql, key, actor) = match &by {
         Decider::Link { token } => (
             format!("SELECT {COLUMNS} FROM contact_requests WHERE token_hash = $1 AND status = 'pending'"),
-            hash(token),
+            super::tokens::hash(token),
             "admin link".to_string(),
         ),
         Decider::Agent { name, number } => (
@@ -139,6 +134,7 @@ pub async fn decide(
         .map(|c| c.name)
         .unwrap_or_default();
     let status = if approve { "approved" } else { "declined" };
+    let decided_by = actor.clone();
     let username = if approve {
         Some(
             super::create::free_username(&directory, &req.email)
@@ -152,30 +148,41 @@ pub async fn decide(
         Some(u) => ("contact_welcome", json!({ "first_name": req.first_name, "company": company, "username": u })),
         None => ("contact_declined", json!({ "first_name": req.first_name, "company": company })),
     };
-    let message_id = crate::mail::new_message_id(&settings.mail.from);
-    let detail = json!({ "number": req.number, "decision": status, "username": username }).to_string();
+    let mut writes = Vec::new();
+    if let Some(u) = &username {
+        writes.push(Write::Contact {
+            org_id: req.org_id.clone(),
+            username: u.clone(),
+            first_name: req.first_name.clone(),
+            last_name: req.last_name.clone(),
+            email: req.email.clone(),
+            phone: req.phone.clone(),
+            role: "user".into(),
+        });
+    }
+    writes.push(Write::Mail {
+        message_id: crate::mail::new_message_id(&settings.mail.from),
+        template: template.into(),
+        to: req.email.clone(),
+        context,
+    });
+    writes.push(Write::Audit {
+        channel: "command".into(),
+        actor,
+        by_agent,
+        action: format!("contact_request_{status}"),
+        subject: req.org_id.clone(),
+        detail: json!({ "number": req.number, "decision": status, "username": username }),
+    });
     on_db!(&store.db, p => {
         let mut tx = p.begin().await.map_err(err)?;
         // Single use: only a request still pending changes.
         let changed = sqlx::query("UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'")
-            .bind(status).bind(&actor).bind(now).bind(req.id).execute(&mut *tx).await.map_err(err)?.rows_affected();
+            .bind(status).bind(&decided_by).bind(now).bind(req.id).execute(&mut *tx).await.map_err(err)?.rows_affected();
         if changed != 1 {
             return Err(DecisionError::NotPending);
         }
-        if let Some(u) = &username {
-            sqlx::query(
-                "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, email_key, phone, role, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'user', $10, $11)",
-            )
-            .bind(&req.org_id).bind(u).bind(keys::lower(u)).bind(&req.first_name).bind(&req.last_name).bind(keys::name(&req.last_name))
-            .bind(&req.email).bind(keys::lower(&req.email)).bind(&req.phone).bind(now).bind(now)
-            .execute(&mut *tx).await.map_err(err)?;
-        }
-        sqlx::query("INSERT INTO outbox (message_id, template, to_addr, context, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&message_id).bind(template).bind(&req.email).bind(context.to_string()).bind(now).bind(now).execute(&mut *tx).await.map_err(err)?;
-        sqlx::query("INSERT INTO audit_log (at, channel, actor, by_agent, action, subject, detail) VALUES ($1, 'command', $2, $3, $4, $5, $6)")
-            .bind(now).bind(&actor).bind(&by_agent).bind(format!("contact_request_{status}")).bind(&req.org_id).bind(&detail)
-            .execute(&mut *tx).await.map_err(err)?;
+        tx.apply_writes(&writes, now).await.map_err(err)?;
         tx.commit().await.map_err(err)?;
     });
     Ok(req.number)

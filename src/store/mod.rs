@@ -25,6 +25,7 @@ use sqlx::{
 
 pub use rows::{new_conversation_id, ConversationRow, MessageRow, Status};
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};
+pub(crate) use writes::ApplyWrites;
 pub use writes::Write;
 
 /// Errors at the store boundary. Callers show customers a short "try again";

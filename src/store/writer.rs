@@ -418,8 +418,8 @@ macro_rules! apply_batch {
             }
 
             // 3b. The effects' writes of every turn that won.
-            let writes: Vec<(i64, &super::Write)> =
-                won.iter().flat_map(|t| t.writes.iter().map(move |w| (t.conversation.row().id, w))).collect();
+            let writes: Vec<(Option<i64>, &super::Write)> =
+                won.iter().flat_map(|t| t.writes.iter().map(move |w| (Some(t.conversation.row().id), w))).collect();
             if !writes.is_empty() {
                 let now = won.iter().map(|t| t.conversation.row().updated_at).max().unwrap_or(0);
                 super::writes::$apply_writes(&mut *tx, &writes, now).await?;

@@ -45,7 +45,7 @@ macro_rules! apply_writes {
         /// Applies the writes of the turns that won, grouped by kind.
         pub(crate) async fn $fn_name(
             tx: &mut <$db as sqlx::Database>::Connection,
-            writes: &[(i64, &Write)],
+            writes: &[(Option<i64>, &Write)],
             now: i64,
         ) -> Result<(), sqlx::Error> {
             for (conversation, w) in writes {
@@ -174,3 +174,23 @@ macro_rules! apply_writes {
 
 apply_writes!(apply_sqlite, sqlx::Sqlite);
 apply_writes!(apply_postgres, sqlx::Postgres);
+
+/// Applies writes inside a transaction of either backend, for work outside
+/// turns (follow-ups, decisions by command) that changes the same things.
+pub(crate) trait ApplyWrites {
+    async fn apply_writes(&mut self, writes: &[Write], now: i64) -> Result<(), sqlx::Error>;
+}
+
+impl ApplyWrites for sqlx::SqliteConnection {
+    async fn apply_writes(&mut self, writes: &[Write], now: i64) -> Result<(), sqlx::Error> {
+        let pairs: Vec<(Option<i64>, &Write)> = writes.iter().map(|w| (None, w)).collect();
+        apply_sqlite(self, &pairs, now).await
+    }
+}
+
+impl ApplyWrites for sqlx::PgConnection {
+    async fn apply_writes(&mut self, writes: &[Write], now: i64) -> Result<(), sqlx::Error> {
+        let pairs: Vec<(Option<i64>, &Write)> = writes.iter().map(|w| (None, w)).collect();
+        apply_postgres(self, &pairs, now).await
+    }
+}
