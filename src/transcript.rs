@@ -250,8 +250,8 @@ async fn check_mails(
 
 /// Every mail in the outbox, in the order queued.
 async fn queued_mails(store: &Store) -> Result<Vec<ExpectedMail>, crate::store::StoreError> {
-    let rows: Vec<(String, String)> = crate::store::on_db!(&store.db, p => sqlx::query_as("SELECT to_addr, template FROM outbox ORDER BY id").fetch_all(p).await?);
-    Ok(rows.into_iter().map(|(to, template)| ExpectedMail { to, template }).collect())
+    let entries = crate::mail::outbox::entries(store).await?;
+    Ok(entries.into_iter().map(|e| ExpectedMail { to: e.to_addr, template: e.template }).collect())
 }
 
 /// The transcript files at `path`: the file itself, or every `*.chat` below a folder.

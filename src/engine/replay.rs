@@ -32,14 +32,15 @@ pub(crate) struct Replayed {
     pub end: End,
 }
 
-/// A fault outside the flow's control (store or effect unavailable): nothing
-/// of the turn is kept, the customer is asked to try again.
+/// An effect failed for a passing reason (its store or service is
+/// unavailable): nothing of the turn is kept, the customer is asked to try
+/// again. (Everything the flow itself gets wrong ends the replay as
+/// [`End::Failed`] instead.)
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ReplayError {
-    #[error("effect {name} failed temporarily: {source:#}")]
-    Effect { name: String, source: anyhow::Error },
-    #[error(transparent)]
-    Flow(#[from] super::flows::FlowError),
+#[error("effect {name} failed temporarily: {source:#}")]
+pub(crate) struct ReplayError {
+    pub name: String,
+    pub source: anyhow::Error,
 }
 
 pub(crate) struct TurnInput {
@@ -89,7 +90,7 @@ pub(crate) async fn replay(
                     let result = match result {
                         Ok(v) => Ok(v),
                         Err(EffectError::Failed(msg)) => Err(msg),
-                        Err(EffectError::Retry(source)) => return Err(ReplayError::Effect { name, source }),
+                        Err(EffectError::Retry(source)) => return Err(ReplayError { name, source }),
                     };
                     writes.extend(effect_writes);
                     crate::crashpoint::hit("after_effect");

@@ -204,8 +204,7 @@ impl Draft {
         self.row.flow = flow.name.clone();
         match replay::replay(inner, flow, journal, input, &self.context()).await {
             Ok(r) => self.apply(inner, r),
-            Err(ReplayError::Flow(e)) => self.fail(inner, &e.to_string()),
-            Err(ReplayError::Effect { name, source }) => {
+            Err(ReplayError { name, source }) => {
                 tracing::warn!(conversation = self.row.id, effect = %name, "effect failed temporarily: {source:#}");
                 return Err(EngineError::Effect(name));
             }
