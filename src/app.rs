@@ -27,6 +27,33 @@ impl App {
         Ok(App { settings, store, engine, data_dir })
     }
 
+    /// Starts the background work every process that talks to customers
+    /// needs: sending queued mail, and running due follow-ups. Both stop when
+    /// `stop` changes.
+    pub fn spawn_mail_and_followups(
+        &self,
+        outbox_every: std::time::Duration,
+        followups_every: std::time::Duration,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let outbox = self.outbox()?;
+        if let Some(dir) = &outbox.spool {
+            tracing::info!(spool = %dir.display(), "no SMTP server configured: mails are written as .eml files");
+        }
+        let (outbox, clock) = (Arc::new(outbox), self.engine.clock().clone());
+        let mail = tokio::spawn(crate::background::every("outbox", outbox_every, stop.clone(), move || {
+            let (outbox, now) = (outbox.clone(), clock.now_ms());
+            async move { outbox.run_once(now).await }
+        }));
+        let (store, settings, clock) = (self.store.clone(), self.settings.clone(), self.engine.clock().clone());
+        let followups =
+            tokio::spawn(crate::background::every("follow-ups", followups_every, stop.clone(), move || {
+                let (store, settings, now) = (store.clone(), settings.clone(), clock.now_ms());
+                async move { crate::account::followup::run_due(&store, &settings, now).await }
+            }));
+        Ok(vec![mail, followups])
+    }
+
     /// The outbox worker for this app's store and data folder.
     pub fn outbox(&self) -> anyhow::Result<crate::mail::outbox::Outbox> {
         crate::mail::outbox::Outbox::new(self.store.clone(), &self.settings.mail, &self.data_dir)

@@ -156,22 +156,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             // Mail queued by the conversation goes out while it runs, and
             // whatever is left when it ends goes out before the process exits.
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let worker = tokio::spawn(app.outbox()?.run(
-                app.engine.clock().clone(),
+            let workers = app.spawn_mail_and_followups(
                 std::time::Duration::from_millis(200),
-                stopped.clone(),
-            ));
-            let followups = tokio::spawn(crate::account::followup::run(
-                app.store.clone(),
-                app.settings.clone(),
-                app.engine.clock().clone(),
                 std::time::Duration::from_secs(1),
-                stopped,
-            ));
+                &stopped,
+            )?;
             let result = crate::channels::terminal::chat(&app.engine, &who).await;
             let _ = stop.send(true);
-            let _ = worker.await;
-            let _ = followups.await;
+            for w in workers {
+                let _ = w.await;
+            }
             app.store.flush().await;
             let flushed = app.outbox()?.run_once(app.engine.clock().now_ms()).await;
             app.store.close().await;

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod app;
+pub mod background;
 pub mod bench;
 pub mod channels;
 pub mod cli;

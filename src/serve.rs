@@ -39,42 +39,21 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     seed_demo_directory(&app).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
-    let expiry = {
-        let engine = app.engine.clone();
-        let every = app.settings.engine.expiry_sweep_interval;
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        match engine.expire_idle().await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(closed = n, "closed idle conversations"),
-                            Err(e) => tracing::warn!(error = %e, "idle expiry sweep failed; will retry"),
-                        }
-                    }
-                    _ = stop.changed() => break,
-                }
-            }
-        })
-    };
-
-    let outbox = {
-        let worker = app.outbox()?;
-        if let Some(dir) = &worker.spool {
-            tracing::info!(spool = %dir.display(), "no SMTP server configured: mails are written as .eml files");
-        }
-        tokio::spawn(worker.run(app.engine.clock().clone(), std::time::Duration::from_secs(1), stop_rx.clone()))
-    };
-
-    let followups = tokio::spawn(crate::account::followup::run(
-        app.store.clone(),
-        app.settings.clone(),
-        app.engine.clock().clone(),
-        std::time::Duration::from_secs(5),
+    let engine = app.engine.clone();
+    let mut workers = vec![tokio::spawn(crate::background::every(
+        "idle expiry",
+        app.settings.engine.expiry_sweep_interval,
         stop_rx.clone(),
-    ));
+        move || {
+            let engine = engine.clone();
+            async move { Ok(engine.expire_idle().await?) }
+        },
+    ))];
+    workers.extend(app.spawn_mail_and_followups(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(5),
+        &stop_rx,
+    )?);
 
     tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving; no chat channel is configured yet, so `frontdesk chat` is the way in");
     eprintln!(
@@ -88,9 +67,9 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: finishing work in progress");
     let _ = stop_tx.send(true);
-    let _ = expiry.await;
-    let _ = outbox.await;
-    let _ = followups.await;
+    for w in workers {
+        let _ = w.await;
+    }
     // Every turn already queued is committed before the store closes.
     app.store.close().await;
     eprintln!("frontdesk stopped");

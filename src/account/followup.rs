@@ -132,25 +132,3 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
     tracing::info!(org_id, status, "account review finished");
     Ok(())
 }
-
-/// Runs due jobs every `every` until `stop` turns true.
-pub async fn run(
-    store: Store,
-    settings: std::sync::Arc<Settings>,
-    clock: crate::engine::Clock,
-    every: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = run_due(&store, &settings, clock.now_ms()).await {
-                    tracing::warn!("follow-up round failed; will retry: {e:#}");
-                }
-            }
-            _ = stop.changed() => return,
-        }
-    }
-}

@@ -145,22 +145,6 @@ impl Outbox {
         }
     }
 
-    /// Runs until `stop` turns true, sending every `every`.
-    pub async fn run(self, clock: crate::engine::Clock, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(e) = self.run_once(clock.now_ms()).await {
-                        tracing::warn!("outbox round failed; will retry: {e:#}");
-                    }
-                }
-                _ = stop.changed() => return,
-            }
-        }
-    }
-
     async fn claim(&self, now: i64) -> anyhow::Result<Vec<Queued>> {
         let until = now + LEASE.as_millis() as i64;
         let rows =
