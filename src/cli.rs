@@ -42,6 +42,9 @@ pub enum Command {
     Agent(AgentCommand),
     /// Write a realistic synthetic directory as CSV files for `import`.
     DemoData(DemoDataArgs),
+    /// The e-mail channel.
+    #[command(subcommand)]
+    Email(EmailCommand),
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -80,6 +83,18 @@ pub enum AgentCommand {
         /// The customer's channel.
         #[arg(long, default_value = crate::channels::terminal::CHANNEL)]
         channel: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EmailCommand {
+    /// Handle raw RFC 5322 mails from files exactly as if fetched over IMAP
+    /// (same dedupe, loop safety and routing); print what became of each.
+    /// Without an SMTP server, answers are written to <data>/mail/outbox/.
+    Ingest {
+        /// The .eml files, handled in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -325,6 +340,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 report.rows() as f64 / report.seconds.max(1e-9)
             );
             Ok(if report.rejected() { 1 } else { 0 })
+        }
+        Command::Email(EmailCommand::Ingest { files }) => {
+            let app = crate::app::App::open(settings, cli.data).await?;
+            let code = crate::channels::email::ingest::run(&app, &files).await;
+            app.store.close().await;
+            code
         }
         Command::Bench(BenchCommand::Directory(args)) => crate::bench::directory::run(settings, args).await.map(|_| 0),
         Command::Bench(BenchCommand::Engine(args)) => crate::bench::engine(settings, cli.data, args).await.map(|_| 0),

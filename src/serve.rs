@@ -31,6 +31,25 @@ async fn seed_demo_directory(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Support mail: the IMAP mailbox when one is configured, else the inbox
+/// folder in the data folder.
+fn spawn_email(app: &App, stop: &tokio::sync::watch::Receiver<bool>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use crate::channels::email::{imap, maildir::Inbox, EmailChannel};
+    let channel = EmailChannel::new(app.engine.clone(), app.settings.clone());
+    let email = &app.settings.email;
+    if let Some(settings) = &email.imap {
+        tracing::info!(host = %settings.host, mailbox = %settings.mailbox, "reading support mail over IMAP");
+        return Ok(tokio::spawn(imap::run(channel, settings.clone(), email.concurrency, stop.clone())));
+    }
+    let inbox = std::sync::Arc::new(Inbox::open(&app.data_dir.join("mail").join("inbox"))?);
+    tracing::info!(inbox = %inbox.root().display(), "no IMAP configured: reading support mail from the inbox folder");
+    let concurrency = email.concurrency;
+    Ok(tokio::spawn(crate::background::every("mail inbox", email.inbox_poll_interval, stop.clone(), move || {
+        let (inbox, channel) = (inbox.clone(), channel.clone());
+        async move { inbox.run_once(&channel, concurrency).await }
+    })))
+}
+
 pub async fn serve(app: App) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while seeding is kept, and acted
     // on once the work in hand is done.
@@ -55,7 +74,9 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         &stop_rx,
     )?);
 
-    tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving; no chat channel is configured yet, so `frontdesk chat` is the way in");
+    workers.push(spawn_email(&app, &stop_rx)?);
+
+    tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving");
     eprintln!(
         "frontdesk serving (data: {}, store: {}). Stop with Ctrl-C.",
         app.data_dir.display(),

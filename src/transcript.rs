@@ -182,15 +182,7 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
                 Step::Advance(d) => clock.advance(d),
                 Step::Say { line, text } => {
                     let reply = engine
-                        .handle(Inbound {
-                            channel: CHANNEL.into(),
-                            conversation_key: who.clone(),
-                            sender: who.clone(),
-                            verified: None,
-                            text: text.clone(),
-                            external_id: None,
-                            reply_to_step: None,
-                        })
+                        .handle(Inbound::new(CHANNEL, &who, &who, text.clone()))
                         .await
                         .map_err(|e| format!("{file}:{line}: the turn failed: {e}"))?;
                     engine.delivered(&reply.messages).await.map_err(|e| format!("{file}:{line}: {e}"))?;

@@ -35,6 +35,7 @@ fn msgs(from_seq: i64, external: Option<&str>) -> Vec<NewMessage> {
             external_id: external.map(str::to_string),
             body: r#"{"text":"hi"}"#.into(),
             created_at: 0,
+            delivered_at: None,
         },
         NewMessage {
             seq: from_seq + 1,
@@ -42,6 +43,7 @@ fn msgs(from_seq: i64, external: Option<&str>) -> Vec<NewMessage> {
             external_id: None,
             body: r#"{"type":"text","text":"hello"}"#.into(),
             created_at: 0,
+            delivered_at: None,
         },
     ]
 }

@@ -96,17 +96,7 @@ async fn drive(
     text: &str,
     on_reply: impl FnOnce(),
 ) -> anyhow::Result<TurnReply> {
-    let reply = engine
-        .handle(Inbound {
-            channel: channel.to_string(),
-            conversation_key: who.to_string(),
-            sender: who.to_string(),
-            verified: None,
-            text: text.to_string(),
-            external_id: None,
-            reply_to_step: None,
-        })
-        .await?;
+    let reply = engine.handle(Inbound::new(channel, who, who, text)).await?;
     on_reply();
     engine.delivered(&reply.messages).await?;
     Ok(reply)
@@ -286,6 +276,7 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
                         external_id: None,
                         body: "m".repeat(shape.message_bytes),
                         created_at: now,
+                        delivered_at: None,
                     });
                     if out {
                         acks.push((row.id, row.next_seq));

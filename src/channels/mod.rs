@@ -2,4 +2,5 @@
 //! [`crate::engine::Inbound`] and renders [`crate::engine::Outbound`] for its
 //! platform; the engine knows none of them.
 
+pub mod email;
 pub mod terminal;

@@ -71,15 +71,7 @@ pub async fn chat(engine: &Engine, identity: &str) -> anyhow::Result<()> {
         }
         let Some(line) = rx.recv().await else { break };
         let line = line.context("reading stdin")?;
-        let inbound = Inbound {
-            channel: CHANNEL.to_string(),
-            conversation_key: identity.to_string(),
-            sender: identity.to_string(),
-            verified: None,
-            text: line,
-            external_id: None,
-            reply_to_step: None,
-        };
+        let inbound = Inbound::new(CHANNEL, identity, identity, line);
         match engine.handle(inbound).await {
             Ok(reply) => {
                 print(&mut stdout.lock(), &reply.messages)?;

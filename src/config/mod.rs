@@ -68,6 +68,7 @@ pub struct Settings {
     pub words: Words,
     pub messages: Messages,
     pub mail: MailSettings,
+    pub email: EmailSettings,
     pub directory: DirectorySettings,
     pub limits: Limits,
     pub screening: Screening,
@@ -126,6 +127,50 @@ pub struct SmtpSettings {
     pub password: Option<Secret>,
 }
 
+/// Support mail coming in (over IMAP, or from `<data>/mail/inbox/`).
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    /// Lower-case addresses that are ours (`mail.from`'s included): mail
+    /// from them is never answered.
+    pub own_addresses: Vec<String>,
+    /// A bigger mail gets a short answer and is not read further.
+    pub max_message_bytes: usize,
+    pub answers_per_sender_per_day: i64,
+    /// `Authentication-Results` are believed only with this authserv-id.
+    pub trusted_authserv_id: Option<String>,
+    /// Verify DKIM and DMARC in-process (needs DNS).
+    pub verify_dkim: bool,
+    pub inbox_poll_interval: Duration,
+    /// Mails handled at the same time.
+    pub concurrency: usize,
+    /// `None`: `serve` reads `<data>/mail/inbox/` instead.
+    pub imap: Option<ImapSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImapSecurity {
+    Tls,
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: ImapSecurity,
+    pub username: String,
+    pub password: Option<Secret>,
+    pub mailbox: String,
+    /// Where handled mail is moved; `None` leaves it in place (flagged `\Seen`).
+    pub processed_folder: Option<String>,
+    /// Wait with IDLE when the server has it (else poll).
+    pub idle: bool,
+    pub poll_interval: Duration,
+    pub fetch_batch: u32,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
 /// At most `count` in any `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limit {
@@ -179,6 +224,7 @@ pub struct Messages {
     pub stale_reply: String,
     pub unreadable: String,
     pub busy: String,
+    pub mail_too_large: String,
 }
 
 impl Settings {

@@ -7,6 +7,8 @@ use serde_json::{Map, Value};
 
 use super::*;
 
+mod email;
+
 /// Reads typed values out of the merged tree, collecting every problem.
 pub(super) struct Validator<'a> {
     tree: &'a Value,
@@ -151,8 +153,10 @@ impl<'a> Validator<'a> {
             stale_reply: self.nonempty("messages.stale_reply"),
             unreadable: self.nonempty("messages.unreadable"),
             busy: self.nonempty("messages.busy"),
+            mail_too_large: self.nonempty("messages.mail_too_large"),
         };
         let mail = self.mail();
+        let email = self.email(&mail.from);
         let directory = DirectorySettings { show_full_names: self.boolean("directory.show_full_names") };
         let screening = self.screening();
         let limits = Limits {
@@ -175,6 +179,7 @@ impl<'a> Validator<'a> {
             words,
             messages,
             mail,
+            email,
             directory,
             limits,
             screening,
@@ -384,6 +389,7 @@ impl<'a> Validator<'a> {
             "screening",
             "self_help",
             "escalate",
+            "email",
             "imap",
             "discord",
             "slack",
@@ -394,8 +400,20 @@ impl<'a> Validator<'a> {
                 unknown.push(section.clone());
                 continue;
             }
-            if ["database", "engine", "words", "messages", "mail", "smtp", "directory", "limits", "screening"]
-                .contains(&section.as_str())
+            if [
+                "database",
+                "engine",
+                "words",
+                "messages",
+                "mail",
+                "smtp",
+                "email",
+                "imap",
+                "directory",
+                "limits",
+                "screening",
+            ]
+            .contains(&section.as_str())
             {
                 if let Some(map) = body.as_object() {
                     for k in map.keys() {

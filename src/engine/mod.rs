@@ -54,6 +54,53 @@ pub struct Inbound {
     pub external_id: Option<String>,
     /// The question this answers, when the channel knows (a button carries it).
     pub reply_to_step: Option<u32>,
+    /// What the channel commits with this turn, so that the message counts as
+    /// handled exactly when the turn does (a mailbox checkpoint, say).
+    pub writes: Vec<crate::store::Write>,
+    /// For channels that answer through the outbox: turns the replies into
+    /// writes committed with the turn, and the replies count as delivered.
+    pub reply_sink: Option<ReplySink>,
+}
+
+impl Inbound {
+    /// A message with no platform id, no verification and nothing to commit
+    /// beside the turn.
+    pub fn new(channel: &str, conversation_key: &str, sender: &str, text: impl Into<String>) -> Inbound {
+        Inbound {
+            channel: channel.to_string(),
+            conversation_key: conversation_key.to_string(),
+            sender: sender.to_string(),
+            verified: None,
+            text: text.into(),
+            external_id: None,
+            reply_to_step: None,
+            writes: Vec::new(),
+            reply_sink: None,
+        }
+    }
+}
+
+/// Turns a turn's replies into writes (for the mail channel: one threaded
+/// answer in the outbox). Called once per commit attempt, so it must not have
+/// side effects of its own.
+#[derive(Clone)]
+pub struct ReplySink(pub Arc<ReplyFn>);
+
+pub type ReplyFn = dyn Fn(&ReplyContext, &[Delivery]) -> Vec<crate::store::Write> + Send + Sync;
+
+/// What a [`ReplySink`] knows of the conversation it answers for.
+#[derive(Debug, Clone)]
+pub struct ReplyContext {
+    pub conversation_id: i64,
+    /// Whether this message started the conversation.
+    pub new_conversation: bool,
+    pub status: Option<Status>,
+}
+
+impl std::fmt::Debug for ReplySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplySink(..)")
+    }
 }
 
 /// A message for the customer, identified for delivery acknowledgement.
@@ -219,15 +266,7 @@ impl Engine {
         flow: &str,
         agent: &str,
     ) -> Result<TurnReply, EngineError> {
-        let inbound = Inbound {
-            channel: channel.to_string(),
-            conversation_key: customer.to_string(),
-            sender: customer.to_string(),
-            verified: None,
-            text: String::new(),
-            external_id: None,
-            reply_to_step: None,
-        };
+        let inbound = Inbound::new(channel, customer, customer, "");
         let key = (channel.to_string(), customer.to_string());
         self.run_turn(&key, Turn::AgentStart { customer: &inbound, flow, agent }).await
     }

@@ -124,6 +124,7 @@ impl Draft {
             external_id: inbound.external_id.clone(),
             body,
             created_at: self.now,
+            delivered_at: None,
         });
         self.row.next_seq += 1;
     }
@@ -137,6 +138,7 @@ impl Draft {
             external_id: None,
             body: serde_json::to_string(&message).expect("outbound messages serialize"),
             created_at: self.now,
+            delivered_at: None,
         });
         self.deliveries.push(Delivery { conversation_id: self.row.id, seq, message });
     }
@@ -221,6 +223,25 @@ impl Draft {
             .await
     }
 
+    /// Finishes a turn that took a customer's message: the channel's own
+    /// writes commit with it, and a channel that answers through the outbox
+    /// turns the replies into writes here, delivered as the turn commits.
+    fn finish_for(mut self, inbound: &Inbound) -> Planned {
+        self.writes.extend(inbound.writes.iter().cloned());
+        if let Some(sink) = &inbound.reply_sink {
+            let context = super::ReplyContext {
+                conversation_id: self.row.id,
+                new_conversation: self.expected_version.is_none(),
+                status: Status::parse(&self.row.status),
+            };
+            self.writes.extend((sink.0)(&context, &self.deliveries));
+            for m in self.messages.iter_mut().filter(|m| m.direction == "out") {
+                m.delivered_at = Some(self.now);
+            }
+        }
+        self.finish(false)
+    }
+
     fn finish(self, again: bool) -> Planned {
         let status = Status::parse(&self.row.status);
         let conversation = match self.expected_version {
@@ -267,7 +288,7 @@ pub(crate) async fn plan(
             Some(Word::Human) => d.handoff(inner, "customer asked for a person"),
             _ => d.route(inner, text).await?,
         }
-        return Ok(d.finish(false));
+        return Ok(d.finish_for(inbound));
     };
 
     let status = Status::parse(&row.status)
@@ -309,7 +330,7 @@ pub(crate) async fn plan(
             };
             if inbound.reply_to_step.is_some_and(|s| s != p.step) {
                 d.out(Outbound::text(&inner.settings.messages.stale_reply));
-                return Ok(d.finish(false));
+                return Ok(d.finish_for(inbound));
             }
             let journal: Journal = serde_json::from_str(&d.row.journal)
                 .map_err(|e| EngineError::Corrupt { id: d.row.id, detail: format!("journal: {e}") })?;
@@ -322,7 +343,7 @@ pub(crate) async fn plan(
             d.out(Outbound::text(&inner.settings.messages.scheduled_waiting));
         }
     }
-    Ok(d.finish(false))
+    Ok(d.finish_for(inbound))
 }
 
 /// An agent starts `flow` for a customer: their open conversation switches

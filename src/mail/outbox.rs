@@ -201,12 +201,26 @@ impl Outbox {
             .map_err(|e| Failure::Permanent(format!("{e:#}")))?;
         let to: Mailbox =
             mail.to_addr.parse().map_err(|e| Failure::Permanent(format!("recipient {:?}: {e}", mail.to_addr)))?;
-        let message = Message::builder()
+        // Answers to inbound mail carry their threading in `_headers`.
+        let headers = &context["_headers"];
+        let auto = headers["auto_submitted"].as_str().unwrap_or("auto-generated");
+        let mut builder = Message::builder()
             .message_id(Some(format!("<{}>", mail.message_id)))
             .from(self.from.clone())
             .to(to)
             .subject(rendered.subject)
-            .header(AutoSubmitted("auto-generated".into()))
+            .header(AutoSubmitted(if auto == "auto-replied" { auto } else { "auto-generated" }.into()));
+        if let Some(id) = headers["in_reply_to"].as_str() {
+            builder = builder.in_reply_to(format!("<{id}>"));
+        }
+        let references: Vec<String> = headers["references"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(|r| format!("<{r}>")).collect())
+            .unwrap_or_default();
+        if !references.is_empty() {
+            builder = builder.references(references.join(" "));
+        }
+        let message = builder
             .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
             .map_err(|e| Failure::Permanent(format!("building the message: {e}")))?;
         match &self.transport {

@@ -10,6 +10,7 @@
 //! commits of concurrent turns into a single transaction, because on SQLite
 //! the commit, not the statement, is the cost of a turn.
 
+mod mail;
 mod rows;
 pub mod writer;
 mod writes;
@@ -23,6 +24,7 @@ use sqlx::{
     PgPool, SqlitePool,
 };
 
+pub use mail::Checkpoint;
 pub use rows::{new_conversation_id, ConversationRow, MessageRow, Status};
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};
 pub(crate) use writes::ApplyWrites;

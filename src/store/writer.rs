@@ -106,6 +106,9 @@ pub struct NewMessage {
     pub external_id: Option<String>,
     pub body: String,
     pub created_at: i64,
+    /// Set when the channel delivered it as part of the turn (mail queued in
+    /// the same transaction); otherwise the channel acknowledges it later.
+    pub delivered_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -402,7 +405,7 @@ macro_rules! apply_batch {
                 won.iter().flat_map(|t| t.messages.iter().map(move |m| (t.conversation.row(), m))).collect();
             for chunk in pow2_chunks(&rows, ROWS_PER_STATEMENT) {
                 let mut q = QueryBuilder::<$db>::new(
-                    "INSERT INTO messages (conversation_id, seq, direction, channel, external_id, body, created_at) ",
+                    "INSERT INTO messages (conversation_id, seq, direction, channel, external_id, body, created_at, delivered_at) ",
                 );
                 q.push_values(chunk, |mut b, (conv, m)| {
                     b.push_bind(conv.id)
@@ -411,7 +414,8 @@ macro_rules! apply_batch {
                         .push_bind(conv.channel.as_str())
                         .push_bind(m.external_id.as_deref())
                         .push_bind(m.body.as_str())
-                        .push_bind(m.created_at);
+                        .push_bind(m.created_at)
+                        .push_bind(m.delivered_at);
                 });
                 q.push(" ON CONFLICT DO NOTHING");
                 q.build().execute(&mut *tx).await?;

@@ -38,6 +38,19 @@ pub enum Write {
     },
     /// A durable timer: `kind` runs with `payload` at `due_at`.
     Job { kind: String, payload: Value, due_at: i64 },
+    /// An inbound mail was handled (answered, continued a conversation, or
+    /// skipped with a reason); a mail recorded once is never handled again.
+    MailReceived {
+        message_key: String,
+        source: String,
+        sender: String,
+        subject: String,
+        outcome: String,
+        reason: Option<String>,
+    },
+    /// An IMAP mailbox has been read up to `uid` (never moves back within one
+    /// UIDVALIDITY; a new UIDVALIDITY replaces it).
+    MailCheckpoint { mailbox: String, uidvalidity: i64, uid: i64 },
 }
 
 macro_rules! apply_writes {
@@ -148,6 +161,36 @@ macro_rules! apply_writes {
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;
+                    }
+                    Write::MailReceived { message_key, source, sender, subject, outcome, reason } => {
+                        sqlx::query(
+                            "INSERT INTO mail_received (message_key, source, sender, subject, outcome, reason, conversation_id, \
+                             received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (message_key) DO NOTHING",
+                        )
+                        .bind(message_key)
+                        .bind(source)
+                        .bind(sender)
+                        .bind(subject)
+                        .bind(outcome)
+                        .bind(reason)
+                        .bind(*conversation)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::MailCheckpoint { mailbox, uidvalidity, uid } => {
+                        sqlx::query(
+                            "INSERT INTO mail_checkpoints (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (mailbox) DO UPDATE SET last_uid = CASE WHEN mail_checkpoints.uidvalidity <> excluded.uidvalidity \
+                             OR excluded.last_uid > mail_checkpoints.last_uid THEN excluded.last_uid ELSE mail_checkpoints.last_uid END, \
+                             uidvalidity = excluded.uidvalidity, updated_at = excluded.updated_at",
+                        )
+                        .bind(mailbox)
+                        .bind(*uidvalidity)
+                        .bind(*uid)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                     Write::RecoveryToken { token_hash, contact_id, expires_at } => {
                         sqlx::query(

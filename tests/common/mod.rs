@@ -86,15 +86,7 @@ pub fn settings_with_flows(dir: &std::path::Path) -> Arc<Settings> {
 }
 
 pub fn msg(who: &str, text: &str) -> Inbound {
-    Inbound {
-        channel: "test".into(),
-        conversation_key: who.into(),
-        sender: who.into(),
-        verified: None,
-        text: text.into(),
-        external_id: None,
-        reply_to_step: None,
-    }
+    Inbound::new("test", who, who, text)
 }
 
 /// Every line a reply shows, as the terminal renders it.

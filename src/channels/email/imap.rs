@@ -1,0 +1,310 @@
+//! The support mailbox over IMAP. One session at a time: log in, select the
+//! mailbox, handle every mail past the checkpoint (and, on each new session,
+//! every unseen one, which covers mail a crash left half-done), flag it
+//! `\Seen` and move it away, then wait with IDLE (or a poll) and do it again.
+//! Every wake-up fetches by UID from the checkpoint; unsolicited EXISTS
+//! responses are never trusted to say what is new. A lost connection is
+//! reopened with exponential backoff.
+
+use std::{collections::BTreeSet, fmt::Debug, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context as _};
+use async_imap::{extensions::idle::IdleResponse, Client, Session};
+use futures::{StreamExt as _, TryStreamExt as _};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::watch,
+};
+
+use super::{EmailChannel, Source};
+use crate::config::{ImapSecurity, ImapSettings};
+
+/// How long connecting and logging in may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one command may take before the connection is thought dead.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Reads the mailbox until `stop` turns true.
+pub async fn run(channel: EmailChannel, settings: ImapSettings, concurrency: usize, mut stop: watch::Receiver<bool>) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let mut healthy = false;
+        match session(&channel, &settings, concurrency, &mut stop, &mut healthy).await {
+            Ok(()) => return,
+            Err(e) => {
+                if healthy {
+                    wait = Duration::from_secs(1);
+                }
+                tracing::warn!(host = %settings.host, retry_in = ?wait, "IMAP session ended: {e:#}");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        wait = (wait * 2).min(settings.reconnect_max);
+    }
+}
+
+async fn session(
+    channel: &EmailChannel,
+    settings: &ImapSettings,
+    concurrency: usize,
+    stop: &mut watch::Receiver<bool>,
+    healthy: &mut bool,
+) -> anyhow::Result<()> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((settings.host.as_str(), settings.port)))
+        .await
+        .context("connecting: timed out")?
+        .with_context(|| format!("connecting to {}:{}", settings.host, settings.port))?;
+    tcp.set_nodelay(true)?;
+    match settings.security {
+        ImapSecurity::Plain => serve(Client::new(tcp), channel, settings, concurrency, stop, healthy).await,
+        ImapSecurity::Tls => {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+                tokio_rustls::rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(settings.host.clone())
+                .context("imap.host is not a valid TLS server name")?;
+            let tls = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
+            )
+            .await
+            .context("TLS handshake: timed out")?
+            .context("TLS handshake")?;
+            serve(Client::new(tls), channel, settings, concurrency, stop, healthy).await
+        }
+    }
+}
+
+async fn timed<T>(what: &str, f: impl std::future::Future<Output = async_imap::error::Result<T>>) -> anyhow::Result<T> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, f).await {
+        Ok(r) => r.with_context(|| what.to_string()),
+        Err(_) => bail!("{what}: no answer in {COMMAND_TIMEOUT:?}"),
+    }
+}
+
+async fn serve<S>(
+    mut client: Client<S>,
+    channel: &EmailChannel,
+    settings: &ImapSettings,
+    concurrency: usize,
+    stop: &mut watch::Receiver<bool>,
+    healthy: &mut bool,
+) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    let greeting =
+        tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await.context("greeting: timed out")?;
+    if greeting.context("greeting")?.is_none() {
+        bail!("the server closed the connection before greeting");
+    }
+    let password = settings.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default();
+    let mut session = tokio::time::timeout(CONNECT_TIMEOUT, client.login(&settings.username, &password))
+        .await
+        .context("login: timed out")?
+        .map_err(|(e, _)| e)
+        .context("login")?;
+    let caps = timed("CAPABILITY", session.capabilities()).await?;
+    let (can_idle, can_move) = (caps.has_str("IDLE"), caps.has_str("MOVE"));
+    if let Some(folder) = &settings.processed_folder {
+        // Fails harmlessly when the folder exists.
+        let _ = timed("CREATE", session.create(folder)).await;
+    }
+    let mailbox = timed("SELECT", session.select(&settings.mailbox)).await?;
+    let uidvalidity = mailbox.uid_validity.context("the server gave no UIDVALIDITY")?;
+    *healthy = true;
+    tracing::info!(mailbox = %settings.mailbox, uidvalidity, idle = can_idle && settings.idle, "IMAP session open");
+
+    let store = channel.engine.store().clone();
+    let name = settings.mailbox.clone();
+    let mut rescan_unseen = true;
+    loop {
+        let checkpoint = store.mail_checkpoint(&name).await?;
+        let last = match checkpoint {
+            Some(c) if c.uidvalidity == i64::from(uidvalidity) => c.last_uid as u32,
+            Some(c) => {
+                tracing::warn!(mailbox = %name, old = c.uidvalidity, new = uidvalidity, "UIDVALIDITY changed: reading the mailbox from its start (handled mail is recognised by Message-ID)");
+                0
+            }
+            None => 0,
+        };
+        let mut uids: BTreeSet<u32> = timed("UID SEARCH", session.uid_search(format!("UID {}:*", last + 1)))
+            .await?
+            .into_iter()
+            .filter(|u| *u > last)
+            .collect();
+        if rescan_unseen {
+            uids.extend(timed("UID SEARCH UNSEEN", session.uid_search("UNSEEN")).await?);
+        }
+        rescan_unseen = false;
+        let uids: Vec<u32> = uids.into_iter().collect();
+        for chunk in uids.chunks(settings.fetch_batch as usize) {
+            let failed =
+                handle_batch(&mut session, channel, settings, concurrency, &name, uidvalidity, chunk, can_move).await?;
+            rescan_unseen |= failed;
+            if *stop.borrow() {
+                break;
+            }
+        }
+        if *stop.borrow() {
+            let _ = timed("LOGOUT", session.logout()).await;
+            return Ok(());
+        }
+        session = wait(session, settings, can_idle && settings.idle, stop).await?;
+        if *stop.borrow() {
+            let _ = timed("LOGOUT", session.logout()).await;
+            return Ok(());
+        }
+    }
+}
+
+/// Fetches and handles one batch of UIDs; marks the handled ones seen and
+/// moves them. Returns whether any could not be handled (they stay unseen).
+#[allow(clippy::too_many_arguments)]
+async fn handle_batch<S>(
+    session: &mut Session<S>,
+    channel: &EmailChannel,
+    settings: &ImapSettings,
+    concurrency: usize,
+    mailbox: &str,
+    uidvalidity: u32,
+    uids: &[u32],
+    can_move: bool,
+) -> anyhow::Result<bool>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    let set = uid_set(uids);
+    let fetched: Vec<(u32, Vec<u8>)> = timed("UID FETCH", async {
+        let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+        stream
+            .try_filter_map(|f| async move { Ok(f.uid.map(|u| (u, f.body().unwrap_or_default().to_vec()))) })
+            .try_collect()
+            .await
+    })
+    .await?;
+    let results: Vec<(u32, bool)> = futures::stream::iter(fetched)
+        .map(|(uid, raw)| async move {
+            let source = Source::Imap { mailbox: mailbox.to_string(), uidvalidity, uid };
+            match channel.handle(&raw, &source).await {
+                Ok(outcome) => {
+                    tracing::info!(mailbox, uid, "mail {outcome}");
+                    (uid, true)
+                }
+                Err(e) => {
+                    tracing::warn!(mailbox, uid, "mail not handled yet; will try again: {e:#}");
+                    (uid, false)
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let done: Vec<u32> = results.iter().filter(|(_, ok)| *ok).map(|(u, _)| *u).collect();
+    let failed = done.len() < results.len();
+    if done.is_empty() {
+        return Ok(failed);
+    }
+    let done = uid_set(&done);
+    timed("UID STORE", async {
+        session.uid_store(&done, "+FLAGS.SILENT (\\Seen)").await?.try_collect::<Vec<_>>().await
+    })
+    .await?;
+    if let Some(folder) = &settings.processed_folder {
+        if can_move {
+            timed("UID MOVE", session.uid_mv(&done, folder)).await?;
+        } else {
+            timed("UID COPY", session.uid_copy(&done, folder)).await?;
+            timed("UID STORE", async {
+                session.uid_store(&done, "+FLAGS.SILENT (\\Deleted)").await?.try_collect::<Vec<_>>().await
+            })
+            .await?;
+            timed("EXPUNGE", async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
+        }
+    }
+    Ok(failed)
+}
+
+/// Waits for news: IDLE when possible (ended by the server's word, the poll
+/// interval or `stop`), else a plain sleep and a NOOP.
+async fn wait<S>(
+    session: Session<S>,
+    settings: &ImapSettings,
+    idle: bool,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Session<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    if !idle {
+        let mut session = session;
+        tokio::select! {
+            _ = tokio::time::sleep(settings.poll_interval) => {}
+            _ = stop.changed() => return Ok(session),
+        }
+        timed("NOOP", session.noop()).await?;
+        return Ok(session);
+    }
+    let mut handle = session.idle();
+    timed("IDLE", handle.init()).await?;
+    let (waiting, interrupt) = handle.wait_with_timeout(settings.poll_interval);
+    let response = tokio::select! {
+        r = waiting => Some(r.context("waiting in IDLE")?),
+        _ = stop.changed() => None,
+    };
+    drop(interrupt);
+    if let Some(IdleResponse::NewData(data)) = &response {
+        if let imap_proto::Response::Data { status: imap_proto::Status::Bye, .. } = data.parsed() {
+            bail!("the server said BYE");
+        }
+    }
+    timed("DONE", handle.done()).await
+}
+
+/// `1,3:7,9` for a sorted list of UIDs.
+fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(super::uid_set(&[9, 1, 3, 4, 5, 6, 7]), "1,3:7,9");
+        assert_eq!(super::uid_set(&[2]), "2");
+    }
+}

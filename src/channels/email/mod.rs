@@ -1,0 +1,212 @@
+//! The e-mail channel. Support mail arrives over IMAP ([`imap`]), from a
+//! Maildir-style folder ([`maildir`]) or from files (`frontdesk email
+//! ingest`); every route ends in [`EmailChannel::handle`], so dedupe, loop
+//! safety and routing are the same everywhere.
+//!
+//! Exactly once: a mail is recorded (`mail_received`, by Message-ID) in the
+//! same transaction as the turn it causes and the answer it queues, together
+//! with the mailbox checkpoint. A crash before that commit leaves the mail
+//! unrecorded, and it is handled again; after it, the record stops it.
+
+pub mod auth;
+pub mod imap;
+pub mod ingest;
+pub mod maildir;
+pub mod parse;
+pub mod quotes;
+pub mod reply;
+pub mod safety;
+
+use std::sync::Arc;
+
+use crate::{
+    config::Settings,
+    engine::{Engine, EngineError, Inbound},
+    store::{StoreError, Write},
+};
+pub use safety::Skip;
+
+pub const CHANNEL: &str = "email";
+
+/// Where a mail came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Imap { mailbox: String, uidvalidity: u32, uid: u32 },
+    Maildir,
+    Ingest,
+}
+
+impl Source {
+    fn name(&self) -> String {
+        match self {
+            Source::Imap { mailbox, .. } => format!("imap:{mailbox}"),
+            Source::Maildir => "maildir".into(),
+            Source::Ingest => "ingest".into(),
+        }
+    }
+
+    fn checkpoint(&self) -> Option<Write> {
+        match self {
+            Source::Imap { mailbox, uidvalidity, uid } => Some(Write::MailCheckpoint {
+                mailbox: mailbox.clone(),
+                uidvalidity: i64::from(*uidvalidity),
+                uid: i64::from(*uid),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What became of one mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new conversation; the first answer is queued.
+    Answered { conversation_id: i64 },
+    /// A reply that continued a conversation; the next answer is queued.
+    Continued { conversation_id: i64 },
+    /// Answered with a short notice only (a mail too large to read).
+    Notified(&'static str),
+    /// Recorded and deliberately not answered.
+    Skipped(Skip),
+    /// Handled before (the same Message-ID); nothing was done.
+    AlreadyHandled,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Answered { conversation_id } => write!(f, "answered (new conversation {conversation_id})"),
+            Outcome::Continued { conversation_id } => write!(f, "continued conversation {conversation_id}"),
+            Outcome::Notified(why) => write!(f, "answered with a notice: {why}"),
+            Outcome::Skipped(why) => write!(f, "skipped, no answer: {why}"),
+            Outcome::AlreadyHandled => f.write_str("skipped: already handled (same Message-ID)"),
+        }
+    }
+}
+
+/// A mail that could not be handled now; it stays where it is and is tried
+/// again. (Mails that cannot be *answered* are not errors: see [`Outcome`].)
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    #[error("recording the mail: {0}")]
+    Store(#[from] StoreError),
+    #[error("running its turn: {0}")]
+    Engine(#[from] EngineError),
+}
+
+#[derive(Clone)]
+pub struct EmailChannel {
+    engine: Engine,
+    settings: Arc<Settings>,
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+impl EmailChannel {
+    pub fn new(engine: Engine, settings: Arc<Settings>) -> EmailChannel {
+        EmailChannel { engine, settings }
+    }
+
+    /// Handles one raw RFC 5322 mail.
+    pub async fn handle(&self, raw: &[u8], source: &Source) -> Result<Outcome, EmailError> {
+        let email = &self.settings.email;
+        let mail = parse::parse(raw, email.max_message_bytes);
+        let store = self.engine.store();
+        let now = self.engine.clock().now_ms();
+        if store.mail_seen(&mail.key).await? {
+            if let Some(checkpoint) = source.checkpoint() {
+                store.record_mail(&[checkpoint], now).await?;
+            }
+            return Ok(Outcome::AlreadyHandled);
+        }
+        let record = |outcome: &str, reason: Option<&str>| Write::MailReceived {
+            message_key: mail.key.clone(),
+            source: source.name(),
+            sender: mail.from.clone().unwrap_or_default(),
+            subject: mail.subject.chars().take(200).collect(),
+            outcome: outcome.to_string(),
+            reason: reason.map(str::to_string),
+        };
+        let skip = match safety::check(&mail, email) {
+            Some(skip) => Some(skip),
+            None => {
+                let from = mail.from.as_deref().unwrap_or_default();
+                let answered = store.mail_answers_since(from, now - DAY_MS).await?;
+                (answered >= email.answers_per_sender_per_day).then_some(Skip::DailyCap)
+            }
+        };
+        if let Some(skip) = skip {
+            tracing::info!(key = %mail.key, sender = ?mail.from, reason = %skip, "mail recorded, not answered");
+            let writes: Vec<Write> =
+                [Some(record("skipped", Some(skip.code()))), source.checkpoint()].into_iter().flatten().collect();
+            store.record_mail(&writes, now).await?;
+            return Ok(Outcome::Skipped(skip));
+        }
+        let (Some(sender), Some(reply_to)) = (mail.from.clone(), mail.reply_to.clone()) else {
+            unreachable!("safety::check skips mail without a sender");
+        };
+
+        // The thread: the one this mail answers, if it is this sender's;
+        // otherwise a new one.
+        let mut continuing = false;
+        let thread = match reply::thread_of(&mail) {
+            Some(thread) => match store.latest_conversation(CHANNEL, &thread).await? {
+                Some(row) if row.sender != sender => reply::new_thread(&mail.key),
+                Some(row) => {
+                    continuing = crate::store::Status::parse(&row.status).is_some_and(|s| s.is_open());
+                    thread
+                }
+                None => thread,
+            },
+            None => reply::new_thread(&mail.key),
+        };
+        let threading = reply::Threading::for_mail(&mail, &thread, &reply_to, &self.settings.mail.from);
+
+        if mail.oversized {
+            let writes: Vec<Write> = [
+                Some(record("answered", Some("too_large"))),
+                Some(threading.notice(&mail.key, &self.settings.messages.mail_too_large)),
+                source.checkpoint(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            store.record_mail(&writes, now).await?;
+            return Ok(Outcome::Notified("the mail was too large to read"));
+        }
+
+        let text = if continuing {
+            quotes::answer(&mail.text)
+        } else {
+            let subject = quotes::clean_subject(&mail.subject);
+            [subject.as_str(), mail.text.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut inbound = Inbound::new(CHANNEL, &thread, &sender, text);
+        inbound.external_id = Some(mail.key.clone());
+        inbound.verified =
+            auth::verified_by(&mail.authentication_results, email.trusted_authserv_id.as_deref(), &sender)
+                .map(str::to_string);
+        inbound.writes = [Some(record(if continuing { "continued" } else { "answered" }, None)), source.checkpoint()]
+            .into_iter()
+            .flatten()
+            .collect();
+        inbound.reply_sink = Some(threading.sink());
+        let reply = self.engine.handle(inbound).await?;
+        match reply.conversation_id {
+            _ if reply.duplicate => {
+                if let Some(checkpoint) = source.checkpoint() {
+                    store.record_mail(&[checkpoint], now).await?;
+                }
+                Ok(Outcome::AlreadyHandled)
+            }
+            Some(conversation_id) if continuing => Ok(Outcome::Continued { conversation_id }),
+            Some(conversation_id) => Ok(Outcome::Answered { conversation_id }),
+            None => Ok(Outcome::AlreadyHandled),
+        }
+    }
+}

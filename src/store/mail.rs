@@ -1,0 +1,54 @@
+//! What the mail channel asks of the store: has this mail been handled, how
+//! many answers has this sender had today, how far has a mailbox been read.
+//! The records themselves are [`Write::MailReceived`] and
+//! [`Write::MailCheckpoint`], committed with the turn a mail causes.
+
+use super::{on_db, ApplyWrites as _, Result, Store, Write};
+
+/// Where an IMAP mailbox was last read up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub uidvalidity: i64,
+    pub last_uid: i64,
+}
+
+impl Store {
+    /// Whether a mail with this key has been handled (answered or skipped).
+    pub async fn mail_seen(&self, message_key: &str) -> Result<bool> {
+        const SQL: &str = "SELECT 1 FROM mail_received WHERE message_key = $1";
+        let row: Option<(i32,)> = on_db!(&self.db, p => sqlx::query_as(SQL).bind(message_key).fetch_optional(p).await?);
+        Ok(row.is_some())
+    }
+
+    /// Mails from `sender` answered since `since_ms` (for the daily cap).
+    pub async fn mail_answers_since(&self, sender: &str, since_ms: i64) -> Result<i64> {
+        const SQL: &str = "SELECT COUNT(*) FROM mail_received WHERE sender = $1 AND received_at >= $2 \
+                           AND outcome IN ('answered', 'continued')";
+        let (n,): (i64,) = on_db!(&self.db, p => sqlx::query_as(SQL).bind(sender).bind(since_ms).fetch_one(p).await?);
+        Ok(n)
+    }
+
+    /// How one inbound mail was handled, for operators and tests:
+    /// `(outcome, reason, conversation_id)`.
+    pub async fn mail_outcome(&self, message_key: &str) -> Result<Option<(String, Option<String>, Option<i64>)>> {
+        const SQL: &str = "SELECT outcome, reason, conversation_id FROM mail_received WHERE message_key = $1";
+        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(message_key).fetch_optional(p).await?))
+    }
+
+    pub async fn mail_checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>> {
+        const SQL: &str = "SELECT uidvalidity, last_uid FROM mail_checkpoints WHERE mailbox = $1";
+        let row: Option<(i64, i64)> = on_db!(&self.db, p => sqlx::query_as(SQL).bind(mailbox).fetch_optional(p).await?);
+        Ok(row.map(|(uidvalidity, last_uid)| Checkpoint { uidvalidity, last_uid }))
+    }
+
+    /// Applies mail records outside a turn (a skipped mail, a checkpoint) in
+    /// one transaction.
+    pub async fn record_mail(&self, writes: &[Write], now_ms: i64) -> Result<()> {
+        on_db!(&self.db, p => {
+            let mut tx = p.begin().await?;
+            tx.apply_writes(writes, now_ms).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
