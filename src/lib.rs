@@ -15,5 +15,6 @@ pub mod flowcheck;
 pub mod mail;
 pub mod serve;
 pub mod store;
+pub mod testing;
 pub mod text;
 pub mod transcript;

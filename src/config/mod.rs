@@ -107,6 +107,8 @@ pub struct MailSettings {
     pub contact_request_url: String,
     pub token_ttl: Duration,
     pub max_attempts: u32,
+    /// The first wait after a failed attempt; it doubles with each one.
+    pub retry_base: Duration,
     /// `None`: no SMTP server; mails go to `<data>/mail/outbox/` as files.
     pub smtp: Option<SmtpSettings>,
 }

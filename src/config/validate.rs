@@ -294,6 +294,7 @@ impl<'a> Validator<'a> {
             contact_request_url,
             token_ttl: self.duration("mail.token_ttl"),
             max_attempts: self.int("mail.max_attempts", 1, 100) as u32,
+            retry_base: self.duration("mail.retry_base"),
             smtp: (!host.is_empty()).then_some(SmtpSettings { host, port, security, username, password }),
         }
     }

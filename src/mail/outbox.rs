@@ -23,7 +23,10 @@ use crate::{
 };
 
 /// How long a claimed mail stays reserved for the worker that claimed it.
-const LEASE: Duration = Duration::from_secs(120);
+/// Short, because a worker killed mid-round holds its claims this long; a
+/// round stops sending once half of it has passed, so a mail is never sent
+/// after its claim could have gone to another worker.
+const LEASE: Duration = Duration::from_secs(20);
 /// Mails claimed per round.
 const CLAIM: i64 = 50;
 
@@ -57,6 +60,7 @@ pub struct Outbox {
     from: Mailbox,
     templates: PathBuf,
     max_attempts: u32,
+    retry_base: Duration,
     /// Where file-transport mails go (for messages to the operator).
     pub spool: Option<PathBuf>,
 }
@@ -107,6 +111,7 @@ impl Outbox {
             from: mail.from.parse().context("mail.from")?,
             templates: PathBuf::from(&mail.templates_dir),
             max_attempts: mail.max_attempts,
+            retry_base: mail.retry_base,
             spool,
         })
     }
@@ -119,7 +124,12 @@ impl Outbox {
             if batch.is_empty() {
                 return Ok(sent);
             }
-            for mail in batch {
+            let claimed = std::time::Instant::now();
+            let mut batch = batch.into_iter();
+            for mail in batch.by_ref() {
+                if claimed.elapsed() > LEASE / 2 {
+                    break;
+                }
                 match self.send(&mail).await {
                     Ok(()) => {
                         self.finish(mail.id, "sent", None, now_ms, mail.attempts + 1).await?;
@@ -135,14 +145,27 @@ impl Outbox {
                             tracing::error!(message_id = %mail.message_id, attempts, "mail failed after its last attempt: {why}");
                             self.finish(mail.id, "failed", Some(&why), now_ms, attempts).await?;
                         } else {
-                            let wait = backoff(attempts);
+                            let wait = backoff(self.retry_base, attempts);
                             tracing::warn!(message_id = %mail.message_id, attempts, retry_in = ?wait, "mail not sent yet: {why}");
                             self.retry(mail.id, &why, now_ms + wait.as_millis() as i64, attempts).await?;
                         }
                     }
                 }
             }
+            // Not attempted in time: back to the queue at once.
+            let rest: Vec<i64> = batch.map(|m| m.id).collect();
+            if !rest.is_empty() {
+                self.release(&rest).await?;
+            }
         }
+    }
+
+    async fn release(&self, ids: &[i64]) -> anyhow::Result<()> {
+        for id in ids {
+            const SQL: &str = "UPDATE outbox SET locked_until = NULL WHERE id = $1 AND status = 'queued'";
+            on_db!(&self.store.db, p => sqlx::query(SQL).bind(*id).execute(p).await.map(|_| ())?);
+        }
+        Ok(())
     }
 
     async fn claim(&self, now: i64) -> anyhow::Result<Vec<Queued>> {
@@ -236,12 +259,12 @@ impl Outbox {
     }
 }
 
-/// 30 s, 1 min, 2 min, … up to an hour, with ±20 % jitter so a recovered
-/// server is not hit by every retry at once.
-fn backoff(attempts: i64) -> Duration {
-    let base = 30u64.saturating_mul(1 << attempts.clamp(0, 7) as u32).min(3600);
+/// `base` (30 s by default), then twice as long each time, up to an hour,
+/// with ±20 % jitter so a recovered server is not hit by every retry at once.
+fn backoff(base: Duration, attempts: i64) -> Duration {
+    let wait = base.saturating_mul(1 << (attempts - 1).clamp(0, 7) as u32).min(Duration::from_secs(3600));
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    Duration::from_secs_f64(base as f64 * jitter)
+    wait.mul_f64(jitter)
 }
 
 /// One outbox entry, for operators and tests.

@@ -286,14 +286,14 @@ async fn apply(db: &Db, turns: &[TurnCommit], acks: &[(i64, i64)], ack_time: i64
 /// The batch transaction, written once and expanded for each backend (the
 /// SQL is the same; only the connection type differs).
 macro_rules! apply_batch {
-    ($fn_name:ident, $db:ty, $apply_writes:ident) => {
+    ($fn_name:ident, $db:ty, $apply_writes:ident, $begin:literal) => {
         async fn $fn_name(
             conn: &mut <$db as sqlx::Database>::Connection,
             turns: &[TurnCommit],
             acks: &[(i64, i64)],
             ack_time: i64,
         ) -> Result<Vec<CommitOutcome>> {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with($begin).await?;
 
             // 1. Inbound messages already processed, by platform id: one
             //    `channel = $1 AND external_id IN (...)` per channel, which
@@ -455,8 +455,11 @@ macro_rules! apply_batch {
     };
 }
 
-apply_batch!(apply_sqlite, sqlx::Sqlite, apply_sqlite);
-apply_batch!(apply_postgres, sqlx::Postgres, apply_postgres);
+// On SQLite the batch reads before it writes; a deferred transaction would
+// fail with SQLITE_BUSY_SNAPSHOT (which no busy timeout waits out) whenever
+// another connection wrote in between, so it takes the write lock up front.
+apply_batch!(apply_sqlite, sqlx::Sqlite, apply_sqlite, "BEGIN IMMEDIATE");
+apply_batch!(apply_postgres, sqlx::Postgres, apply_postgres, "BEGIN");
 
 #[cfg(test)]
 mod tests {
