@@ -154,6 +154,9 @@ pub enum BenchCommand {
     Engine(crate::bench::EngineBenchArgs),
     /// Import rows/s and search latency on a synthetic directory.
     Directory(crate::bench::directory::DirectoryBenchArgs),
+    /// Mails/s from a private Dovecot mailbox to queued answers, and parsing
+    /// alone, against the IMAP fetch floor (needs root and dovecot-imapd).
+    Email(crate::bench::email::EmailBenchArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -347,6 +350,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             app.store.close().await;
             code
         }
+        Command::Bench(BenchCommand::Email(args)) => crate::bench::email::run(settings, args).await.map(|_| 0),
         Command::Bench(BenchCommand::Directory(args)) => crate::bench::directory::run(settings, args).await.map(|_| 0),
         Command::Bench(BenchCommand::Engine(args)) => crate::bench::engine(settings, cli.data, args).await.map(|_| 0),
     }

@@ -55,6 +55,13 @@ impl Secret {
     }
 }
 
+impl From<&str> for Secret {
+    /// For values that arrive by code (tests, benchmarks), not by configuration.
+    fn from(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")

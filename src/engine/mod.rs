@@ -338,6 +338,17 @@ impl Engine {
             .collect()
     }
 
+    /// Tells the engine that `key` is new to the channel (a mail thread that
+    /// starts with this message), so the turn need not look for an open
+    /// conversation first. Safe when wrong: the insert then conflicts with
+    /// the open conversation and the turn runs again on what the store holds.
+    pub fn expect_new(&self, channel: &str, key: &str) {
+        let key = (channel.to_string(), key.to_string());
+        if !self.inner.cache.lock().expect("cache lock").contains_key(&key) {
+            self.cache(&key, None);
+        }
+    }
+
     /// The open conversation for a key, if any.
     pub async fn open_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>, EngineError> {
         Ok(self.inner.store.open_conversation(channel, key).await?)

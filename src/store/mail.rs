@@ -13,19 +13,15 @@ pub struct Checkpoint {
 }
 
 impl Store {
-    /// Whether a mail with this key has been handled (answered or skipped).
-    pub async fn mail_seen(&self, message_key: &str) -> Result<bool> {
-        const SQL: &str = "SELECT 1 FROM mail_received WHERE message_key = $1";
-        let row: Option<(i32,)> = on_db!(&self.db, p => sqlx::query_as(SQL).bind(message_key).fetch_optional(p).await?);
-        Ok(row.is_some())
-    }
-
-    /// Mails from `sender` answered since `since_ms` (for the daily cap).
-    pub async fn mail_answers_since(&self, sender: &str, since_ms: i64) -> Result<i64> {
-        const SQL: &str = "SELECT COUNT(*) FROM mail_received WHERE sender = $1 AND received_at >= $2 \
-                           AND outcome IN ('answered', 'continued')";
-        let (n,): (i64,) = on_db!(&self.db, p => sqlx::query_as(SQL).bind(sender).bind(since_ms).fetch_one(p).await?);
-        Ok(n)
+    /// Whether a mail with this key has been handled (answered or skipped),
+    /// and how many mails from `sender` were answered since `since_ms` (for
+    /// the daily cap): one round trip, as every mail asks both.
+    pub async fn mail_seen_and_answers(&self, message_key: &str, sender: &str, since_ms: i64) -> Result<(bool, i64)> {
+        const SQL: &str = "SELECT EXISTS (SELECT 1 FROM mail_received WHERE message_key = $1), \
+                           (SELECT COUNT(*) FROM mail_received WHERE sender = $2 AND received_at >= $3 \
+                           AND outcome IN ('answered', 'continued'))";
+        let (seen, n): (bool, i64) = on_db!(&self.db, p => sqlx::query_as(SQL).bind(message_key).bind(sender).bind(since_ms).fetch_one(p).await?);
+        Ok((seen, n))
     }
 
     /// How one inbound mail was handled, for operators and tests:
@@ -33,6 +29,13 @@ impl Store {
     pub async fn mail_outcome(&self, message_key: &str) -> Result<Option<(String, Option<String>, Option<i64>)>> {
         const SQL: &str = "SELECT outcome, reason, conversation_id FROM mail_received WHERE message_key = $1";
         Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(message_key).fetch_optional(p).await?))
+    }
+
+    /// Mails recorded, and of those answered: `(handled, answered)`.
+    pub async fn mail_counts(&self) -> Result<(i64, i64)> {
+        const SQL: &str =
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN outcome = 'skipped' THEN 0 ELSE 1 END), 0) FROM mail_received";
+        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).fetch_one(p).await?))
     }
 
     pub async fn mail_checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>> {

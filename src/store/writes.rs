@@ -61,39 +61,14 @@ macro_rules! apply_writes {
             writes: &[(Option<i64>, &Write)],
             now: i64,
         ) -> Result<(), sqlx::Error> {
+            let mut audits = Vec::new();
+            let mut mails = Vec::new();
+            let mut received = Vec::new();
+            let mut checkpoints: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
             for (conversation, w) in writes {
                 match w {
-                    Write::Audit { channel, actor, by_agent, action, subject, detail } => {
-                        sqlx::query(
-                            "INSERT INTO audit_log (at, channel, actor, by_agent, action, subject, detail, conversation_id) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        )
-                        .bind(now)
-                        .bind(channel)
-                        .bind(actor)
-                        .bind(by_agent)
-                        .bind(action)
-                        .bind(subject)
-                        .bind(detail.to_string())
-                        .bind(*conversation)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Write::Mail { message_id, template, to, context } => {
-                        sqlx::query(
-                            "INSERT INTO outbox (message_id, conversation_id, template, to_addr, context, next_attempt_at, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id) DO NOTHING",
-                        )
-                        .bind(message_id)
-                        .bind(*conversation)
-                        .bind(template)
-                        .bind(to)
-                        .bind(context.to_string())
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    Write::Audit { .. } => audits.push((*conversation, w)),
+                    Write::Mail { .. } => mails.push((*conversation, w)),
                     Write::Company(c) => {
                         sqlx::query(
                             "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, status, \
@@ -162,35 +137,16 @@ macro_rules! apply_writes {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    Write::MailReceived { message_key, source, sender, subject, outcome, reason } => {
-                        sqlx::query(
-                            "INSERT INTO mail_received (message_key, source, sender, subject, outcome, reason, conversation_id, \
-                             received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (message_key) DO NOTHING",
-                        )
-                        .bind(message_key)
-                        .bind(source)
-                        .bind(sender)
-                        .bind(subject)
-                        .bind(outcome)
-                        .bind(reason)
-                        .bind(*conversation)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    Write::MailReceived { .. } => received.push((*conversation, w)),
                     Write::MailCheckpoint { mailbox, uidvalidity, uid } => {
-                        sqlx::query(
-                            "INSERT INTO mail_checkpoints (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
-                             ON CONFLICT (mailbox) DO UPDATE SET last_uid = CASE WHEN mail_checkpoints.uidvalidity <> excluded.uidvalidity \
-                             OR excluded.last_uid > mail_checkpoints.last_uid THEN excluded.last_uid ELSE mail_checkpoints.last_uid END, \
-                             uidvalidity = excluded.uidvalidity, updated_at = excluded.updated_at",
-                        )
-                        .bind(mailbox)
-                        .bind(*uidvalidity)
-                        .bind(*uid)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                        // Only the furthest point per mailbox matters; a new
+                        // UIDVALIDITY (later in the batch) replaces the old.
+                        match checkpoints.get_mut(mailbox.as_str()) {
+                            Some((v, u)) if *v == *uidvalidity => *u = (*u).max(*uid),
+                            _ => {
+                                checkpoints.insert(mailbox.as_str(), (*uidvalidity, *uid));
+                            }
+                        }
                     }
                     Write::RecoveryToken { token_hash, contact_id, expires_at } => {
                         sqlx::query(
@@ -210,10 +166,84 @@ macro_rules! apply_writes {
                     }
                 }
             }
+            // The common kinds, many rows per statement: a turn's writes are
+            // mostly these, and each statement is a round trip.
+            for chunk in audits.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO audit_log (at, channel, actor, by_agent, action, subject, detail, conversation_id) ",
+                );
+                q.push_values(chunk, |mut b, (conversation, w)| {
+                    let Write::Audit { channel, actor, by_agent, action, subject, detail } = w else { unreachable!() };
+                    b.push_bind(now)
+                        .push_bind(channel.as_str())
+                        .push_bind(actor.as_str())
+                        .push_bind(by_agent.as_deref())
+                        .push_bind(action.as_str())
+                        .push_bind(subject.as_str())
+                        .push_bind(detail.to_string())
+                        .push_bind(*conversation);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in mails.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO outbox (message_id, conversation_id, template, to_addr, context, next_attempt_at, created_at) ",
+                );
+                q.push_values(chunk, |mut b, (conversation, w)| {
+                    let Write::Mail { message_id, template, to, context } = w else { unreachable!() };
+                    b.push_bind(message_id.as_str())
+                        .push_bind(*conversation)
+                        .push_bind(template.as_str())
+                        .push_bind(to.as_str())
+                        .push_bind(context.to_string())
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.push(" ON CONFLICT (message_id) DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in received.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO mail_received (message_key, source, sender, subject, outcome, reason, conversation_id, received_at) ",
+                );
+                q.push_values(chunk, |mut b, (conversation, w)| {
+                    let Write::MailReceived { message_key, source, sender, subject, outcome, reason } = w else {
+                        unreachable!()
+                    };
+                    b.push_bind(message_key.as_str())
+                        .push_bind(source.as_str())
+                        .push_bind(sender.as_str())
+                        .push_bind(subject.as_str())
+                        .push_bind(outcome.as_str())
+                        .push_bind(reason.as_deref())
+                        .push_bind(*conversation)
+                        .push_bind(now);
+                });
+                q.push(" ON CONFLICT (message_key) DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
+            for (mailbox, (uidvalidity, uid)) in checkpoints {
+                sqlx::query(
+                    "INSERT INTO mail_checkpoints (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (mailbox) DO UPDATE SET last_uid = CASE WHEN mail_checkpoints.uidvalidity <> excluded.uidvalidity \
+                     OR excluded.last_uid > mail_checkpoints.last_uid THEN excluded.last_uid ELSE mail_checkpoints.last_uid END, \
+                     uidvalidity = excluded.uidvalidity, updated_at = excluded.updated_at",
+                )
+                .bind(mailbox)
+                .bind(uidvalidity)
+                .bind(uid)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             Ok(())
         }
     };
 }
+
+/// Rows per multi-row INSERT (8 values each: well under both backends'
+/// bind-parameter limits).
+const ROWS_PER_INSERT: usize = 500;
 
 apply_writes!(apply_sqlite, sqlx::Sqlite);
 apply_writes!(apply_postgres, sqlx::Postgres);

@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, fmt::Debug, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context as _};
 use async_imap::{extensions::idle::IdleResponse, Client, Session};
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::TryStreamExt as _;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
@@ -129,7 +129,8 @@ where
 
     let store = channel.engine.store().clone();
     let name = settings.mailbox.clone();
-    let mut rescan_unseen = true;
+    let mode = Mode { moving: settings.processed_folder.is_some(), can_move, can_uidplus: caps.has_str("UIDPLUS") };
+    let mut rescan = true;
     loop {
         let checkpoint = store.mail_checkpoint(&name).await?;
         let last = match checkpoint {
@@ -145,19 +146,14 @@ where
             .into_iter()
             .filter(|u| *u > last)
             .collect();
-        if rescan_unseen {
-            uids.extend(timed("UID SEARCH UNSEEN", session.uid_search("UNSEEN")).await?);
+        if rescan {
+            // Mail a crash (or a failed turn) left behind: with a processed
+            // folder, everything still here; otherwise everything unseen.
+            let query = if mode.moving { "ALL" } else { "UNSEEN" };
+            uids.extend(timed("UID SEARCH", session.uid_search(query)).await?);
         }
-        rescan_unseen = false;
         let uids: Vec<u32> = uids.into_iter().collect();
-        for chunk in uids.chunks(settings.fetch_batch as usize) {
-            let failed =
-                handle_batch(&mut session, channel, settings, concurrency, &name, uidvalidity, chunk, can_move).await?;
-            rescan_unseen |= failed;
-            if *stop.borrow() {
-                break;
-            }
-        }
+        rescan = read(&mut session, channel, settings, concurrency, &name, uidvalidity, &uids, mode, stop).await?;
         if *stop.borrow() {
             let _ = timed("LOGOUT", session.logout()).await;
             return Ok(());
@@ -170,10 +166,26 @@ where
     }
 }
 
-/// Fetches and handles one batch of UIDs; marks the handled ones seen and
-/// moves them. Returns whether any could not be handled (they stay unseen).
+#[derive(Clone, Copy)]
+struct Mode {
+    /// Handled mail is moved to the processed folder.
+    moving: bool,
+    can_move: bool,
+    can_uidplus: bool,
+}
+
+/// Handled mail is flagged and moved at most this often while a backlog is
+/// read (and once at the end of every round): each such command costs the
+/// server about as much for one mail as for a thousand.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// Reads `uids` in batches and hands each mail to a pipeline of turns as
+/// soon as it is fetched: the server fetches (and flags and moves) while
+/// the turns run, and the turns never wait for a whole batch to finish.
+/// Returns whether any mail could not be handled (it stays, and the next
+/// round looks for it).
 #[allow(clippy::too_many_arguments)]
-async fn handle_batch<S>(
+async fn read<S>(
     session: &mut Session<S>,
     channel: &EmailChannel,
     settings: &ImapSettings,
@@ -181,60 +193,146 @@ async fn handle_batch<S>(
     mailbox: &str,
     uidvalidity: u32,
     uids: &[u32],
-    can_move: bool,
+    mode: Mode,
+    stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<bool>
 where
     S: AsyncRead + AsyncWrite + Unpin + Debug + Send,
 {
+    use futures::StreamExt as _;
+    if uids.is_empty() {
+        return Ok(false);
+    }
+    let started = std::time::Instant::now();
+    let (mail_tx, mail_rx) = tokio::sync::mpsc::channel::<(u32, Vec<u8>)>(settings.fetch_batch as usize);
+    let (result_tx, mut result_rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler = {
+        let (channel, mailbox) = (channel.clone(), mailbox.to_string());
+        tokio::spawn(async move {
+            futures::stream::unfold(mail_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
+                .map(|(uid, raw)| {
+                    let channel = channel.clone();
+                    let source = Source::Imap { mailbox: mailbox.clone(), uidvalidity, uid };
+                    tokio::spawn(async move { (uid, channel.handle(&raw, &source).await) })
+                })
+                .buffer_unordered(concurrency.max(1))
+                .for_each(|joined| {
+                    match joined {
+                        Ok(result) => drop(result_tx.send(result)),
+                        // That mail stays unhandled and is tried again.
+                        Err(e) => tracing::error!("handling a mail panicked: {e}"),
+                    }
+                    std::future::ready(())
+                })
+                .await
+        })
+    };
+
+    let (mut sent, mut received, mut failed) = (0usize, 0usize, false);
+    let mut done: Vec<u32> = Vec::new();
+    let mut record = |(uid, result): (u32, Result<super::Outcome, super::EmailError>), done: &mut Vec<u32>| {
+        received += 1;
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(mailbox, uid, "mail {outcome}");
+                done.push(uid);
+            }
+            Err(e) => {
+                tracing::warn!(mailbox, uid, "mail not handled yet; will try again: {e:#}");
+                failed = true;
+            }
+        }
+    };
+    let mut flushed_at = std::time::Instant::now();
+    for chunk in uids.chunks(settings.fetch_batch as usize) {
+        if *stop.borrow() {
+            break;
+        }
+        for mail in fetch(session, chunk, mode).await? {
+            let mut pending = Some(mail);
+            while let Some(mail) = pending.take() {
+                tokio::select! {
+                    permit = mail_tx.reserve() => {
+                        permit.context("the mail pipeline stopped")?.send(mail);
+                        sent += 1;
+                    }
+                    Some(result) = result_rx.recv() => {
+                        record(result, &mut done);
+                        pending = Some(mail);
+                    }
+                }
+            }
+        }
+        while let Ok(result) = result_rx.try_recv() {
+            record(result, &mut done);
+        }
+        if !done.is_empty() && flushed_at.elapsed() >= FLUSH_EVERY {
+            flush(session, &done, settings, mode).await?;
+            done.clear();
+            flushed_at = std::time::Instant::now();
+        }
+    }
+    drop(mail_tx);
+    while let Some(result) = result_rx.recv().await {
+        record(result, &mut done);
+    }
+    handler.await.context("the mail pipeline")?;
+    failed |= received < sent;
+    tracing::debug!(mails = sent, took = ?started.elapsed(), "IMAP round");
+    flush(session, &done, settings, mode).await?;
+    Ok(failed)
+}
+
+/// Fetches mails by UID. When handled mail is moved away, the fetch itself
+/// flags it `\Seen` (one command less per batch); otherwise it peeks, and
+/// [`flush`] flags what was handled.
+async fn fetch<S>(session: &mut Session<S>, uids: &[u32], mode: Mode) -> anyhow::Result<Vec<(u32, Vec<u8>)>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
     let set = uid_set(uids);
-    let fetched: Vec<(u32, Vec<u8>)> = timed("UID FETCH", async {
-        let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+    let items = if mode.moving { "(UID BODY[])" } else { "(UID BODY.PEEK[])" };
+    timed("UID FETCH", async {
+        let stream = session.uid_fetch(&set, items).await?;
         stream
             .try_filter_map(|f| async move { Ok(f.uid.map(|u| (u, f.body().unwrap_or_default().to_vec()))) })
             .try_collect()
             .await
     })
-    .await?;
-    let results: Vec<(u32, bool)> = futures::stream::iter(fetched)
-        .map(|(uid, raw)| async move {
-            let source = Source::Imap { mailbox: mailbox.to_string(), uidvalidity, uid };
-            match channel.handle(&raw, &source).await {
-                Ok(outcome) => {
-                    tracing::info!(mailbox, uid, "mail {outcome}");
-                    (uid, true)
-                }
-                Err(e) => {
-                    tracing::warn!(mailbox, uid, "mail not handled yet; will try again: {e:#}");
-                    (uid, false)
-                }
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    let done: Vec<u32> = results.iter().filter(|(_, ok)| *ok).map(|(u, _)| *u).collect();
-    let failed = done.len() < results.len();
-    if done.is_empty() {
-        return Ok(failed);
+    .await
+}
+
+/// Marks handled mail: moved to the processed folder, or flagged `\Seen`.
+async fn flush<S>(session: &mut Session<S>, uids: &[u32], settings: &ImapSettings, mode: Mode) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    if uids.is_empty() {
+        return Ok(());
     }
-    let done = uid_set(&done);
+    let set = uid_set(uids);
+    let Some(folder) = settings.processed_folder.as_deref().filter(|_| mode.moving) else {
+        timed("UID STORE", async {
+            session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        return Ok(());
+    };
+    if mode.can_move {
+        timed("UID MOVE", session.uid_mv(&set, folder)).await?;
+        return Ok(());
+    }
+    timed("UID COPY", session.uid_copy(&set, folder)).await?;
     timed("UID STORE", async {
-        session.uid_store(&done, "+FLAGS.SILENT (\\Seen)").await?.try_collect::<Vec<_>>().await
+        session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?.try_collect::<Vec<_>>().await
     })
     .await?;
-    if let Some(folder) = &settings.processed_folder {
-        if can_move {
-            timed("UID MOVE", session.uid_mv(&done, folder)).await?;
-        } else {
-            timed("UID COPY", session.uid_copy(&done, folder)).await?;
-            timed("UID STORE", async {
-                session.uid_store(&done, "+FLAGS.SILENT (\\Deleted)").await?.try_collect::<Vec<_>>().await
-            })
-            .await?;
-            timed("EXPUNGE", async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
-        }
+    if mode.can_uidplus {
+        timed("UID EXPUNGE", async { session.uid_expunge(&set).await?.try_collect::<Vec<_>>().await }).await?;
+    } else {
+        timed("EXPUNGE", async { session.expunge().await?.try_collect::<Vec<_>>().await }).await?;
     }
-    Ok(failed)
+    Ok(())
 }
 
 /// Waits for news: IDLE when possible (ended by the server's word, the poll

@@ -6,9 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use futures::StreamExt as _;
 
-use super::{EmailChannel, Outcome, Source};
+use super::{EmailChannel, Source};
+
+/// Mails read into memory per round; a backlog takes several rounds.
+const PER_ROUND: usize = 1000;
 
 pub struct Inbox {
     root: PathBuf,
@@ -40,29 +42,33 @@ impl Inbox {
             .collect();
         // Maildir names start with the delivery time: oldest first.
         files.sort();
-        let handled = futures::stream::iter(files)
-            .map(|path| async move {
-                let result = self.handle_file(channel, &path).await;
-                if let Err(e) = &result {
-                    tracing::warn!(file = %path.display(), "mail not handled yet; will try again: {e:#}");
+        files.truncate(PER_ROUND);
+        let mut mails = Vec::with_capacity(files.len());
+        for path in files {
+            match tokio::fs::read(&path).await {
+                Ok(raw) => mails.push((path, raw, Source::Maildir)),
+                // Gone already (another instance took it), or unreadable for now.
+                Err(e) => tracing::warn!(file = %path.display(), "cannot read mail; will try again: {e}"),
+            }
+        }
+        let mut handled = 0;
+        for (path, result) in channel.handle_many(mails, concurrency).await {
+            match result.map_err(anyhow::Error::from).and_then(|outcome| self.file_away(&path).map(|()| outcome)) {
+                Ok(outcome) => {
+                    tracing::info!(file = %path.display(), "mail {outcome}");
+                    handled += 1;
                 }
-                result.is_ok()
-            })
-            .buffer_unordered(concurrency.max(1))
-            .filter(|ok| std::future::ready(*ok))
-            .count()
-            .await;
+                Err(e) => tracing::warn!(file = %path.display(), "mail not handled yet; will try again: {e:#}"),
+            }
+        }
         Ok(handled)
     }
 
-    async fn handle_file(&self, channel: &EmailChannel, path: &Path) -> anyhow::Result<Outcome> {
-        let raw = tokio::fs::read(path).await.with_context(|| format!("reading {}", path.display()))?;
-        let outcome = channel.handle(&raw, &Source::Maildir).await?;
-        tracing::info!(file = %path.display(), "mail {outcome}");
+    /// Moves a handled mail to `cur/`, flagged seen.
+    fn file_away(&self, path: &Path) -> anyhow::Result<()> {
         let name = path.file_name().expect("listed files have names").to_string_lossy();
         let base = name.split(":2,").next().unwrap_or(&name);
         let seen = self.root.join("cur").join(format!("{base}:2,S"));
-        tokio::fs::rename(path, &seen).await.with_context(|| format!("moving {} to cur/", path.display()))?;
-        Ok(outcome)
+        std::fs::rename(path, &seen).with_context(|| format!("moving {} to cur/", path.display()))
     }
 }

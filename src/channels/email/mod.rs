@@ -107,13 +107,39 @@ impl EmailChannel {
         EmailChannel { engine, settings }
     }
 
+    /// Handles many mails at once, each on a task of its own (parsing and the
+    /// flows run on every core), at most `concurrency` at a time. Each
+    /// result comes back with its `tag`, in no particular order.
+    pub async fn handle_many<T: Send + 'static>(
+        &self,
+        mails: Vec<(T, Vec<u8>, Source)>,
+        concurrency: usize,
+    ) -> Vec<(T, Result<Outcome, EmailError>)> {
+        use futures::StreamExt as _;
+        futures::stream::iter(mails)
+            .map(|(tag, raw, source)| {
+                let channel = self.clone();
+                tokio::spawn(async move { (tag, channel.handle(&raw, &source).await) })
+            })
+            .buffer_unordered(concurrency.max(1))
+            .filter_map(|joined| async move {
+                // A panic in one mail's handling is that mail's problem only:
+                // it stays unhandled and is tried again.
+                joined.map_err(|e| tracing::error!("handling a mail panicked: {e}")).ok()
+            })
+            .collect()
+            .await
+    }
+
     /// Handles one raw RFC 5322 mail.
     pub async fn handle(&self, raw: &[u8], source: &Source) -> Result<Outcome, EmailError> {
         let email = &self.settings.email;
         let mail = parse::parse(raw, email.max_message_bytes);
         let store = self.engine.store();
         let now = self.engine.clock().now_ms();
-        if store.mail_seen(&mail.key).await? {
+        let from = mail.from.as_deref().unwrap_or_default();
+        let (seen, answered) = store.mail_seen_and_answers(&mail.key, from, now - DAY_MS).await?;
+        if seen {
             if let Some(checkpoint) = source.checkpoint() {
                 store.record_mail(&[checkpoint], now).await?;
             }
@@ -129,11 +155,7 @@ impl EmailChannel {
         };
         let skip = match safety::check(&mail, email) {
             Some(skip) => Some(skip),
-            None => {
-                let from = mail.from.as_deref().unwrap_or_default();
-                let answered = store.mail_answers_since(from, now - DAY_MS).await?;
-                (answered >= email.answers_per_sender_per_day).then_some(Skip::DailyCap)
-            }
+            None => (answered >= email.answers_per_sender_per_day).then_some(Skip::DailyCap),
         };
         if let Some(skip) = skip {
             tracing::info!(key = %mail.key, sender = ?mail.from, reason = %skip, "mail recorded, not answered");
@@ -151,14 +173,22 @@ impl EmailChannel {
         let mut continuing = false;
         let thread = match reply::thread_of(&mail) {
             Some(thread) => match store.latest_conversation(CHANNEL, &thread).await? {
-                Some(row) if row.sender != sender => reply::new_thread(&mail.key),
+                Some(row) if row.sender != sender => {
+                    let thread = reply::new_thread(&mail.key);
+                    self.engine.expect_new(CHANNEL, &thread);
+                    thread
+                }
                 Some(row) => {
                     continuing = crate::store::Status::parse(&row.status).is_some_and(|s| s.is_open());
                     thread
                 }
                 None => thread,
             },
-            None => reply::new_thread(&mail.key),
+            None => {
+                let thread = reply::new_thread(&mail.key);
+                self.engine.expect_new(CHANNEL, &thread);
+                thread
+            }
         };
         let threading = reply::Threading::for_mail(&mail, &thread, &reply_to, &self.settings.mail.from);
 

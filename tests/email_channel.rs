@@ -1,0 +1,114 @@
+//! The e-mail channel in process, on SQLite and PostgreSQL: what a mail
+//! becomes, exactly once, with its answer queued in the same commit.
+
+mod common;
+
+use std::sync::Arc;
+
+use frontdesk::{
+    channels::email::{EmailChannel, Outcome, Skip, Source},
+    engine::Engine,
+    mail::outbox,
+    store::Store,
+};
+use serde_json::Value;
+
+fn channel(store: &Store, cap: i64) -> EmailChannel {
+    let mut settings = common::settings();
+    settings.email.answers_per_sender_per_day = cap;
+    let settings = Arc::new(settings);
+    let engine =
+        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(store, &settings)).build();
+    EmailChannel::new(engine, settings)
+}
+
+fn mail(from: &str, id: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!("From: {from}\r\nSubject: I forgot my password\r\nMessage-ID: <{id}>\r\n{headers}\r\n{body}\r\n")
+        .into_bytes()
+}
+
+fn imap(uid: u32, uidvalidity: u32) -> Source {
+    Source::Imap { mailbox: "INBOX".into(), uidvalidity, uid }
+}
+
+both_backends!(a_mail_is_answered_once_and_replies_continue, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let ch = channel(&store, 20);
+    let first = mail("Ann <ann@acme.example>", "m1@acme.example", "", "help");
+    let Outcome::Answered { conversation_id } = ch.handle(&first, &imap(1, 7)).await.unwrap() else { panic!() };
+    // The same mail again (a crash before the IMAP flag, a second instance):
+    // recognised, nothing new queued.
+    assert_eq!(ch.handle(&first, &imap(1, 7)).await.unwrap(), Outcome::AlreadyHandled);
+    store.flush().await;
+    let queued = outbox::entries(&store).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!((queued[0].to_addr.as_str(), queued[0].template.as_str()), ("ann@acme.example", "reply"));
+    let context: Value = serde_json::from_str(&queued[0].context).unwrap();
+    assert_eq!(context["_headers"]["in_reply_to"], "m1@acme.example");
+    let subject = context["subject"].as_str().unwrap().to_string();
+    assert_eq!(store.mail_checkpoint("INBOX").await.unwrap().map(|c| (c.uidvalidity, c.last_uid)), Some((7, 1)));
+
+    // A reply, found by the tag in its subject alone.
+    let reply = format!("From: ann@acme.example\r\nSubject: Re: {subject}\r\nMessage-ID: <m2@acme.example>\r\n\r\n2\r\n\r\n> quoted\r\n");
+    assert_eq!(ch.handle(reply.as_bytes(), &imap(2, 7)).await.unwrap(), Outcome::Continued { conversation_id });
+    // Someone else using the tag does not get into Ann's conversation.
+    let intruder =
+        format!("From: eve@evil.example\r\nSubject: Re: {subject}\r\nMessage-ID: <m3@evil.example>\r\n\r\n1\r\n");
+    assert!(
+        matches!(ch.handle(intruder.as_bytes(), &imap(3, 7)).await.unwrap(), Outcome::Answered { conversation_id: other } if other != conversation_id)
+    );
+    // A new UIDVALIDITY replaces the checkpoint.
+    assert_eq!(
+        ch.handle(&mail("bob@acme.example", "m4@acme.example", "", "hi"), &imap(1, 8))
+            .await
+            .unwrap()
+            .to_string()
+            .split(' ')
+            .next(),
+        Some("answered")
+    );
+    assert_eq!(store.mail_checkpoint("INBOX").await.unwrap().map(|c| (c.uidvalidity, c.last_uid)), Some((8, 1)));
+    store.close().await;
+});
+
+both_backends!(machines_and_the_daily_cap_are_recorded_not_answered, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let ch = channel(&store, 2);
+    let auto = mail("ann@acme.example", "a1@acme.example", "Auto-Submitted: auto-replied\r\n", "away");
+    assert!(matches!(ch.handle(&auto, &Source::Ingest).await.unwrap(), Outcome::Skipped(Skip::AutoSubmitted(_))));
+    for i in 0..2 {
+        let m = mail("ann@acme.example", &format!("c{i}@acme.example"), "", "help");
+        assert!(matches!(ch.handle(&m, &Source::Ingest).await.unwrap(), Outcome::Answered { .. }));
+    }
+    store.flush().await;
+    let third = mail("ann@acme.example", "c2@acme.example", "", "help");
+    assert_eq!(ch.handle(&third, &Source::Ingest).await.unwrap(), Outcome::Skipped(Skip::DailyCap));
+    let (outcome, reason, _) = store.mail_outcome("c2@acme.example").await.unwrap().unwrap();
+    assert_eq!((outcome.as_str(), reason.as_deref()), ("skipped", Some("daily_cap")));
+    assert_eq!(outbox::entries(&store).await.unwrap().len(), 2);
+    store.close().await;
+});
+
+both_backends!(many_mails_at_once_are_each_recorded_and_answered_once, |url: String| async move {
+    let store = Store::open(&url, 8).await.unwrap();
+    let ch = channel(&store, 1000);
+    // Every mail twice, all at once: batches of turns commit together, and
+    // the second copy of each is recognised.
+    let mails: Vec<_> = (0..150u32)
+        .flat_map(|i| {
+            let raw =
+                mail(&format!("c{i}@acme.example"), &format!("many-{i}@acme.example"), "", "I forgot my password");
+            [(i, raw.clone(), imap(i + 1, 3)), (i, raw, imap(i + 1, 3))]
+        })
+        .collect();
+    let results = ch.handle_many(mails, 64).await;
+    assert_eq!(results.len(), 300);
+    let answered = results.iter().filter(|(_, r)| matches!(r, Ok(Outcome::Answered { .. }))).count();
+    let again = results.iter().filter(|(_, r)| matches!(r, Ok(Outcome::AlreadyHandled))).count();
+    assert_eq!((answered, again), (150, 150), "{:?}", results.iter().find(|(_, r)| r.is_err()));
+    store.flush().await;
+    assert_eq!(store.mail_counts().await.unwrap(), (150, 150));
+    assert_eq!(outbox::entries(&store).await.unwrap().len(), 150);
+    assert_eq!(store.mail_checkpoint("INBOX").await.unwrap().map(|c| c.last_uid), Some(150));
+    store.close().await;
+});
