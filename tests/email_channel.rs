@@ -112,3 +112,40 @@ both_backends!(many_mails_at_once_are_each_recorded_and_answered_once, |url: Str
     assert_eq!(store.mail_checkpoint("INBOX").await.unwrap().map(|c| c.last_uid), Some(150));
     store.close().await;
 });
+
+both_backends!(a_verified_sender_on_record_skips_the_search, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let fixture = common::repo_path("tests/fixtures/directory");
+    frontdesk::directory::import::import_dir(&store, &fixture, &Default::default(), 1).await.unwrap();
+    let mut settings = common::settings();
+    settings.email.trusted_authserv_id = Some("mx.frontdesk.example".into());
+    let settings = Arc::new(settings);
+    let engine =
+        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    let ch = EmailChannel::new(engine, settings);
+    let verified = "Authentication-Results: mx.frontdesk.example; dkim=pass header.d=acme.example; dmarc=pass header.from=acme.example\r\n";
+    let first = mail("Ann Lee <ann.lee@acme.example>", "v1@acme.example", verified, "I forgot my password");
+    assert!(matches!(ch.handle(&first, &Source::Ingest).await.unwrap(), Outcome::Answered { .. }));
+    store.flush().await;
+    let queued = outbox::entries(&store).await.unwrap();
+    let context: Value = serde_json::from_str(&queued[0].context).unwrap();
+    let offer = context["messages"].to_string();
+    assert!(offer.contains("You wrote from A•••@acme.example") && offer.contains("Acme Widgets GmbH"), "{offer}");
+    let subject = context["subject"].as_str().unwrap();
+    let yes = format!("From: ann.lee@acme.example\r\nSubject: Re: {subject}\r\nMessage-ID: <v2@acme.example>\r\n{verified}\r\nyes\r\n");
+    assert!(matches!(ch.handle(yes.as_bytes(), &Source::Ingest).await.unwrap(), Outcome::Continued { .. }));
+    store.flush().await;
+    let queued = outbox::entries(&store).await.unwrap();
+    let login = queued.iter().find(|e| e.template == "login_info").expect("login information queued");
+    assert_eq!(login.to_addr, "Ann.Lee@acme.example", "to the address on record");
+
+    // The same mail from an unverified sender (or with a foreign
+    // authserv-id) gets the ordinary search.
+    let forged = "Authentication-Results: mx.evil.example; dkim=pass header.d=acme.example; dmarc=pass header.from=acme.example\r\n";
+    let other = mail("ann.lee@acme.example", "v3@acme.example", forged, "I forgot my password");
+    ch.handle(&other, &Source::Ingest).await.unwrap();
+    store.flush().await;
+    let last = outbox::entries(&store).await.unwrap().pop().unwrap();
+    assert!(last.context.contains("How would you like to find your company record?"), "{}", last.context);
+    store.close().await;
+});

@@ -50,6 +50,7 @@ account_effects! {
     "find_company_by_contract" / 2 => find_company_by_contract,
     "list_contacts" / 1 => list_contacts,
     "send_login_info" / 1 => send_login_info,
+    "verified_contact" / 0 => verified_contact,
     "find_existing_account" / 3 => create::find_existing,
     "screen_account" / 1 => create::screen,
     "create_account" / 2 => create::create,
@@ -161,6 +162,29 @@ async fn search_company(
 
 /// Mails a contact their user name and a single-use reset link, to the
 /// address on record and nowhere else.
+/// The contact whose address the customer provably wrote from (a mail
+/// whose sender our receiving server authenticated), if any: such a
+/// customer may skip the search. Unverified senders get `found: false`
+/// without a lookup, so the address alone never reveals anything.
+async fn verified_contact(d: &Directory, _s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+    let Some(how) = call.context.verified.clone() else {
+        return Ok(json!({ "found": false }));
+    };
+    let sender = call.context.sender.clone();
+    let Some(contact) = d.contact_by_email(&sender).await.map_err(EffectError::retry)? else {
+        return Ok(json!({ "found": false }));
+    };
+    let company = d.company(&contact.org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default();
+    call.audit("verified_sender_matched", &format!("contact:{}", contact.id), json!({ "verified_by": how }));
+    Ok(json!({
+        "found": true,
+        "contact_id": contact.id,
+        "first_name": contact.first_name,
+        "company": company,
+        "masked": crate::mail::mask_email(&contact.email),
+    }))
+}
+
 async fn send_login_info(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let contact_id = call.arg_i64(0)?;
     let contact = d.contact(contact_id).await.map_err(EffectError::retry)?.filter(|c| c.status == "active");
