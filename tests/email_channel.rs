@@ -149,3 +149,32 @@ both_backends!(a_verified_sender_on_record_skips_the_search, |url: String| async
     assert!(last.context.contains("How would you like to find your company record?"), "{}", last.context);
     store.close().await;
 });
+
+both_backends!(in_process_dkim_verifies_a_sender, |url: String| async move {
+    use mail_auth::{
+        common::{crypto::Ed25519Key, headers::HeaderWriter as _},
+        dkim::DkimSigner,
+    };
+    let store = Store::open(&url, 4).await.unwrap();
+    let fixture = common::repo_path("tests/fixtures/directory");
+    frontdesk::directory::import::import_dir(&store, &fixture, &Default::default(), 1).await.unwrap();
+    let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
+    let key = Ed25519Key::from_pkcs8_der(&pkcs8).unwrap();
+    let public = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.public_key());
+    let verifier = frontdesk::channels::email::dkim::DkimVerifier::system().unwrap();
+    verifier.records().add_domain_key("s1", "acme.example", &format!("v=DKIM1; k=ed25519; p={public}")).unwrap();
+    let ch = channel(&store, 20).with_dkim(verifier);
+    let raw = "From: Ann Lee <ann.lee@acme.example>\r\nSubject: I forgot my password\r\nMessage-ID: <dkim-1@acme.example>\r\n\r\nhelp\r\n";
+    let signature = DkimSigner::from_key(key)
+        .domain("acme.example")
+        .selector("s1")
+        .headers(["From", "Subject", "Message-ID"])
+        .sign(raw.as_bytes())
+        .unwrap();
+    let signed = format!("{}{raw}", signature.to_header());
+    ch.handle(signed.as_bytes(), &Source::Ingest).await.unwrap();
+    store.flush().await;
+    let queued = outbox::entries(&store).await.unwrap();
+    assert!(queued[0].context.contains("You wrote from A•••@acme.example"), "{}", queued[0].context);
+    store.close().await;
+});

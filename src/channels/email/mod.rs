@@ -9,6 +9,7 @@
 //! unrecorded, and it is handled again; after it, the record stops it.
 
 pub mod auth;
+pub mod dkim;
 pub mod imap;
 pub mod ingest;
 pub mod maildir;
@@ -98,13 +99,25 @@ pub enum EmailError {
 pub struct EmailChannel {
     engine: Engine,
     settings: Arc<Settings>,
+    /// Set when `email.verify_dkim` is on.
+    dkim: Option<Arc<dkim::DkimVerifier>>,
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 impl EmailChannel {
     pub fn new(engine: Engine, settings: Arc<Settings>) -> EmailChannel {
-        EmailChannel { engine, settings }
+        let dkim = settings.email.verify_dkim.then(dkim::DkimVerifier::system).and_then(|made| {
+            // Failing open is safe: an unverified sender still runs every flow.
+            made.map_err(|e| tracing::error!("DKIM verification is off: {e:#}")).ok().map(Arc::new)
+        });
+        EmailChannel { engine, settings, dkim }
+    }
+
+    /// Verifies DKIM in-process with this verifier (and its pinned records).
+    pub fn with_dkim(mut self, verifier: dkim::DkimVerifier) -> EmailChannel {
+        self.dkim = Some(Arc::new(verifier));
+        self
     }
 
     /// Handles many mails at once, each on a task of its own (parsing and the
@@ -218,9 +231,14 @@ impl EmailChannel {
         };
         let mut inbound = Inbound::new(CHANNEL, &thread, &sender, text);
         inbound.external_id = Some(mail.key.clone());
-        inbound.verified =
-            auth::verified_by(&mail.authentication_results, email.trusted_authserv_id.as_deref(), &sender)
-                .map(str::to_string);
+        let mut verified =
+            auth::verified_by(&mail.authentication_results, email.trusted_authserv_id.as_deref(), &sender);
+        if let (None, Some(dkim), Some((_, domain))) = (verified, &self.dkim, sender.rsplit_once('@')) {
+            if dkim.verifies(raw, domain).await {
+                verified = Some("dkim");
+            }
+        }
+        inbound.verified = verified.map(str::to_string);
         inbound.writes = [Some(record(if continuing { "continued" } else { "answered" }, None)), source.checkpoint()]
             .into_iter()
             .flatten()
