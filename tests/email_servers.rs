@@ -227,6 +227,34 @@ async fn recovery_by_mail_end_to_end_and_replies_continue_the_conversation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_over_tls_with_a_private_ca() {
+    let Some(servers) = servers(&["ann"]) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let ca = servers.ca_file().display().to_string();
+    let imaps = servers.imaps_port.to_string();
+    let tls = [
+        ("FRONTDESK__IMAP__SECURITY", "tls"),
+        ("FRONTDESK__IMAP__PORT", imaps.as_str()),
+        ("FRONTDESK__IMAP__CA_FILE", ca.as_str()),
+    ];
+    let mut fd = Frontdesk::new(&servers, data.path(), &tls);
+    fd.start();
+    imap_client::send(servers.smtp_port, Some(ANN), SUPPORT, &mail(ANN, "self help", "tls-1@c", "", "articles"))
+        .await
+        .unwrap();
+    let mails = wait_for(&servers, &mut fd, "ann", 1).await;
+    assert_eq!(header(&mails[0], "In-Reply-To").as_deref(), Some("<tls-1@c>"));
+
+    // Without the CA, the server is not trusted: nothing is read, and the
+    // log says why.
+    let data = tempfile::tempdir().unwrap();
+    let mut untrusting = Frontdesk::new(&servers, data.path(), &tls[..2]);
+    untrusting.start();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(untrusting.logs().contains("TLS handshake"), "{}", untrusting.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_replies_bounces_and_list_mail_get_no_answer() {
     let Some(servers) = servers(&["ann"]) else { return };
     let data = tempfile::tempdir().unwrap();

@@ -163,6 +163,7 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
         host: "127.0.0.1".into(),
         port: servers.imap_port,
         security: ImapSecurity::Plain,
+        ca_file: None,
         username: "support".into(),
         password: Some(crate::config::Secret::from(PASSWORD)),
         mailbox: "INBOX".into(),

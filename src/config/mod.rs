@@ -167,6 +167,9 @@ pub struct ImapSettings {
     pub host: String,
     pub port: u16,
     pub security: ImapSecurity,
+    /// Extra CA certificates (PEM) trusted for the server, besides the
+    /// public roots: for a server with a private CA.
+    pub ca_file: Option<std::path::PathBuf>,
     pub username: String,
     pub password: Option<Secret>,
     pub mailbox: String,

@@ -30,9 +30,11 @@ pub fn available() -> Result<(), String> {
     if unsafe { libc::geteuid() } != 0 {
         return Err("the private mail servers need root".into());
     }
-    for bin in ["/usr/sbin/dovecot", POSTFIX_MASTER, "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/imap"] {
+    for bin in
+        ["/usr/sbin/dovecot", POSTFIX_MASTER, "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/imap", "/usr/bin/openssl"]
+    {
         if !Path::new(bin).exists() {
-            return Err(format!("{bin} is missing: apt-get install dovecot-imapd dovecot-lmtpd postfix"));
+            return Err(format!("{bin} is missing: apt-get install dovecot-imapd dovecot-lmtpd postfix openssl"));
         }
     }
     Ok(())
@@ -42,6 +44,9 @@ pub struct MailServers {
     root: tempfile::TempDir,
     users: Vec<String>,
     pub imap_port: u16,
+    /// IMAP over implicit TLS, with a certificate for 127.0.0.1 signed by
+    /// the test CA in [`MailServers::ca_file`].
+    pub imaps_port: u16,
     pub smtp_port: u16,
     lmtp_port: u16,
     dovecot: Option<Child>,
@@ -122,6 +127,7 @@ impl MailServers {
             root,
             users,
             imap_port: free_port()?,
+            imaps_port: free_port()?,
             smtp_port: free_port()?,
             lmtp_port: free_port()?,
             dovecot: None,
@@ -142,6 +148,64 @@ impl MailServers {
         self.dir().join("mail").join(user).join("Maildir")
     }
 
+    /// The test CA's certificate (PEM), to trust for [`MailServers::imaps_port`].
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir().join("dc/ca.pem")
+    }
+
+    /// A CA and a server certificate for 127.0.0.1 signed by it (a
+    /// self-signed server certificate is refused by rustls as a CA used as
+    /// an end entity).
+    fn make_certificates(&self) -> anyhow::Result<()> {
+        let dc = self.dir().join("dc");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        std::fs::write(
+            dc.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )?;
+        let steps: Vec<Vec<&str>> = vec![
+            [
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=frontdesk test CA"],
+            ]
+            .concat(),
+            [&["req"][..], &ec, &["-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "cert.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new("openssl")
+                .args(&args)
+                .current_dir(&dc)
+                .stdin(Stdio::null())
+                .output()
+                .context("running openssl")?;
+            anyhow::ensure!(
+                out.status.success(),
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     pub fn address(user: &str) -> String {
         if user == "support" {
             format!("support@{SUPPORT_DOMAIN}")
@@ -157,6 +221,7 @@ impl MailServers {
             mkdir(&d.join(sub), 0o755, None)?;
         }
         mkdir(&d.join("mail"), 0o755, Some((NOBODY, NOBODY)))?;
+        self.make_certificates()?;
         let users: String = self
             .users
             .iter()
@@ -174,7 +239,9 @@ base_dir = {d}/dc/run
 state_dir = {d}/dc/state
 instance_name = dc-{tag}
 log_path = {d}/dc/dovecot.log
-ssl = no
+ssl = yes
+ssl_cert = <{d}/dc/cert.pem
+ssl_key = <{d}/dc/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Ln
@@ -200,7 +267,9 @@ service imap-login {{
     port = {imap}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps}
+    ssl = yes
   }}
 }}
 service lmtp {{
@@ -212,6 +281,7 @@ service lmtp {{
 "#,
                 d = d.display(),
                 imap = self.imap_port,
+                imaps = self.imaps_port,
                 lmtp = self.lmtp_port,
             ),
         )?;
@@ -311,6 +381,7 @@ lmtp_destination_concurrency_limit = 4
             .context("starting dovecot")?;
         self.dovecot = Some(child);
         wait_for_port(self.imap_port, "Dovecot IMAP")?;
+        wait_for_port(self.imaps_port, "Dovecot IMAPS")?;
         wait_for_port(self.lmtp_port, "Dovecot LMTP")
     }
 

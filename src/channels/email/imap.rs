@@ -67,6 +67,14 @@ async fn session(
         ImapSecurity::Tls => {
             let mut roots = tokio_rustls::rustls::RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            if let Some(path) = &settings.ca_file {
+                use tokio_rustls::rustls::pki_types::{pem::PemObject as _, CertificateDer};
+                for cert in
+                    CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))?
+                {
+                    roots.add(cert.with_context(|| format!("a certificate in {}", path.display()))?)?;
+                }
+            }
             let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
                 tokio_rustls::rustls::crypto::ring::default_provider(),
             ))

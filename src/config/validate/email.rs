@@ -42,6 +42,13 @@ impl Validator<'_> {
                 ImapSecurity::Tls
             }
         };
+        let ca_file = self.string("imap.ca_file").trim().to_string();
+        let ca_file = (!ca_file.is_empty()).then(|| std::path::PathBuf::from(ca_file));
+        if let Some(path) = &ca_file {
+            if !path.is_file() {
+                self.bad("imap.ca_file", format!("{} is not a readable file", path.display()));
+            }
+        }
         let username = self.string("imap.username").trim().to_string();
         let password = lookup(self.tree, "imap.password")
             .and_then(Value::as_str)
@@ -54,6 +61,7 @@ impl Validator<'_> {
             host,
             port,
             security,
+            ca_file,
             username,
             password,
             mailbox,
