@@ -260,50 +260,31 @@ async fn auto_replies_bounces_and_list_mail_get_no_answer() {
     let data = tempfile::tempdir().unwrap();
     let mut fd = Frontdesk::new(&servers, data.path(), &[]);
     fd.start();
-    let smtp = servers.smtp_port;
-    imap_client::send(
-        smtp,
-        Some(ANN),
-        SUPPORT,
-        &mail(ANN, "Out of office", "ooo@c", "Auto-Submitted: auto-replied\r\n", "I am away."),
-    )
-    .await
-    .unwrap();
-    // A bounce: the null envelope sender becomes `Return-Path: <>`.
-    imap_client::send(
-        smtp,
-        None,
-        SUPPORT,
-        &mail(
-            "mailer-daemon@customers.example",
-            "Undelivered Mail Returned to Sender",
-            "b@c",
-            "",
-            "This is the mail system.",
+    // (envelope sender, mail); a bounce's null envelope sender becomes
+    // `Return-Path: <>`. A person's mail comes last: once it is answered,
+    // the others were handled.
+    let mails: Vec<(Option<&str>, Vec<u8>)> = vec![
+        (Some(ANN), mail(ANN, "Out of office", "ooo@c", "Auto-Submitted: auto-replied\r\n", "I am away.")),
+        (
+            None,
+            mail(
+                "mailer-daemon@customers.example",
+                "Undelivered Mail Returned to Sender",
+                "b@c",
+                "",
+                "This is the mail system.",
+            ),
         ),
-    )
-    .await
-    .unwrap();
-    imap_client::send(
-        smtp,
-        Some(ANN),
-        SUPPORT,
-        &mail(ANN, "[news] weekly", "list@c", "List-Id: <news.customers.example>\r\nPrecedence: list\r\n", "News."),
-    )
-    .await
-    .unwrap();
-    imap_client::send(
-        smtp,
-        Some(ANN),
-        SUPPORT,
-        &mail(ANN, "Meeting", "oof@c", "X-Auto-Response-Suppress: All\r\n", "Invite."),
-    )
-    .await
-    .unwrap();
-    // A person's mail after them: once it is answered, the others were handled.
-    imap_client::send(smtp, Some(ANN), SUPPORT, &mail(ANN, "self help articles please", "person@c", "", "Thanks"))
-        .await
-        .unwrap();
+        (
+            Some(ANN),
+            mail(ANN, "[news] weekly", "list@c", "List-Id: <news.customers.example>\r\nPrecedence: list\r\n", "News."),
+        ),
+        (Some(ANN), mail(ANN, "Meeting", "oof@c", "X-Auto-Response-Suppress: All\r\n", "Invite.")),
+        (Some(ANN), mail(ANN, "self help articles please", "person@c", "", "Thanks")),
+    ];
+    for (envelope_from, raw) in &mails {
+        imap_client::send(servers.smtp_port, *envelope_from, SUPPORT, raw).await.unwrap();
+    }
     let mails = wait_for(&servers, &mut fd, "ann", 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mails_after = imap_client::fetch_all(servers.imap_port, "ann", "INBOX").await.unwrap();
