@@ -442,7 +442,15 @@ async fn ingestion_resumes_after_dovecot_restarts_during_idle() {
 async fn malformed_and_hostile_mail_gets_a_clear_outcome_and_no_panic() {
     let Some(servers) = servers(&["ann"]) else { return };
     let data = tempfile::tempdir().unwrap();
-    let mut fd = Frontdesk::new(&servers, data.path(), &[("FRONTDESK__EMAIL__MAX_MESSAGE_BYTES", "65536")]);
+    // Also the other way of reading: polling instead of IDLE, and handled
+    // mail left in the inbox (flagged) instead of moved.
+    let settings = [
+        ("FRONTDESK__EMAIL__MAX_MESSAGE_BYTES", "65536"),
+        ("FRONTDESK__IMAP__IDLE", "false"),
+        ("FRONTDESK__IMAP__POLL_INTERVAL", "1s"),
+        ("FRONTDESK__IMAP__PROCESSED_FOLDER", ""),
+    ];
+    let mut fd = Frontdesk::new(&servers, data.path(), &settings);
     fd.start();
     let smtp = servers.smtp_port;
     let huge_header = format!("X-Junk: {}\r\n", "a".repeat(60_000));
@@ -495,4 +503,7 @@ async fn malformed_and_hostile_mail_gets_a_clear_outcome_and_no_panic() {
     assert!(text(too_big).contains("too large"), "{}", text(too_big));
     fd.assert_running();
     assert!(!fd.logs().contains("panicked"), "{}", fd.logs());
+    let left = imap_client::fetch_all(servers.imap_port, "support", "INBOX").await.unwrap();
+    assert_eq!(left.len(), cases.len(), "handled mail stays in the inbox");
+    assert!(imap_client::fetch_all(servers.imap_port, "support", "Processed").await.unwrap().is_empty());
 }
