@@ -232,7 +232,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Agent(AgentCommand::Start { flow, customer, agent, channel }) => {
             let app = crate::app::App::open(settings, cli.data).await?;
-            let started = app.engine.start_for(&channel, &customer, &flow, &agent).await;
+            let started = if channel == crate::channels::email::CHANNEL {
+                if !email_address::EmailAddress::is_valid(customer.trim()) {
+                    eprintln!("error: --for must be the customer's e-mail address on the email channel");
+                    return Ok(1);
+                }
+                // The first mail goes out now rather than at the next `serve`.
+                let channel = crate::channels::email::EmailChannel::new(app.engine.clone(), app.settings.clone());
+                let started = channel.start_for(&customer, &flow, &agent).await.map_err(|e| match e {
+                    crate::channels::email::EmailError::Engine(e) => e,
+                    crate::channels::email::EmailError::Store(e) => crate::engine::EngineError::Store(e),
+                });
+                app.store.flush().await;
+                app.outbox()?.run_once(app.engine.clock().now_ms()).await?;
+                started
+            } else {
+                app.engine.start_for(&channel, &customer, &flow, &agent).await
+            };
             let code = match started {
                 Ok(reply) => {
                     println!("started {flow} for {customer} on {channel}; they will see:");

@@ -168,3 +168,41 @@ fn serve_reads_the_inbox_folder_without_imap() {
     assert!(inbox.join("cur/1700000000.M1.test:2,S").exists(), "handled mail moves to cur/, flagged seen");
     assert_eq!(std::fs::read_dir(inbox.join("new")).unwrap().count(), 0);
 }
+
+#[test]
+fn an_agent_starts_a_flow_for_a_customer_by_mail_and_the_reply_continues_it() {
+    let data = tempfile::tempdir().unwrap();
+    let out = frontdesk(data.path())
+        .args(["agent", "start", "self_help", "--for", "Ann.Lee@acme.example", "--agent", "bob", "--channel", "email"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let sent = outbox(data.path());
+    assert_eq!(sent.len(), 1);
+    assert_eq!(header(&sent[0], "To").as_deref(), Some("ann.lee@acme.example"));
+    let subject = header(&sent[0], "Subject").unwrap();
+    assert!(subject.starts_with("Your My Account request [ref:"), "{subject}");
+    assert!(text(&sent[0]).contains("Which of these topics is closest to your question?"), "{}", text(&sent[0]));
+
+    let id = header(&sent[0], "Message-ID").unwrap();
+    let mails = tempfile::tempdir().unwrap();
+    let reply = write(
+        mails.path(),
+        "reply.eml",
+        &format!("From: ann.lee@acme.example\nSubject: Re: {subject}\nMessage-ID: <agent-reply@acme.example>\nIn-Reply-To: {id}\n\n1\n"),
+    );
+    let out = frontdesk(data.path()).args(["email", "ingest"]).arg(&reply).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("continued conversation"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Not an address: refused, nothing sent.
+    let bad = frontdesk(data.path())
+        .args(["agent", "start", "self_help", "--for", "ann", "--agent", "bob", "--channel", "email"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(outbox(data.path()).len(), 2);
+}

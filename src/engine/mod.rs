@@ -266,9 +266,20 @@ impl Engine {
         flow: &str,
         agent: &str,
     ) -> Result<TurnReply, EngineError> {
-        let inbound = Inbound::new(channel, customer, customer, "");
-        let key = (channel.to_string(), customer.to_string());
-        self.run_turn(&key, Turn::AgentStart { customer: &inbound, flow, agent }).await
+        self.start_for_inbound(Inbound::new(channel, customer, customer, ""), flow, agent).await
+    }
+
+    /// [`Engine::start_for`] with the channel's own [`Inbound`]: its
+    /// conversation key, and a [`ReplySink`] for channels that answer through
+    /// the outbox (its text is ignored).
+    pub async fn start_for_inbound(
+        &self,
+        customer: Inbound,
+        flow: &str,
+        agent: &str,
+    ) -> Result<TurnReply, EngineError> {
+        let key = (customer.channel.clone(), customer.conversation_key.clone());
+        self.run_turn(&key, Turn::AgentStart { customer: &customer, flow, agent }).await
     }
 
     /// Plans a turn on the conversation's current state and commits it,

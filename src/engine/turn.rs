@@ -375,7 +375,7 @@ pub(crate) async fn plan_agent_start(
     let params = replay::with_context(json!({ "started_by": agent }), &d.context());
     d.run(inner, Ok(flow), Journal { params, entries: Vec::new() }, TurnInput { text: None, answering_step: None })
         .await?;
-    Ok(d.finish(false))
+    Ok(d.finish_for(customer))
 }
 
 /// Closes an idle conversation with the configured message.

@@ -144,6 +144,24 @@ impl EmailChannel {
             .await
     }
 
+    /// An agent starts `flow` for a customer known by e-mail address: a new
+    /// mail thread to that address, which the customer's replies continue.
+    pub async fn start_for(
+        &self,
+        address: &str,
+        flow: &str,
+        agent: &str,
+    ) -> Result<crate::engine::TurnReply, EmailError> {
+        let address = address.trim().to_lowercase();
+        let now = self.engine.clock().now_ms();
+        let thread = reply::new_thread(&format!("agent:{agent}:{address}:{now}:{}", rand::random::<u64>()));
+        let threading = reply::Threading::started_by_agent(&thread, &address, &self.settings.mail.from);
+        let mut customer = Inbound::new(CHANNEL, &thread, &address, "");
+        customer.reply_sink = Some(threading.sink());
+        self.engine.expect_new(CHANNEL, &thread);
+        Ok(self.engine.start_for_inbound(customer, flow, agent).await?)
+    }
+
     /// Handles one raw RFC 5322 mail.
     pub async fn handle(&self, raw: &[u8], source: &Source) -> Result<Outcome, EmailError> {
         let email = &self.settings.email;

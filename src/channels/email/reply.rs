@@ -77,6 +77,18 @@ impl Threading {
         }
     }
 
+    /// A thread an agent starts: no mail of the customer's to answer yet.
+    pub fn started_by_agent(thread: &str, to: &str, from: &str) -> Threading {
+        Threading {
+            thread: thread.to_string(),
+            to: to.to_string(),
+            subject: format!("Your My Account request [ref:{thread}]"),
+            in_reply_to: None,
+            references: Vec::new(),
+            domain: from.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_string()).unwrap_or_default(),
+        }
+    }
+
     fn message_id(&self, conversation_id: i64, seq: i64) -> String {
         format!("fd-{}-{conversation_id}-{seq}@{}", self.thread, self.domain)
     }
