@@ -331,13 +331,35 @@ fn matches_any(text: &str, words: Array) -> bool {
         if w.contains(' ') {
             return text.contains(&w);
         }
-        // One edit apart needs lengths at most one apart: most words are
-        // ruled out before the (allocating) distance is computed.
-        tokens.iter().any(|t| {
-            *t == w
-                || (w.len() >= 5 && t.len() >= 4 && t.len().abs_diff(w.len()) <= 1 && strsim::osa_distance(t, &w) <= 1)
-        })
+        tokens.iter().any(|t| *t == w || (w.len() >= 5 && t.len() >= 4 && within_one_edit(t, &w)))
     })
+}
+
+/// Whether two words are at most one edit apart (a substitution, an
+/// insertion or deletion, or two neighbours swapped). Every customer word is
+/// compared with every keyword, so ASCII words are compared in place; other
+/// scripts go through the general distance.
+fn within_one_edit(a: &str, b: &str) -> bool {
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    if !a.is_ascii() || !b.is_ascii() {
+        return strsim::osa_distance(a, b) <= 1;
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let Some(i) = short.iter().zip(long).position(|(x, y)| x != y) else {
+        return true; // equal, or one letter added at the end
+    };
+    if short.len() == long.len() {
+        short[i + 1..] == long[i + 1..]
+            || (i + 1 < short.len()
+                && short[i] == long[i + 1]
+                && short[i + 1] == long[i]
+                && short[i + 2..] == long[i + 2..])
+    } else {
+        short[i..] == long[i + 1..]
+    }
 }
 
 /// Whether `text` matches a regular expression (compiled once per thread;
@@ -356,4 +378,36 @@ fn matches_pattern(text: &str, pattern: &str) -> HostResult<bool> {
             None => Err(runtime(format!("matches_pattern: invalid pattern {pattern:?}"))),
         }
     })
+}
+
+#[cfg(test)]
+mod edit_tests {
+    use super::within_one_edit;
+
+    #[test]
+    fn one_edit_agrees_with_the_general_distance() {
+        let words = [
+            "password",
+            "pasword",
+            "passwrod",
+            "passwords",
+            "paszword",
+            "apssword",
+            "login",
+            "logni",
+            "lgoin",
+            "logout",
+            "süper",
+            "super",
+            "forgot",
+            "forgto",
+            "fogrot",
+            "",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(within_one_edit(a, b), strsim::osa_distance(a, b) <= 1, "{a:?} {b:?}");
+            }
+        }
+    }
 }
