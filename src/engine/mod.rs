@@ -92,9 +92,6 @@ pub type ReplyFn = dyn Fn(&ReplyContext, &[Delivery]) -> Vec<crate::store::Write
 #[derive(Debug, Clone)]
 pub struct ReplyContext {
     pub conversation_id: i64,
-    /// Whether this message started the conversation.
-    pub new_conversation: bool,
-    pub status: Option<Status>,
 }
 
 impl std::fmt::Debug for ReplySink {

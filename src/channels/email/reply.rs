@@ -180,7 +180,7 @@ mod tests {
         assert_eq!(t.subject, "Re: help [ref:0123456789abcdef]");
         assert_eq!(t.in_reply_to.as_deref(), Some("m2@b"));
         assert_eq!(t.references, vec!["m0@b", "m1@b", "m2@b"]);
-        let ctx = ReplyContext { conversation_id: 5, new_conversation: true, status: None };
+        let ctx = ReplyContext { conversation_id: 5 };
         let replies = vec![Delivery {
             conversation_id: 5,
             seq: 1,
