@@ -26,3 +26,7 @@ CREATE TABLE mail_checkpoints (
     last_uid     INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
+
+-- A reply finds its thread's latest conversation by key, whatever its status
+-- (conversations_open covers only open ones).
+CREATE INDEX conversations_by_key ON conversations (channel, conv_key);
