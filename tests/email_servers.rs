@@ -507,3 +507,51 @@ async fn malformed_and_hostile_mail_gets_a_clear_outcome_and_no_panic() {
     assert_eq!(left.len(), cases.len(), "handled mail stays in the inbox");
     assert!(imap_client::fetch_all(servers.imap_port, "support", "Processed").await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_uidvalidity_rereads_the_mailbox_and_answers_nothing_twice() {
+    let Some(mut servers) = servers(&["ann"]) else { return };
+    let data = tempfile::tempdir().unwrap();
+    // Mail stays in the inbox, so the re-read meets every mail again.
+    let mut fd = Frontdesk::new(&servers, data.path(), &[("FRONTDESK__IMAP__PROCESSED_FOLDER", "")]);
+    fd.start();
+    for i in 0..3 {
+        imap_client::send(
+            servers.smtp_port,
+            Some(ANN),
+            SUPPORT,
+            &mail(ANN, "self help", &format!("uv-{i}@c"), "", "articles"),
+        )
+        .await
+        .unwrap();
+    }
+    wait_for(&servers, &mut fd, "ann", 3).await;
+    let store = frontdesk::store::Store::open(&frontdesk::store::Store::sqlite_url(data.path()), 2).await.unwrap();
+    let before = store.mail_checkpoint("INBOX").await.unwrap().expect("a checkpoint");
+
+    // Dovecot loses its UID list (a restored backup, a rebuilt index): the
+    // mailbox gets a new UIDVALIDITY and its mails new UIDs.
+    servers.stop_dovecot();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let maildir = servers.maildir("support");
+    for entry in std::fs::read_dir(&maildir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("dovecot") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    servers.start_dovecot().unwrap();
+    imap_client::send(servers.smtp_port, Some(ANN), SUPPORT, &mail(ANN, "self help", "uv-new@c", "", "articles"))
+        .await
+        .unwrap();
+    let mails = wait_for(&servers, &mut fd, "ann", 4).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = store.mail_checkpoint("INBOX").await.unwrap().unwrap();
+    assert_ne!(after.uidvalidity, before.uidvalidity, "the test must really change UIDVALIDITY");
+    let mails = imap_client::fetch_all(servers.imap_port, "ann", "INBOX").await.unwrap().max_by_len(mails);
+    let answered: Vec<String> = mails.iter().filter_map(|m| header(m, "In-Reply-To")).collect();
+    assert_eq!(answered.len(), 4, "the three old mails are not answered again: {answered:?}");
+    assert!(answered.contains(&"<uv-new@c>".to_string()));
+    assert!(fd.logs().contains("UIDVALIDITY changed"), "{}", fd.logs());
+    fd.assert_running();
+}
