@@ -178,3 +178,20 @@ both_backends!(in_process_dkim_verifies_a_sender, |url: String| async move {
     assert!(queued[0].context.contains("You wrote from A•••@acme.example"), "{}", queued[0].context);
     store.close().await;
 });
+
+both_backends!(the_daily_cap_counts_by_the_address_answers_go_to, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let ch = channel(&store, 2);
+    // Three different senders all name one victim in Reply-To.
+    for (i, from) in ["a@evil.example", "b@evil.example", "c@evil.example"].iter().enumerate() {
+        let raw = mail(from, &format!("bomb-{i}@evil.example"), "Reply-To: victim@acme.example\r\n", "help");
+        let outcome = ch.handle(&raw, &Source::Ingest).await.unwrap();
+        store.flush().await;
+        if i < 2 {
+            assert!(matches!(outcome, Outcome::Answered { .. }), "{outcome:?}");
+        } else {
+            assert_eq!(outcome, Outcome::Skipped(Skip::DailyCap));
+        }
+    }
+    store.close().await;
+});

@@ -7,7 +7,7 @@
 CREATE TABLE mail_received (
     message_key      TEXT    PRIMARY KEY,
     source           TEXT    NOT NULL,             -- imap:<mailbox>, maildir, ingest
-    sender           TEXT    NOT NULL,             -- lower-case address, '' when none
+    sender           TEXT    NOT NULL,             -- where answers go (Reply-To, else From), lower-case; '' when none
     subject          TEXT    NOT NULL,
     outcome          TEXT    NOT NULL,             -- answered, continued, skipped
     reason           TEXT,                          -- why it was skipped

@@ -168,8 +168,11 @@ impl EmailChannel {
         let mail = parse::parse(raw, email.max_message_bytes);
         let store = self.engine.store();
         let now = self.engine.clock().now_ms();
-        let from = mail.from.as_deref().unwrap_or_default();
-        let (seen, answered) = store.mail_seen_and_answers(&mail.key, from, now - DAY_MS).await?;
+        // The daily cap counts answers by the address they go to (Reply-To,
+        // else From): many senders naming one victim in Reply-To cannot make
+        // frontdesk mail-bomb it.
+        let answer_to = mail.reply_to.as_deref().unwrap_or_default();
+        let (seen, answered) = store.mail_seen_and_answers(&mail.key, answer_to, now - DAY_MS).await?;
         if seen {
             if let Some(checkpoint) = source.checkpoint() {
                 store.record_mail(&[checkpoint], now).await?;
@@ -179,7 +182,7 @@ impl EmailChannel {
         let record = |outcome: &str, reason: Option<&str>| Write::MailReceived {
             message_key: mail.key.clone(),
             source: source.name(),
-            sender: mail.from.clone().unwrap_or_default(),
+            sender: mail.reply_to.clone().unwrap_or_default(),
             subject: mail.subject.chars().take(200).collect(),
             outcome: outcome.to_string(),
             reason: reason.map(str::to_string),
