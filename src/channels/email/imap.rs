@@ -218,25 +218,14 @@ where
     let (mail_tx, mail_rx) = tokio::sync::mpsc::channel::<(u32, Vec<u8>)>(settings.fetch_batch as usize);
     let (result_tx, mut result_rx) = tokio::sync::mpsc::unbounded_channel();
     let handler = {
-        let (channel, mailbox) = (channel.clone(), mailbox.to_string());
-        tokio::spawn(async move {
-            futures::stream::unfold(mail_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
-                .map(|(uid, raw)| {
-                    let channel = channel.clone();
-                    let source = Source::Imap { mailbox: mailbox.clone(), uidvalidity, uid };
-                    tokio::spawn(async move { (uid, channel.handle(&raw, &source).await) })
-                })
-                .buffer_unordered(concurrency.max(1))
-                .for_each(|joined| {
-                    match joined {
-                        Ok(result) => drop(result_tx.send(result)),
-                        // That mail stays unhandled and is tried again.
-                        Err(e) => tracing::error!("handling a mail panicked: {e}"),
-                    }
-                    std::future::ready(())
-                })
-                .await
-        })
+        let mailbox = mailbox.to_string();
+        let mails = futures::stream::unfold(mail_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
+            .map(move |(uid, raw)| (uid, raw, Source::Imap { mailbox: mailbox.clone(), uidvalidity, uid }));
+        let results = channel.handle_stream(mails, concurrency);
+        tokio::spawn(results.for_each(move |result| {
+            let _ = result_tx.send(result);
+            std::future::ready(())
+        }))
     };
 
     let (mut sent, mut received, mut failed) = (0usize, 0usize, false);

@@ -120,18 +120,23 @@ impl EmailChannel {
         self
     }
 
-    /// Handles many mails at once, each on a task of its own (parsing and the
-    /// flows run on every core), at most `concurrency` at a time. Each
-    /// result comes back with its `tag`, in no particular order.
-    pub async fn handle_many<T: Send + 'static>(
+    /// Handles mails as they come, each on a task of its own (parsing and the
+    /// flows run on every core), at most `concurrency` at a time. Each result
+    /// comes back with its `tag`, in no particular order.
+    pub fn handle_stream<T, S>(
         &self,
-        mails: Vec<(T, Vec<u8>, Source)>,
+        mails: S,
         concurrency: usize,
-    ) -> Vec<(T, Result<Outcome, EmailError>)> {
+    ) -> impl futures::Stream<Item = (T, Result<Outcome, EmailError>)> + Send + use<T, S>
+    where
+        T: Send + 'static,
+        S: futures::Stream<Item = (T, Vec<u8>, Source)> + Send,
+    {
         use futures::StreamExt as _;
-        futures::stream::iter(mails)
-            .map(|(tag, raw, source)| {
-                let channel = self.clone();
+        let channel = self.clone();
+        mails
+            .map(move |(tag, raw, source)| {
+                let channel = channel.clone();
                 tokio::spawn(async move { (tag, channel.handle(&raw, &source).await) })
             })
             .buffer_unordered(concurrency.max(1))
@@ -140,8 +145,16 @@ impl EmailChannel {
                 // it stays unhandled and is tried again.
                 joined.map_err(|e| tracing::error!("handling a mail panicked: {e}")).ok()
             })
-            .collect()
-            .await
+    }
+
+    /// [`EmailChannel::handle_stream`] over a batch, collected.
+    pub async fn handle_many<T: Send + 'static>(
+        &self,
+        mails: Vec<(T, Vec<u8>, Source)>,
+        concurrency: usize,
+    ) -> Vec<(T, Result<Outcome, EmailError>)> {
+        use futures::StreamExt as _;
+        self.handle_stream(futures::stream::iter(mails), concurrency).collect().await
     }
 
     /// An agent starts `flow` for a customer known by e-mail address: a new
