@@ -46,6 +46,12 @@ impl Source {
         }
     }
 
+    /// `writes`, and the mailbox checkpoint this mail moves, if any.
+    fn with_checkpoint(&self, mut writes: Vec<Write>) -> Vec<Write> {
+        writes.extend(self.checkpoint());
+        writes
+    }
+
     fn checkpoint(&self) -> Option<Write> {
         match self {
             Source::Imap { mailbox, uidvalidity, uid } => Some(Write::MailCheckpoint {
@@ -187,10 +193,7 @@ impl EmailChannel {
         let answer_to = mail.reply_to.as_deref().unwrap_or_default();
         let (seen, answered) = store.mail_seen_and_answers(&mail.key, answer_to, now - DAY_MS).await?;
         if seen {
-            if let Some(checkpoint) = source.checkpoint() {
-                store.record_mail(&[checkpoint], now).await?;
-            }
-            return Ok(Outcome::AlreadyHandled);
+            return self.already_handled(source, now).await;
         }
         let record = |outcome: &str, reason: Option<&str>| Write::MailReceived {
             message_key: mail.key.clone(),
@@ -206,9 +209,7 @@ impl EmailChannel {
         };
         if let Some(skip) = skip {
             tracing::info!(key = %mail.key, sender = ?mail.from, reason = %skip, "mail recorded, not answered");
-            let writes: Vec<Write> =
-                [Some(record("skipped", Some(skip.code()))), source.checkpoint()].into_iter().flatten().collect();
-            store.record_mail(&writes, now).await?;
+            store.record_mail(&source.with_checkpoint(vec![record("skipped", Some(skip.code()))]), now).await?;
             return Ok(Outcome::Skipped(skip));
         }
         let (Some(sender), Some(reply_to)) = (mail.from.clone(), mail.reply_to.clone()) else {
@@ -218,37 +219,29 @@ impl EmailChannel {
         // The thread: the one this mail answers, if it is this sender's;
         // otherwise a new one.
         let mut continuing = false;
-        let thread = match reply::thread_of(&mail) {
+        let answered_thread = match reply::thread_of(&mail) {
             Some(thread) => match store.latest_conversation(CHANNEL, &thread).await? {
-                Some(row) if row.sender != sender => {
-                    let thread = reply::new_thread(&mail.key);
-                    self.engine.expect_new(CHANNEL, &thread);
-                    thread
-                }
+                Some(row) if row.sender != sender => None,
                 Some(row) => {
                     continuing = crate::store::Status::parse(&row.status).is_some_and(|s| s.is_open());
-                    thread
+                    Some(thread)
                 }
-                None => thread,
+                None => Some(thread),
             },
-            None => {
-                let thread = reply::new_thread(&mail.key);
-                self.engine.expect_new(CHANNEL, &thread);
-                thread
-            }
+            None => None,
         };
+        let thread = answered_thread.unwrap_or_else(|| {
+            let thread = reply::new_thread(&mail.key);
+            self.engine.expect_new(CHANNEL, &thread);
+            thread
+        });
         let threading = reply::Threading::for_mail(&mail, &thread, &reply_to, &self.settings.mail.from);
 
         if mail.oversized {
-            let writes: Vec<Write> = [
-                Some(record("answered", Some("too_large"))),
-                Some(threading.notice(&mail.key, &self.settings.messages.mail_too_large)),
-                source.checkpoint(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            store.record_mail(&writes, now).await?;
+            let notice = threading.notice(&mail.key, &self.settings.messages.mail_too_large);
+            store
+                .record_mail(&source.with_checkpoint(vec![record("answered", Some("too_large")), notice]), now)
+                .await?;
             return Ok(Outcome::Notified("the mail was too large to read"));
         }
 
@@ -273,22 +266,22 @@ impl EmailChannel {
             }
         }
         inbound.verified = verified.map(str::to_string);
-        inbound.writes = [Some(record(if continuing { "continued" } else { "answered" }, None)), source.checkpoint()]
-            .into_iter()
-            .flatten()
-            .collect();
+        inbound.writes = source.with_checkpoint(vec![record(if continuing { "continued" } else { "answered" }, None)]);
         inbound.reply_sink = Some(threading.sink());
         let reply = self.engine.handle(inbound).await?;
         match reply.conversation_id {
-            _ if reply.duplicate => {
-                if let Some(checkpoint) = source.checkpoint() {
-                    store.record_mail(&[checkpoint], now).await?;
-                }
-                Ok(Outcome::AlreadyHandled)
-            }
-            Some(conversation_id) if continuing => Ok(Outcome::Continued { conversation_id }),
-            Some(conversation_id) => Ok(Outcome::Answered { conversation_id }),
-            None => Ok(Outcome::AlreadyHandled),
+            Some(conversation_id) if !reply.duplicate && continuing => Ok(Outcome::Continued { conversation_id }),
+            Some(conversation_id) if !reply.duplicate => Ok(Outcome::Answered { conversation_id }),
+            // Another copy of the mail committed first.
+            _ => self.already_handled(source, now).await,
         }
+    }
+
+    /// A mail handled before: nothing to do but move the checkpoint past it.
+    async fn already_handled(&self, source: &Source, now: i64) -> Result<Outcome, EmailError> {
+        if let Some(checkpoint) = source.checkpoint() {
+            self.engine.store().record_mail(&[checkpoint], now).await?;
+        }
+        Ok(Outcome::AlreadyHandled)
     }
 }
