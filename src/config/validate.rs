@@ -282,11 +282,7 @@ impl<'a> Validator<'a> {
             }
         };
         let username = Some(self.string("smtp.username").trim().to_string()).filter(|u| !u.is_empty());
-        let password = lookup(self.tree, "smtp.password")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-            .map(|p| Secret(p.to_string()));
-        self.seen.insert("smtp.password".into());
+        let password = self.secret("smtp.password");
         MailSettings {
             from,
             templates_dir: self.nonempty("mail.templates_dir"),
@@ -297,6 +293,12 @@ impl<'a> Validator<'a> {
             retry_base: self.duration("mail.retry_base"),
             smtp: (!host.is_empty()).then_some(SmtpSettings { host, port, security, username, password }),
         }
+    }
+
+    /// A secret key (only the environment layer can have set it; files
+    /// naming it were refused earlier); empty means unset.
+    fn secret(&mut self, key: &str) -> Option<Secret> {
+        self.get(key).and_then(Value::as_str).filter(|p| !p.is_empty()).map(|p| Secret(p.to_string()))
     }
 
     fn table_list(&mut self, key: &str) -> Vec<&'a Map<String, Value>> {

@@ -16,10 +16,14 @@ pub fn mask_email(address: &str) -> String {
     }
 }
 
+/// The domain of our sender address (`mail.from`), for our Message-IDs.
+pub fn domain_of(from: &str) -> &str {
+    from.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>')).unwrap_or("frontdesk.invalid")
+}
+
 /// A stable, globally unique Message-ID (without the angle brackets).
 pub fn new_message_id(from: &str) -> String {
-    let domain = from.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>')).unwrap_or("frontdesk.invalid");
-    format!("{:032x}@{domain}", rand::random::<u128>())
+    format!("{:032x}@{}", rand::random::<u128>(), domain_of(from))
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ impl Threading {
             subject: format!("Re: {topic} [ref:{thread}]"),
             in_reply_to: mail.message_id.clone(),
             references,
-            domain: from.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_string()).unwrap_or_default(),
+            domain: crate::mail::domain_of(from).to_string(),
         }
     }
 
@@ -85,7 +85,7 @@ impl Threading {
             subject: format!("Your My Account request [ref:{thread}]"),
             in_reply_to: None,
             references: Vec::new(),
-            domain: from.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_string()).unwrap_or_default(),
+            domain: crate::mail::domain_of(from).to_string(),
         }
     }
 

@@ -50,11 +50,7 @@ impl Validator<'_> {
             }
         }
         let username = self.string("imap.username").trim().to_string();
-        let password = lookup(self.tree, "imap.password")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-            .map(|p| Secret(p.to_string()));
-        self.seen.insert("imap.password".into());
+        let password = self.secret("imap.password");
         let mailbox = self.nonempty("imap.mailbox");
         let processed = self.string("imap.processed_folder").trim().to_string();
         let settings = ImapSettings {
