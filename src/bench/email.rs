@@ -226,10 +226,7 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
 
 /// Fetches every mail by UID in batches and does nothing with them.
 async fn fetch_floor(port: u16, batch: u32) -> anyhow::Result<f64> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let mut client = async_imap::Client::new(tcp);
-    client.read_response().await?.context("no greeting")?;
-    let mut session = client.login("support", PASSWORD).await.map_err(|(e, _)| e)?;
+    let mut session = crate::testing::imap_client::login(port, "support").await?;
     let mailbox = session.examine("INBOX").await?;
     let uids: Vec<u32> = session.uid_search("ALL").await?.into_iter().collect();
     anyhow::ensure!(uids.len() as u32 == mailbox.exists, "the mailbox is incomplete");

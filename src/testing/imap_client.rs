@@ -16,12 +16,17 @@ pub async fn send(smtp_port: u16, from: Option<&str>, to: &str, raw: &[u8]) -> a
     Ok(())
 }
 
-/// Every mail in a mailbox, oldest first (without changing its flags).
-pub async fn fetch_all(imap_port: u16, user: &str, mailbox: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+/// A plain IMAP session on the private Dovecot, logged in as `user`.
+pub async fn login(imap_port: u16, user: &str) -> anyhow::Result<async_imap::Session<tokio::net::TcpStream>> {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", imap_port)).await?;
     let mut client = async_imap::Client::new(tcp);
     client.read_response().await?.context("no greeting")?;
-    let mut session = client.login(user, super::mail_servers::PASSWORD).await.map_err(|(e, _)| e)?;
+    Ok(client.login(user, super::mail_servers::PASSWORD).await.map_err(|(e, _)| e)?)
+}
+
+/// Every mail in a mailbox, oldest first (without changing its flags).
+pub async fn fetch_all(imap_port: u16, user: &str, mailbox: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut session = login(imap_port, user).await?;
     let selected = session.examine(mailbox).await;
     let mut out = Vec::new();
     if let Ok(m) = selected {
