@@ -86,13 +86,8 @@ impl Inbound {
 #[derive(Clone)]
 pub struct ReplySink(pub Arc<ReplyFn>);
 
-pub type ReplyFn = dyn Fn(&ReplyContext, &[Delivery]) -> Vec<crate::store::Write> + Send + Sync;
-
-/// What a [`ReplySink`] knows of the conversation it answers for.
-#[derive(Debug, Clone)]
-pub struct ReplyContext {
-    pub conversation_id: i64,
-}
+/// Each [`Delivery`] names its conversation and place in it.
+pub type ReplyFn = dyn Fn(&[Delivery]) -> Vec<crate::store::Write> + Send + Sync;
 
 impl std::fmt::Debug for ReplySink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

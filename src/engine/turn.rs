@@ -229,8 +229,7 @@ impl Draft {
     fn finish_for(mut self, inbound: &Inbound) -> Planned {
         self.writes.extend(inbound.writes.iter().cloned());
         if let Some(sink) = &inbound.reply_sink {
-            let context = super::ReplyContext { conversation_id: self.row.id };
-            self.writes.extend((sink.0)(&context, &self.deliveries));
+            self.writes.extend((sink.0)(&self.deliveries));
             for m in self.messages.iter_mut().filter(|m| m.direction == "out") {
                 m.delivered_at = Some(self.now);
             }

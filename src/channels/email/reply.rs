@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::parse::ParsedMail;
 use crate::{
-    engine::{Delivery, Outbound, ReplyContext, ReplySink},
+    engine::{Delivery, Outbound, ReplySink},
     store::Write,
 };
 
@@ -104,7 +104,7 @@ impl Threading {
     }
 
     /// One answer mail for a turn's replies.
-    pub fn answer(&self, context: &ReplyContext, replies: &[Delivery]) -> Option<Write> {
+    pub fn answer(&self, replies: &[Delivery]) -> Option<Write> {
         let first = replies.first()?;
         let messages: Vec<Value> = replies
             .iter()
@@ -116,7 +116,7 @@ impl Threading {
             .collect();
         let asks = replies.iter().any(|d| matches!(d.message, Outbound::Prompt { .. }));
         Some(Write::Mail {
-            message_id: self.message_id(context.conversation_id, first.seq),
+            message_id: self.message_id(first.conversation_id, first.seq),
             template: "reply".into(),
             to: self.to.clone(),
             context: json!({
@@ -147,7 +147,7 @@ impl Threading {
     /// The sink that turns a turn's replies into this answer.
     pub fn sink(self) -> ReplySink {
         let threading = Arc::new(self);
-        ReplySink(Arc::new(move |context, replies| threading.answer(context, replies).into_iter().collect()))
+        ReplySink(Arc::new(move |replies| threading.answer(replies).into_iter().collect()))
     }
 }
 
@@ -180,7 +180,6 @@ mod tests {
         assert_eq!(t.subject, "Re: help [ref:0123456789abcdef]");
         assert_eq!(t.in_reply_to.as_deref(), Some("m2@b"));
         assert_eq!(t.references, vec!["m0@b", "m1@b", "m2@b"]);
-        let ctx = ReplyContext { conversation_id: 5 };
         let replies = vec![Delivery {
             conversation_id: 5,
             seq: 1,
@@ -191,7 +190,7 @@ mod tests {
                 private: true,
             },
         }];
-        let Some(Write::Mail { message_id, to, context, .. }) = t.answer(&ctx, &replies) else { panic!() };
+        let Some(Write::Mail { message_id, to, context, .. }) = t.answer(&replies) else { panic!() };
         assert_eq!(message_id, "fd-0123456789abcdef-5-1@frontdesk.example");
         assert_eq!(to, "a@b.example");
         assert_eq!(context["asks"], true);
