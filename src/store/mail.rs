@@ -3,7 +3,7 @@
 //! The records themselves are [`Write::MailReceived`] and
 //! [`Write::MailCheckpoint`], committed with the turn a mail causes.
 
-use super::{on_db, ApplyWrites as _, Result, Store, Write};
+use super::{on_db, Result, Store};
 
 /// Where an IMAP mailbox was last read up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +42,5 @@ impl Store {
         const SQL: &str = "SELECT uidvalidity, last_uid FROM mail_checkpoints WHERE mailbox = $1";
         let row: Option<(i64, i64)> = on_db!(&self.db, p => sqlx::query_as(SQL).bind(mailbox).fetch_optional(p).await?);
         Ok(row.map(|(uidvalidity, last_uid)| Checkpoint { uidvalidity, last_uid }))
-    }
-
-    /// Applies mail records outside a turn (a skipped mail, a checkpoint) in
-    /// one transaction.
-    pub async fn record_mail(&self, writes: &[Write], now_ms: i64) -> Result<()> {
-        on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            tx.apply_writes(writes, now_ms).await?;
-            tx.commit().await?;
-        });
-        Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! commits of concurrent turns into a single transaction, because on SQLite
 //! the commit, not the statement, is the cost of a turn.
 
+mod discord;
 mod mail;
 mod rows;
 pub mod writer;
@@ -24,6 +25,7 @@ use sqlx::{
     PgPool, SqlitePool,
 };
 
+pub use discord::{PrivatePlace, Undelivered};
 pub use mail::Checkpoint;
 pub use rows::{new_conversation_id, ConversationRow, MessageRow, Status};
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};
@@ -138,6 +140,17 @@ impl Store {
     /// Commits one turn, batched with the turns of other conversations.
     pub async fn commit(&self, turn: TurnCommit) -> Result<CommitOutcome> {
         self.writer.commit(turn).await
+    }
+
+    /// Applies writes outside a turn (a skipped mail, a checkpoint, an
+    /// agent's lookup in the audit log) in one transaction.
+    pub async fn record(&self, writes: &[Write], now_ms: i64) -> Result<()> {
+        on_db!(&self.db, p => {
+            let mut tx = p.begin().await?;
+            tx.apply_writes(writes, now_ms).await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Marks outbound messages as delivered by their channel.

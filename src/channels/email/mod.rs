@@ -209,7 +209,7 @@ impl EmailChannel {
         };
         if let Some(skip) = skip {
             tracing::info!(key = %mail.key, sender = ?mail.from, reason = %skip, "mail recorded, not answered");
-            store.record_mail(&source.with_checkpoint(vec![record("skipped", Some(skip.code()))]), now).await?;
+            store.record(&source.with_checkpoint(vec![record("skipped", Some(skip.code()))]), now).await?;
             return Ok(Outcome::Skipped(skip));
         }
         let (Some(sender), Some(reply_to)) = (mail.from.clone(), mail.reply_to.clone()) else {
@@ -239,9 +239,7 @@ impl EmailChannel {
 
         if mail.oversized {
             let notice = threading.notice(&mail.key, &self.settings.messages.mail_too_large);
-            store
-                .record_mail(&source.with_checkpoint(vec![record("answered", Some("too_large")), notice]), now)
-                .await?;
+            store.record(&source.with_checkpoint(vec![record("answered", Some("too_large")), notice]), now).await?;
             return Ok(Outcome::Notified("the mail was too large to read"));
         }
 
@@ -280,7 +278,7 @@ impl EmailChannel {
     /// A mail handled before: nothing to do but move the checkpoint past it.
     async fn already_handled(&self, source: &Source, now: i64) -> Result<Outcome, EmailError> {
         if let Some(checkpoint) = source.checkpoint() {
-            self.engine.store().record_mail(&[checkpoint], now).await?;
+            self.engine.store().record(&[checkpoint], now).await?;
         }
         Ok(Outcome::AlreadyHandled)
     }
