@@ -76,6 +76,8 @@ pub struct Settings {
     pub messages: Messages,
     pub mail: MailSettings,
     pub email: EmailSettings,
+    /// `None`: Discord is off.
+    pub discord: Option<DiscordSettings>,
     pub directory: DirectorySettings,
     pub limits: Limits,
     pub screening: Screening,
@@ -183,6 +185,53 @@ pub struct ImapSettings {
     pub reconnect_max: Duration,
 }
 
+/// The Discord bot (`[discord]`).
+#[derive(Debug, Clone)]
+pub struct DiscordSettings {
+    pub token: Secret,
+    pub guild_id: u64,
+    /// Channels where a message from a member starts or continues their conversation.
+    pub support_channels: Vec<u64>,
+    /// Members with one of these roles may use the agent commands.
+    pub agent_roles: Vec<u64>,
+    pub private: DiscordPrivate,
+    /// Where the REST API and the gateway lookup are asked (a stand-in in
+    /// tests); `None`: discord.com.
+    pub api_url: Option<String>,
+    /// A button click whose turn takes longer than this is acknowledged as
+    /// deferred first (Discord drops interactions not answered in 3 s).
+    pub ack_after: Duration,
+    /// Tries per REST call before the customer is told it failed.
+    pub send_attempts: u32,
+    pub texts: DiscordTexts,
+}
+
+/// Where a conversation begun in a public support channel continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscordPrivate {
+    /// A private thread of the support channel, with the member in it.
+    Thread,
+    /// Direct messages with the member.
+    Dm,
+}
+
+/// Fixed texts of the Discord channel; none of them may hold personal data,
+/// as some are posted in public.
+#[derive(Debug, Clone)]
+pub struct DiscordTexts {
+    /// Public: `{thread}` becomes a link to the member's private thread.
+    pub moved_to_thread: String,
+    pub moved_to_dm: String,
+    /// Public: the member's DMs are closed to the bot.
+    pub dm_refused: String,
+    /// Public or private: a reply could not be sent.
+    pub send_failed: String,
+    /// To a member who used an agent command without an agent role.
+    pub not_agent: String,
+    /// To someone who clicked a button in another member's conversation.
+    pub not_yours: String,
+}
+
 /// At most `count` in any `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limit {
@@ -231,6 +280,8 @@ pub struct Messages {
     pub cancelled: String,
     pub handoff: String,
     pub handed_off_waiting: String,
+    pub taken_over: String,
+    pub handed_back: String,
     pub scheduled_waiting: String,
     pub help: String,
     pub stale_reply: String,

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::*;
 
+mod discord;
 mod email;
 
 /// Reads typed values out of the merged tree, collecting every problem.
@@ -148,6 +149,8 @@ impl<'a> Validator<'a> {
             cancelled: self.nonempty("messages.cancelled"),
             handoff: self.nonempty("messages.handoff"),
             handed_off_waiting: self.nonempty("messages.handed_off_waiting"),
+            taken_over: self.nonempty("messages.taken_over"),
+            handed_back: self.nonempty("messages.handed_back"),
             scheduled_waiting: self.nonempty("messages.scheduled_waiting"),
             help: self.nonempty("messages.help"),
             stale_reply: self.nonempty("messages.stale_reply"),
@@ -157,6 +160,7 @@ impl<'a> Validator<'a> {
         };
         let mail = self.mail();
         let email = self.email(&mail.from);
+        let discord = self.discord();
         let directory = DirectorySettings { show_full_names: self.boolean("directory.show_full_names") };
         let screening = self.screening();
         let limits = Limits {
@@ -180,6 +184,7 @@ impl<'a> Validator<'a> {
             messages,
             mail,
             email,
+            discord,
             directory,
             limits,
             screening,
@@ -391,11 +396,12 @@ impl<'a> Validator<'a> {
             "smtp",
             "email",
             "imap",
+            "discord",
             "directory",
             "limits",
             "screening",
         ];
-        const OTHER: &[&str] = &["self_help", "escalate", "discord", "slack"];
+        const OTHER: &[&str] = &["self_help", "escalate", "slack"];
         let mut unknown = Vec::new();
         for (section, body) in root {
             if !KEYED.contains(&section.as_str()) && !OTHER.contains(&section.as_str()) {

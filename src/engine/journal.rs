@@ -148,7 +148,12 @@ impl PromptKind {
             PromptKind::Choice { options } => {
                 text::parse_choice(input, options).map(|i| Value::String(options[i].clone()))
             }
-            PromptKind::Confirm => text::parse_yes_no(input).map(Value::Bool),
+            // Channels show Yes and No as options 1 and 2.
+            PromptKind::Confirm => match text::normalize_word(input).trim_start_matches('#') {
+                "1" => Ok(Value::Bool(true)),
+                "2" => Ok(Value::Bool(false)),
+                _ => text::parse_yes_no(input).map(Value::Bool),
+            },
         }
     }
 }

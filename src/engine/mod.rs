@@ -15,6 +15,7 @@
 //! a turn loses nothing and repeats nothing: the next attempt starts from the
 //! last committed state.
 
+mod agent;
 mod clock;
 pub mod effects;
 pub mod flows;
@@ -112,6 +113,13 @@ pub struct TurnReply {
     pub duplicate: bool,
 }
 
+impl TurnReply {
+    /// A turn that wrote nothing.
+    pub fn nothing() -> TurnReply {
+        TurnReply { conversation_id: None, messages: Vec::new(), status: None, duplicate: false }
+    }
+}
+
 /// Errors a channel shows the customer as a short, safe sentence
 /// ([`EngineError::user_message`]); the log gets the whole chain.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +150,7 @@ impl EngineError {
 enum Turn<'a> {
     Message { inbound: &'a Inbound, text: &'a str },
     AgentStart { customer: &'a Inbound, flow: &'a str, agent: &'a str },
+    Agent { customer: &'a Inbound, agent: &'a str, action: agent::AgentAction<'a> },
 }
 
 /// Called before each commit attempt; tests use it to line two turns up on
@@ -285,6 +294,12 @@ impl Engine {
                 Turn::AgentStart { customer, flow, agent } => {
                     turn::plan_agent_start(&self.inner, open, customer, flow, agent, now).await?
                 }
+                Turn::Agent { customer, agent, action } => {
+                    match agent::plan(&self.inner, open, customer, agent, action, now) {
+                        Some(planned) => planned,
+                        None => return Ok(TurnReply::nothing()),
+                    }
+                }
             };
             if let Some(hook) = &self.inner.before_commit {
                 hook(attempt).await;
@@ -307,16 +322,40 @@ impl Engine {
                     self.forget(key);
                 }
                 crate::store::CommitOutcome::Duplicate => {
-                    return Ok(TurnReply {
-                        conversation_id: None,
-                        messages: Vec::new(),
-                        status: None,
-                        duplicate: true,
-                    });
+                    return Ok(TurnReply { duplicate: true, ..TurnReply::nothing() })
                 }
             }
         }
         Err(EngineError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// An agent takes a customer's conversation over (or opens one to talk
+    /// to them): the assistant stops answering in it until it is handed back.
+    pub async fn take_over(&self, customer: Inbound, agent: &str) -> Result<TurnReply, EngineError> {
+        self.agent_turn(&customer, agent, agent::AgentAction::TakeOver).await
+    }
+
+    /// An agent writes to a customer, in their conversation (taking it over
+    /// if the agent does not hold it yet).
+    pub async fn agent_say(&self, customer: Inbound, agent: &str, text: &str) -> Result<TurnReply, EngineError> {
+        self.agent_turn(&customer, agent, agent::AgentAction::Say(text)).await
+    }
+
+    /// An agent gives a handed-off conversation back to the assistant: it is
+    /// closed with a note, and the customer's next message starts afresh.
+    /// Returns no conversation when none was handed off.
+    pub async fn hand_back(&self, customer: Inbound, agent: &str) -> Result<TurnReply, EngineError> {
+        self.agent_turn(&customer, agent, agent::AgentAction::HandBack).await
+    }
+
+    async fn agent_turn(
+        &self,
+        customer: &Inbound,
+        agent: &str,
+        action: agent::AgentAction<'_>,
+    ) -> Result<TurnReply, EngineError> {
+        let key = (customer.channel.clone(), customer.conversation_key.clone());
+        self.run_turn(&key, Turn::Agent { customer, agent, action }).await
     }
 
     /// Records that a channel delivered these messages.

@@ -48,17 +48,17 @@ fn classify(inner: &Inner, text: &str) -> Option<Word> {
 }
 
 /// The next state of a conversation, built up during a turn.
-struct Draft {
-    row: ConversationRow,
+pub(super) struct Draft {
+    pub(super) row: ConversationRow,
     expected_version: Option<i64>,
     messages: Vec<NewMessage>,
     deliveries: Vec<Delivery>,
-    writes: Vec<crate::store::Write>,
+    pub(super) writes: Vec<crate::store::Write>,
     now: i64,
 }
 
 impl Draft {
-    fn create(inbound: &Inbound, now: i64) -> Draft {
+    pub(super) fn create(inbound: &Inbound, now: i64) -> Draft {
         let id = crate::store::new_conversation_id(now);
         Draft {
             row: ConversationRow {
@@ -89,7 +89,7 @@ impl Draft {
         }
     }
 
-    fn resume(row: ConversationRow, now: i64) -> Draft {
+    pub(super) fn resume(row: ConversationRow, now: i64) -> Draft {
         let expected = row.version;
         let mut row = row;
         row.version += 1;
@@ -104,7 +104,7 @@ impl Draft {
         }
     }
 
-    fn context(&self) -> EffectContext {
+    pub(super) fn context(&self) -> EffectContext {
         EffectContext {
             conversation_id: self.row.id,
             channel: self.row.channel.clone(),
@@ -116,7 +116,7 @@ impl Draft {
         }
     }
 
-    fn inbound(&mut self, inbound: &Inbound, text: &str) {
+    pub(super) fn inbound(&mut self, inbound: &Inbound, text: &str) {
         let body = json!({ "text": text, "sender": inbound.sender }).to_string();
         self.messages.push(NewMessage {
             seq: self.row.next_seq,
@@ -129,7 +129,7 @@ impl Draft {
         self.row.next_seq += 1;
     }
 
-    fn out(&mut self, message: Outbound) {
+    pub(super) fn out(&mut self, message: Outbound) {
         let seq = self.row.next_seq;
         self.row.next_seq += 1;
         self.messages.push(NewMessage {
@@ -143,7 +143,7 @@ impl Draft {
         self.deliveries.push(Delivery { conversation_id: self.row.id, seq, message });
     }
 
-    fn set_status(&mut self, status: Status, reason: Option<&str>) {
+    pub(super) fn set_status(&mut self, status: Status, reason: Option<&str>) {
         self.row.status = status.as_str().to_string();
         self.row.end_reason = reason.map(str::to_string);
         if status != Status::Waiting {
@@ -152,19 +152,19 @@ impl Draft {
         }
     }
 
-    fn wait(&mut self, inner: &Inner, prompt: &Prompt) {
+    pub(super) fn wait(&mut self, inner: &Inner, prompt: &Prompt) {
         self.set_status(Status::Waiting, None);
         self.row.prompt = Some(serde_json::to_string(prompt).expect("prompts serialize"));
         self.row.expires_at = Some(self.now + inner.settings.engine.idle_expiry.as_millis() as i64);
     }
 
-    fn handoff(&mut self, inner: &Inner, reason: &str) {
+    pub(super) fn handoff(&mut self, inner: &Inner, reason: &str) {
         self.out(Outbound::text(&inner.settings.messages.handoff));
         self.out(Outbound::Handoff { reason: reason.to_string() });
         self.set_status(Status::HandedOff, Some("handed off"));
     }
 
-    fn fail(&mut self, inner: &Inner, detail: &str) {
+    pub(super) fn fail(&mut self, inner: &Inner, detail: &str) {
         tracing::error!(conversation = self.row.id, flow = %self.row.flow, channel = %self.row.channel, "flow failed: {detail}");
         self.out(Outbound::text(&inner.settings.messages.apology));
         self.set_status(Status::Failed, Some("flow error"));
@@ -226,7 +226,7 @@ impl Draft {
     /// Finishes a turn that took a customer's message: the channel's own
     /// writes commit with it, and a channel that answers through the outbox
     /// turns the replies into writes here, delivered as the turn commits.
-    fn finish_for(mut self, inbound: &Inbound) -> Planned {
+    pub(super) fn finish_for(mut self, inbound: &Inbound) -> Planned {
         self.writes.extend(inbound.writes.iter().cloned());
         if let Some(sink) = &inbound.reply_sink {
             self.writes.extend((sink.0)(&self.deliveries));
@@ -237,7 +237,7 @@ impl Draft {
         self.finish(false)
     }
 
-    fn finish(self, again: bool) -> Planned {
+    pub(super) fn finish(self, again: bool) -> Planned {
         let status = Status::parse(&self.row.status);
         let conversation = match self.expected_version {
             None => ConversationWrite::Insert(self.row),
@@ -252,7 +252,7 @@ impl Draft {
     }
 }
 
-fn stored_prompt(row: &ConversationRow) -> Result<Option<Prompt>, EngineError> {
+pub(super) fn stored_prompt(row: &ConversationRow) -> Result<Option<Prompt>, EngineError> {
     row.prompt
         .as_deref()
         .map(serde_json::from_str)
@@ -313,6 +313,8 @@ pub(crate) async fn plan(
             d.set_status(Status::Done, Some("cancelled"));
         }
         (_, Some(Word::Restart)) => d.route(inner, "").await?,
+        // An agent holding the conversation answers it; the assistant keeps quiet.
+        (Status::HandedOff, _) if super::agent::held_by_agent(&d.row) => {}
         (Status::HandedOff, _) => d.out(Outbound::text(&inner.settings.messages.handed_off_waiting)),
         (_, Some(Word::Human)) => d.handoff(inner, "customer asked for a person"),
         (_, Some(Word::Help)) => {

@@ -1,0 +1,88 @@
+//! What an agent does to a customer's conversation besides starting a flow:
+//! take it over, write in it, hand it back. Each is a turn like a customer's
+//! message (same guarded commit, same retry on a concurrent turn), audited
+//! with the agent's name.
+
+use serde_json::json;
+
+use super::{
+    journal::Outbound,
+    turn::{Draft, Planned},
+    Inbound, Inner,
+};
+use crate::store::{ConversationRow, Status, Write};
+
+/// The `end_reason` prefix of a conversation an agent holds: the assistant
+/// stays quiet in it (the agent answers), where a conversation a flow handed
+/// off tells the customer a person will come.
+pub(crate) const TAKEN_OVER: &str = "taken over by agent:";
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AgentAction<'a> {
+    TakeOver,
+    /// Words of the agent for the customer; takes the conversation over first.
+    Say(&'a str),
+    HandBack,
+}
+
+impl AgentAction<'_> {
+    fn audit_name(&self) -> &'static str {
+        match self {
+            AgentAction::TakeOver => "agent_took_over",
+            AgentAction::Say(_) => "agent_wrote",
+            AgentAction::HandBack => "agent_handed_back",
+        }
+    }
+}
+
+/// Whether an agent holds this conversation.
+pub(crate) fn held_by_agent(row: &ConversationRow) -> bool {
+    row.status == Status::HandedOff.as_str() && row.end_reason.as_deref().is_some_and(|r| r.starts_with(TAKEN_OVER))
+}
+
+/// Plans an agent's action. `None`: there is nothing to do (handing back a
+/// conversation nobody handed off); nothing is written.
+pub(crate) fn plan(
+    inner: &Inner,
+    open: Option<ConversationRow>,
+    customer: &Inbound,
+    agent: &str,
+    action: AgentAction<'_>,
+    now: i64,
+) -> Option<Planned> {
+    let handed_off = open.as_ref().is_some_and(|r| r.status == Status::HandedOff.as_str());
+    if matches!(action, AgentAction::HandBack) && !handed_off {
+        return None;
+    }
+    let held = open.as_ref().is_some_and(held_by_agent);
+    let mut d = match open {
+        Some(row) => Draft::resume(row, now),
+        None => Draft::create(customer, now),
+    };
+    let take_over = |d: &mut Draft| {
+        d.out(Outbound::Text { text: inner.settings.messages.taken_over.clone(), private: true });
+        d.set_status(Status::HandedOff, Some(&format!("{TAKEN_OVER}{agent}")));
+    };
+    match action {
+        AgentAction::TakeOver => take_over(&mut d),
+        AgentAction::Say(text) => {
+            if !held {
+                take_over(&mut d);
+            }
+            d.out(Outbound::Text { text: text.to_string(), private: true });
+        }
+        AgentAction::HandBack => {
+            d.out(Outbound::Text { text: inner.settings.messages.handed_back.clone(), private: true });
+            d.set_status(Status::Done, Some(&format!("handed back by agent:{agent}")));
+        }
+    }
+    d.writes.push(Write::Audit {
+        channel: customer.channel.clone(),
+        actor: format!("agent:{agent}"),
+        by_agent: Some(agent.to_string()),
+        action: action.audit_name().to_string(),
+        subject: customer.sender.clone(),
+        detail: json!({ "conversation": d.row.id }),
+    });
+    Some(d.finish_for(customer))
+}
