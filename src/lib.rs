@@ -2,6 +2,7 @@
 //! e-mail; it runs the "My Account" procedures as durable rhai flows.
 
 pub mod account;
+pub mod agent;
 pub mod app;
 pub mod background;
 pub mod bench;

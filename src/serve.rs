@@ -75,6 +75,16 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
     )?);
 
     workers.push(spawn_email(&app, &stop_rx)?);
+    if app.settings.discord.is_some() {
+        let (engine, settings, stop) = (app.engine.clone(), app.settings.clone(), stop_rx.clone());
+        workers.push(tokio::spawn(async move {
+            // The gateway client reconnects by itself; it ends only when told
+            // to stop, or when Discord refuses the token or the intents.
+            if let Err(e) = crate::channels::discord::run(engine, settings, stop).await {
+                tracing::error!("the Discord channel stopped: {e:#}");
+            }
+        }));
+    }
 
     tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving");
     eprintln!(

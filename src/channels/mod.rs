@@ -2,5 +2,6 @@
 //! [`crate::engine::Inbound`] and renders [`crate::engine::Outbound`] for its
 //! platform; the engine knows none of them.
 
+pub mod discord;
 pub mod email;
 pub mod terminal;

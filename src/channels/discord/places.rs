@@ -1,0 +1,100 @@
+//! Where a member's private conversation lives: a private thread of a
+//! support channel, or the DM channel with the bot. Found once, then
+//! remembered (store and memory), so a restart continues in the same place.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use serenity::all::{AutoArchiveDuration, ChannelId, ChannelType, CreateThread, Http, UserId};
+
+use super::{rest, DiscordError};
+use crate::{
+    config::DiscordPrivate,
+    store::{PrivatePlace, Store},
+};
+
+const THREAD: &str = "thread";
+const DM: &str = "dm";
+
+pub struct Places {
+    store: Store,
+    mode: DiscordPrivate,
+    attempts: u32,
+    /// Member → their place, and place → its member.
+    by_user: Mutex<HashMap<u64, u64>>,
+    by_channel: Mutex<HashMap<u64, u64>>,
+}
+
+impl Places {
+    pub fn new(store: Store, mode: DiscordPrivate, attempts: u32) -> Places {
+        Places { store, mode, attempts, by_user: Mutex::default(), by_channel: Mutex::default() }
+    }
+
+    fn remember(&self, user: u64, channel: u64) {
+        self.by_user.lock().expect("places").insert(user, channel);
+        self.by_channel.lock().expect("places").insert(channel, user);
+    }
+
+    /// The member whose private place `channel` is, if it is one.
+    pub async fn owner(&self, channel: ChannelId) -> Result<Option<UserId>, DiscordError> {
+        if let Some(user) = self.by_channel.lock().expect("places").get(&channel.get()) {
+            return Ok(Some(UserId::new(*user)));
+        }
+        let Some(place) = self.store.discord_private_owner(&channel.to_string()).await? else {
+            return Ok(None);
+        };
+        let user = parse_id(&place.user_id)?;
+        self.remember(user, channel.get());
+        Ok(Some(UserId::new(user)))
+    }
+
+    /// The member's private place, opened in `support` (a thread) or as a DM
+    /// when they have none yet.
+    pub async fn get_or_open(
+        &self,
+        http: &Http,
+        user: UserId,
+        support: ChannelId,
+        now_ms: i64,
+    ) -> Result<ChannelId, DiscordError> {
+        if let Some(channel) = self.by_user.lock().expect("places").get(&user.get()) {
+            return Ok(ChannelId::new(*channel));
+        }
+        if let Some(place) = self.store.discord_private(&user.to_string()).await? {
+            let channel = parse_id(&place.channel_id)?;
+            self.remember(user.get(), channel);
+            return Ok(ChannelId::new(channel));
+        }
+        let (channel, kind) = match self.mode {
+            DiscordPrivate::Thread => {
+                // The name is visible to the member and the support team only;
+                // it holds nothing personal.
+                let builder = CreateThread::new("Account help")
+                    .kind(ChannelType::PrivateThread)
+                    .invitable(false)
+                    .auto_archive_duration(AutoArchiveDuration::OneWeek);
+                let thread = rest(self.attempts, || support.create_thread(http, builder.clone())).await?;
+                rest(self.attempts, || thread.id.add_thread_member(http, user)).await?;
+                (thread.id, THREAD)
+            }
+            DiscordPrivate::Dm => (rest(self.attempts, || user.create_dm_channel(http)).await?.id, DM),
+        };
+        let place = PrivatePlace { user_id: user.to_string(), channel_id: channel.to_string(), kind: kind.into() };
+        let held = self.store.claim_discord_private(&place, now_ms).await?;
+        let channel = parse_id(&held.channel_id)?;
+        self.remember(user.get(), channel);
+        Ok(ChannelId::new(channel))
+    }
+
+    /// The member's place is gone (a deleted thread): the next message opens
+    /// a new one.
+    pub async fn forget(&self, user: UserId, channel: ChannelId) -> Result<(), DiscordError> {
+        self.by_user.lock().expect("places").remove(&user.get());
+        self.by_channel.lock().expect("places").remove(&channel.get());
+        self.store.forget_discord_private(&user.to_string(), &channel.to_string()).await?;
+        Ok(())
+    }
+}
+
+fn parse_id(s: &str) -> Result<u64, DiscordError> {
+    s.parse().map_err(|_| DiscordError::Corrupt(format!("stored Discord id {s:?}")))
+}
