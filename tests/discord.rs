@@ -96,18 +96,17 @@ impl Bot {
         m
     }
 
-    /// Messages the bot posted in `channel`.
+    /// Messages the bot posted in `channel` (that Discord accepted).
     fn posted(&self, channel: &str) -> Vec<Call> {
         let path = format!("/channels/{channel}/messages");
-        self.discord.calls().into_iter().filter(|c| c.method == "POST" && c.path == path).collect()
+        self.discord.calls().into_iter().filter(|c| c.method == "POST" && c.path == path && c.status < 300).collect()
     }
 
     /// Waits until the bot has posted `n` messages in `channel`.
     async fn wait_posted(&self, channel: &str, n: usize) -> Vec<Call> {
         let path = format!("/channels/{channel}/messages");
-        self.discord
-            .wait_calls(&format!("{n} messages in {channel}"), n, |c| c.method == "POST" && c.path == path)
-            .await
+        let what = format!("{n} messages in {channel}");
+        self.discord.wait_calls(&what, n, |c| c.method == "POST" && c.path == path && c.status < 300).await
     }
 
     /// The private thread the bot opened for the member, once it has.
@@ -298,4 +297,284 @@ async fn a_member_recovers_their_login_with_buttons_and_a_select_menu_on_sqlite(
 async fn a_member_recovers_their_login_with_buttons_and_a_select_menu_on_postgres() {
     let Some(db) = common::TestDb::postgres().await else { return };
     recovery_with_buttons_and_a_select_menu(Some(db.url.clone())).await;
+}
+
+/// The audit log's actions of one agent (by_agent containing `who`).
+async fn audited(store: &Store, who: &str) -> Vec<String> {
+    store.flush().await;
+    let log = store.audit_log(200).await.unwrap();
+    log.iter().rev().filter(|a| a.3.as_deref().is_some_and(|b| b.contains(who))).map(|a| a.4.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_commands_are_refused_without_the_role_and_drive_a_members_conversation() {
+    let bot = Bot::start(None, |_| {}).await;
+    // Registered for the guild, hidden from everyone but administrators
+    // until the server grants the agent roles.
+    let registered = bot.discord.calls().into_iter().find(|c| c.path.ends_with("/commands")).unwrap();
+    assert_eq!(registered.path, format!("/applications/{}/guilds/{GUILD}/commands", stand_in::APP));
+    assert_eq!(registered.body[0]["name"], "frontdesk");
+    assert_eq!(registered.body[0]["default_member_permissions"], "0");
+    let subs: Vec<&str> =
+        registered.body[0]["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(subs, ["lookup", "start", "transcript", "takeover", "say", "handback"]);
+
+    // Without an agent role: refused, privately, and audited.
+    let eve = user(6001, "eve", None);
+    let refused =
+        bot.command(&eve, &[OTHER_ROLE], "lookup", json!([text("by", "username"), text("value", "alee")])).await;
+    let refused = bot.callback(refused).await;
+    assert_eq!((refused.body["type"].as_u64(), refused.body["data"]["flags"].as_u64()), (Some(4), Some(64)));
+    assert_eq!(refused.body["data"]["content"], "This command is for the support team only.");
+    assert_eq!(audited(bot.store(), "discord:6001").await, ["agent_command_refused"]);
+
+    // An agent looks a company up: only they see it.
+    let dana = user(7001, "dana", None);
+    let lookup =
+        bot.command(&dana, &[AGENT_ROLE], "lookup", json!([text("by", "username"), text("value", "ALEE")])).await;
+    let lookup = bot.callback(lookup).await;
+    assert_eq!(lookup.body["data"]["flags"], 64);
+    let shown = lookup.body["data"]["content"].as_str().unwrap();
+    assert!(shown.contains("Smallco (Org ID ORG-2002") && shown.contains("ann.lee@smallco.example"), "{shown}");
+
+    // The agent starts a flow for a member: it opens in the member's thread.
+    let kim = user(5002, "kim", None);
+    let start =
+        bot.command(&dana, &[AGENT_ROLE], "start", json!([text("flow", "find_company"), member_opt(5002)])).await;
+    let thread = bot.thread_of(5002).await;
+    let started = bot.callback(start).await;
+    assert_eq!(started.body["data"]["flags"], 64);
+    assert_eq!(started.body["data"]["content"], format!("Started find\\_company for <@5002> in <#{thread}>."));
+    let asked = bot.wait_posted(&thread, 1).await;
+    assert!(
+        asked[0].body["content"].as_str().unwrap().starts_with("How would you like to find"),
+        "{:?}",
+        asked[0].body
+    );
+    // The member answers there.
+    let ids = custom_ids(&asked[0]);
+    bot.click(&kim, &thread, &asked[0], &ids[0], None).await;
+    bot.wait_posted(&thread, 2).await;
+
+    // The transcript shows the flow, who started it, and what was said.
+    let t = bot.command(&dana, &[AGENT_ROLE], "transcript", json!([member_opt(5002)])).await;
+    let t = bot.callback(t).await;
+    let shown = t.body["data"]["content"].as_str().unwrap();
+    assert!(shown.contains("flow find\\_company · waiting · started by dana (discord:7001)"), "{shown}");
+    assert!(shown.contains("customer: 1"), "{shown}");
+
+    // Take over: the assistant goes quiet; the agent writes through the bot.
+    let take = bot.command(&dana, &[AGENT_ROLE], "takeover", json!([member_opt(5002)])).await;
+    assert!(bot.callback(take).await.body["data"]["content"].as_str().unwrap().starts_with("You hold <@5002>"));
+    let joined = bot.wait_posted(&thread, 3).await;
+    assert!(joined[2].body["content"].as_str().unwrap().contains("has joined this conversation"));
+    bot.write(&kim, thread.parse().unwrap(), "hello? is anyone there", None).await;
+    let say =
+        bot.command(&dana, &[AGENT_ROLE], "say", json!([member_opt(5002), text("text", "Yes, I'm *here*.")])).await;
+    bot.callback(say).await;
+    let said = bot.wait_posted(&thread, 4).await;
+    assert_eq!(said[3].body["content"], "Yes, I'm \\*here\\*.", "the member's message got no bot answer in between");
+
+    // Hand back: the member is with the assistant again.
+    let back = bot.command(&dana, &[AGENT_ROLE], "handback", json!([member_opt(5002)])).await;
+    assert!(bot.callback(back).await.body["data"]["content"].as_str().unwrap().starts_with("Handed <@5002>"));
+    let back_msgs = bot.wait_posted(&thread, 5).await;
+    assert!(back_msgs[4].body["content"].as_str().unwrap().contains("back with the account assistant"));
+    let again = bot.command(&dana, &[AGENT_ROLE], "handback", json!([member_opt(5002)])).await;
+    assert_eq!(
+        bot.callback(again).await.body["data"]["content"],
+        "No conversation of <@5002> is with the support team."
+    );
+
+    // A flow for an e-mail customer starts a mail thread.
+    let mail = bot
+        .command(&dana, &[AGENT_ROLE], "start", json!([text("flow", "self_help"), text("email", "Pat@Example.com")]))
+        .await;
+    assert!(bot.callback(mail).await.body["data"]["content"].as_str().unwrap().contains("by e-mail"));
+    bot.store().flush().await;
+    let mails = frontdesk::mail::outbox::entries(bot.store()).await.unwrap();
+    assert_eq!(mails.iter().map(|m| m.to_addr.as_str()).collect::<Vec<_>>(), ["pat@example.com"]);
+
+    assert_eq!(
+        audited(bot.store(), "discord:7001").await,
+        [
+            "agent_lookup",
+            "agent_started_flow",
+            "agent_viewed_transcript",
+            "agent_took_over",
+            "agent_wrote",
+            "agent_handed_back",
+            "agent_started_flow"
+        ]
+    );
+    assert_safe(&bot.discord.calls(), &["smallco", "ann.lee", "ORG-2002"]);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn display_names_and_text_never_mention_or_format() {
+    let bot = Bot::start(None, |_| {}).await;
+    let everyone = user(5003, "everyone", Some("@everyone"));
+    bot.write(&everyone, SUPPORT, "hi", None).await;
+    let notice = bot.wait_posted(&SUPPORT.to_string(), 1).await;
+    let content = notice[0].body["content"].as_str().unwrap();
+    assert!(content.starts_with("@\u{200B}everyone, I've answered you"), "{content}");
+
+    let styled = user(5004, "styled", Some("plain"));
+    bot.write(&styled, SUPPORT, "hi", Some("**Boss** <@5003> __x__ [link](https://evil.example)")).await;
+    let notice = bot.wait_posted(&SUPPORT.to_string(), 2).await;
+    let content = notice[1].body["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("\\*\\*Boss\\*\\* \\<@5003\\> \\_\\_x\\_\\_ \\[link\\](https://evil.example), I've"),
+        "{content}"
+    );
+    for c in bot.discord.calls().iter().filter(|c| c.method == "POST" && c.path.ends_with("/messages")) {
+        let text = c.body["content"].as_str().unwrap();
+        assert!(
+            !text.contains("@everyone") && !text.replace("\\<", "").contains("<@"),
+            "a mention could render: {text}"
+        );
+    }
+    assert_safe(&bot.discord.calls(), &[]);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_drops_mid_conversation_and_the_session_resumes() {
+    let bot = Bot::start(None, |_| {}).await;
+    let kim = user(5005, "kim", None);
+    bot.write(&kim, SUPPORT, "I forgot my password", None).await;
+    let thread = bot.thread_of(5005).await;
+    let first = bot.wait_posted(&thread, 1).await;
+
+    bot.discord.drop_connection();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while bot.discord.resumes() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the client did not resume");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(bot.discord.identifies(), 1, "resumed, not identified again");
+
+    // The conversation goes on over the resumed session.
+    bot.click(&kim, &thread, &first[0], &custom_ids(&first[0])[0], None).await;
+    let asked = bot.wait_posted(&thread, 2).await;
+    assert!(asked[1].body["content"].as_str().unwrap().contains("user name"));
+    bot.write(&kim, thread.parse().unwrap(), "alee", None).await;
+    let found = bot.wait_posted(&thread, 4).await;
+    assert!(found[2].body["content"].as_str().unwrap().contains("I found your company record"), "{:?}", found[2].body);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_or_interaction_delivered_twice_is_answered_once() {
+    let bot = Bot::start(None, |_| {}).await;
+    let kim = user(5006, "kim", None);
+    let m = message(bot.next_id(), SUPPORT, true, kim.clone(), "I forgot my password", None);
+    bot.discord.dispatch("MESSAGE_CREATE", m.clone()).await;
+    let thread = bot.thread_of(5006).await;
+    let first = bot.wait_posted(&thread, 1).await;
+    bot.discord.dispatch("MESSAGE_CREATE", m).await;
+
+    let mut on = stand_in::message_object(bot.next_id(), &thread, stand_in::bot_user(), "q");
+    on["components"] = first[0].body["components"].clone();
+    let click = component(bot.next_id(), thread.parse().unwrap(), true, &kim, &custom_ids(&first[0])[1], None, on);
+    bot.discord.dispatch("INTERACTION_CREATE", click.clone()).await;
+    bot.wait_posted(&thread, 2).await;
+    bot.discord.dispatch("INTERACTION_CREATE", click).await;
+    // A later message proves both duplicates were handled before it.
+    bot.write(&kim, thread.parse().unwrap(), "help", None).await;
+    let all = bot.wait_posted(&thread, 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bot.posted(&thread).len(), 4, "{:#?}", all.iter().map(|c| &c.body["content"]).collect::<Vec<_>>());
+    assert_eq!(bot.posted(&SUPPORT.to_string()).len(), 1, "one public notice");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_errors_are_retried_then_reported_and_nothing_is_lost() {
+    let bot = Bot::start(None, |_| {}).await;
+    let kim = user(5007, "kim", None);
+    // Discord fails twice: the third try gets through.
+    bot.discord.fail("POST", "/messages", 502, 0, 2);
+    bot.write(&kim, SUPPORT, "I forgot my password", None).await;
+    let thread = bot.thread_of(5007).await;
+    let first = bot.wait_posted(&thread, 1).await;
+    assert!(first[0].body["content"].as_str().unwrap().starts_with("How would you like"));
+    let tries = bot.discord.calls().into_iter().filter(|c| c.path == format!("/channels/{thread}/messages")).count();
+    assert_eq!(tries, 3);
+
+    // Discord fails every try of the next reply: the member is told, the
+    // reply stays owed, and goes out before the next turn's.
+    bot.discord.fail("POST", &format!("/channels/{thread}/messages"), 500, 0, 3);
+    bot.click(&kim, &thread, &first[0], &custom_ids(&first[0])[0], None).await;
+    let told = bot.wait_posted(&thread, 2).await;
+    let sorry = "Sorry, I could not deliver my answer just now. I'll try again with your next message.";
+    assert_eq!(told[1].body["content"], sorry);
+    bot.store().flush().await;
+    assert_eq!(bot.store().undelivered_on("discord", i64::MAX, 10).await.unwrap().len(), 1);
+    bot.write(&kim, thread.parse().unwrap(), "alee", None).await;
+    let after = bot.wait_posted(&thread, 5).await;
+    let texts: Vec<&str> = after[2..].iter().map(|c| c.body["content"].as_str().unwrap()).collect();
+    assert!(texts[0].contains("user name"), "the owed question first: {texts:?}");
+    assert!(texts[1].contains("I found your company record"), "{texts:?}");
+    bot.store().flush().await;
+    assert!(bot.store().undelivered_on("discord", i64::MAX, 10).await.unwrap().is_empty());
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_dms_are_reported_in_public_and_slow_turns_are_acknowledged_first() {
+    let bot = Bot::start(None, |s| {
+        let d = s.discord.as_mut().unwrap();
+        d.private = frontdesk::config::DiscordPrivate::Dm;
+        d.ack_after = Duration::from_millis(1);
+    })
+    .await;
+    let kim = user(5008, "kim", None);
+    bot.discord.fail("POST", "/channels/", 403, 50007, 1);
+    bot.discord.fail("POST", "/users/@me/channels", 403, 50007, 0);
+    bot.write(&kim, SUPPORT, "I forgot my password", None).await;
+    let told = bot
+        .discord
+        .wait_call("the DM refusal in public", |c| {
+            c.path == format!("/channels/{SUPPORT}/messages")
+                && c.body["content"].as_str().is_some_and(|t| t.contains("direct message"))
+        })
+        .await;
+    assert!(told.body["content"].as_str().unwrap().starts_with("I could not send you a direct message"));
+
+    // DMs open again: the owed question comes first, in the DM.
+    bot.write(&kim, SUPPORT, "help", None).await;
+    let dm = bot.discord.wait_call("a DM channel", |c| c.path == "/users/@me/channels").await;
+    assert_eq!(dm.body["recipient_id"], "5008");
+    let dm_channel = bot
+        .discord
+        .wait_call("a message in the DM", |c| {
+            c.method == "POST" && c.path.ends_with("/messages") && !c.path.contains(&SUPPORT.to_string())
+        })
+        .await
+        .path
+        .split('/')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let sent = bot.wait_posted(&dm_channel, 3).await;
+    assert!(sent[0].body["content"].as_str().unwrap().starts_with("How would you like"), "{:?}", sent[0].body);
+    assert!(sent[1].body["content"].as_str().unwrap().starts_with("I'm the account assistant"), "{:?}", sent[1].body);
+    assert!(bot.posted(&SUPPORT.to_string()).last().unwrap().body["content"]
+        .as_str()
+        .unwrap()
+        .contains("direct message"));
+
+    // With a 1 ms budget the click is acknowledged first, the question
+    // edited afterwards.
+    let click = bot.click(&kim, &dm_channel, &sent[2], &custom_ids(&sent[2])[0], None).await;
+    assert_eq!(bot.callback(click).await.body["type"], 6);
+    let edit = bot
+        .discord
+        .wait_call("the deferred edit", |c| c.method == "PATCH" && c.path.contains(&format!("token-{click}")))
+        .await;
+    assert_eq!(edit.body["components"], json!([]));
+    assert_safe(&bot.discord.calls(), &[]);
+    bot.stop().await;
 }

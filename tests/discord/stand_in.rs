@@ -38,6 +38,8 @@ pub struct Call {
     pub path: String,
     pub body: Value,
     pub auth: Option<String>,
+    /// What the stand-in answered.
+    pub status: u16,
 }
 
 enum Frame {
@@ -223,8 +225,13 @@ async fn rest(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respons
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    state.calls.lock().unwrap().push(Call { method: method.clone(), path: path.clone(), body: body.clone(), auth });
+    let response = answer(&state, &method, &path, &body);
+    let status = response.status().as_u16();
+    state.calls.lock().unwrap().push(Call { method, path, body, auth, status });
+    response
+}
 
+fn answer(state: &State, method: &str, path: &str, body: &Value) -> Response<Full<Bytes>> {
     {
         let mut failures = state.failures.lock().unwrap();
         if let Some(f) =
@@ -236,7 +243,7 @@ async fn rest(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respons
     }
     let id = || state.next_id.fetch_add(1, Ordering::SeqCst);
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method.as_str(), parts.as_slice()) {
+    match (method, parts.as_slice()) {
         ("GET", ["gateway"]) => json_response(200, json!({ "url": state.ws_url })),
         ("PUT", ["applications", _, "guilds", _, "commands"]) => json_response(200, json!([])),
         ("POST", ["channels", channel, "messages"]) => {

@@ -68,11 +68,14 @@ fn escape_line(line: &str, out: &mut String) {
                 out.push('\\');
                 out.push(c);
             }
-            // "@everyone", "@here", "@name": never a mention, even if
-            // allowed mentions were ever loosened.
+            // "@everyone" and "@here" are the mentions plain text can make
+            // ("<@id>" is escaped above): never one, even if allowed mentions
+            // were ever loosened. Other '@'s (addresses) stay as they are.
             '@' => {
                 out.push('@');
-                out.push('\u{200B}');
+                if rest[at + 1..].starts_with("everyone") || rest[at + 1..].starts_with("here") {
+                    out.push('\u{200B}');
+                }
             }
             _ => out.push(c),
         }
@@ -227,10 +230,8 @@ mod tests {
     fn escapes_markdown_and_mentions_but_not_links() {
         assert_eq!(escape("**bold** _it_ ~~s~~ `c` ||sp||"), r"\*\*bold\*\* \_it\_ \~\~s\~\~ \`c\` \|\|sp\|\|");
         assert_eq!(escape("@everyone and @here"), "@\u{200B}everyone and @\u{200B}here");
-        assert_eq!(
-            escape("<@123> [x](https://evil.example)"),
-            r"\<@\u{200B}123\> \[x\](https://evil.example)".replace(r"\u{200B}", "\u{200B}")
-        );
+        assert_eq!(escape("<@123> [x](https://evil.example)"), r"\<@123\> \[x\](https://evil.example)");
+        assert_eq!(escape("ann@example.com"), "ann@example.com");
         assert_eq!(escape("# Title\n> quote\n- item\n12. item"), "\\# Title\n\\> quote\n\\- item\n12\\. item");
         assert_eq!(escape("see https://x.example/a_b*c for more_info"), r"see https://x.example/a_b*c for more\_info");
         assert_eq!(escape(r"a\b"), r"a\\b");
