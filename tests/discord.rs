@@ -284,7 +284,7 @@ async fn recovery_with_buttons_and_a_select_menu(url: Option<String>) {
     assert_safe(&bot.discord.calls(), &["person", "bigcorp", "First", "Last2", "user27", "ORG-2001"]);
     // Everything was delivered.
     bot.store().flush().await;
-    assert!(bot.store().undelivered_on("discord", i64::MAX, 10).await.unwrap().is_empty());
+    assert!(bot.store().undelivered_on("discord", 0, i64::MAX, 10).await.unwrap().is_empty());
     bot.stop().await;
 }
 
@@ -511,14 +511,14 @@ async fn rest_errors_are_retried_then_reported_and_nothing_is_lost() {
     let sorry = "Sorry, I could not deliver my answer just now. I'll try again with your next message.";
     assert_eq!(told[1].body["content"], sorry);
     bot.store().flush().await;
-    assert_eq!(bot.store().undelivered_on("discord", i64::MAX, 10).await.unwrap().len(), 1);
+    assert_eq!(bot.store().undelivered_on("discord", 0, i64::MAX, 10).await.unwrap().len(), 1);
     bot.write(&kim, thread.parse().unwrap(), "alee", None).await;
     let after = bot.wait_posted(&thread, 5).await;
     let texts: Vec<&str> = after[2..].iter().map(|c| c.body["content"].as_str().unwrap()).collect();
     assert!(texts[0].contains("user name"), "the owed question first: {texts:?}");
     assert!(texts[1].contains("I found your company record"), "{texts:?}");
     bot.store().flush().await;
-    assert!(bot.store().undelivered_on("discord", i64::MAX, 10).await.unwrap().is_empty());
+    assert!(bot.store().undelivered_on("discord", 0, i64::MAX, 10).await.unwrap().is_empty());
     bot.stop().await;
 }
 
@@ -575,6 +575,55 @@ async fn closed_dms_are_reported_in_public_and_slow_turns_are_acknowledged_first
         .wait_call("the deferred edit", |c| c.method == "PATCH" && c.path.contains(&format!("token-{click}")))
         .await;
     assert_eq!(edit.body["components"], json!([]));
+    assert_safe(&bot.discord.calls(), &[]);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owed_replies_expiry_notices_and_hand_offs_reach_the_right_place() {
+    const STAFF: u64 = 910_000_000_000_000_099;
+    let bot = Bot::start(None, |s| {
+        s.engine.idle_expiry = Duration::from_secs(2);
+        let d = s.discord.as_mut().unwrap();
+        d.redeliver_every = Duration::from_millis(100);
+        d.redeliver_after = Duration::from_millis(50);
+        d.agent_channel = Some(STAFF);
+    })
+    .await;
+    // Every try of the first reply fails; the member is told in public, and
+    // the sweep delivers the reply without waiting for them to write again.
+    let kim = user(5009, "kim", None);
+    bot.discord.fail("POST", "/messages", 500, 0, 3);
+    bot.write(&kim, SUPPORT, "I forgot my password", None).await;
+    let thread = bot.thread_of(5009).await;
+    let public = bot.wait_posted(&SUPPORT.to_string(), 1).await;
+    assert!(public[0].body["content"].as_str().unwrap().starts_with("Sorry, I could not deliver"));
+    let owed = bot.wait_posted(&thread, 1).await;
+    assert!(owed[0].body["content"].as_str().unwrap().starts_with("How would you like"));
+
+    // Left unanswered, the conversation expires; the notice goes out too.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(bot.app.engine.expire_idle().await.unwrap(), 1);
+    let closed = bot.wait_posted(&thread, 2).await;
+    assert!(closed[1].body["content"].as_str().unwrap().starts_with("This conversation was closed"));
+
+    // Asking for a person tells the staff channel where, and nothing else.
+    bot.write(&kim, thread.parse().unwrap(), "agent", None).await;
+    let told = bot.wait_posted(&STAFF.to_string(), 1).await;
+    assert_eq!(told[0].body["content"], format!("<@5009> needs a person (customer asked for a person): <#{thread}>"));
+
+    // The support team talking in the support channel is not a customer.
+    let mut staff_talk = message(bot.next_id(), SUPPORT, true, user(7002, "dana", None), "I'll look into it", None);
+    staff_talk["member"]["roles"] = json!([AGENT_ROLE.to_string()]);
+    bot.discord.dispatch("MESSAGE_CREATE", staff_talk).await;
+    bot.write(&user(5010, "lee", None), SUPPORT, "hello", None).await;
+    bot.thread_of(5010).await;
+    bot.wait_posted(&SUPPORT.to_string(), 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!bot.discord.calls().iter().any(|c| c.path.ends_with("/thread-members/7002")), "no conversation for staff");
+    assert_eq!(bot.posted(&SUPPORT.to_string()).len(), 2);
+    bot.store().flush().await;
+    assert!(bot.store().undelivered_on("discord", 0, i64::MAX, 10).await.unwrap().is_empty());
     assert_safe(&bot.discord.calls(), &[]);
     bot.stop().await;
 }

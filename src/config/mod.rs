@@ -203,6 +203,12 @@ pub struct DiscordSettings {
     pub ack_after: Duration,
     /// Tries per REST call before the customer is told it failed.
     pub send_attempts: u32,
+    /// How often undelivered messages are looked for, and how old one must
+    /// be to count as undelivered (younger ones may be on their way).
+    pub redeliver_every: Duration,
+    pub redeliver_after: Duration,
+    /// A staff-only channel told when a conversation is handed off to a person.
+    pub agent_channel: Option<u64>,
     pub texts: DiscordTexts,
 }
 

@@ -52,14 +52,23 @@ impl Store {
         Ok(())
     }
 
-    /// Outbound messages of a channel still undelivered and written before
-    /// `before_ms` (younger ones may be on their way), oldest first.
-    pub async fn undelivered_on(&self, channel: &str, before_ms: i64, limit: i64) -> Result<Vec<Undelivered>> {
+    /// Outbound messages of a channel still undelivered, written between
+    /// `since_ms` and `before_ms` (younger ones may be on their way), oldest
+    /// first.
+    pub async fn undelivered_on(
+        &self,
+        channel: &str,
+        since_ms: i64,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Undelivered>> {
         const SQL: &str = "SELECT c.conv_key, m.conversation_id, m.seq, m.body FROM messages m \
                            JOIN conversations c ON c.id = m.conversation_id \
                            WHERE m.channel = $1 AND m.direction = 'out' AND m.delivered_at IS NULL \
-                           AND m.created_at < $2 ORDER BY m.id LIMIT $3";
-        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(before_ms).bind(limit).fetch_all(p).await?))
+                           AND m.created_at > $2 AND m.created_at < $3 ORDER BY m.id LIMIT $4";
+        Ok(
+            on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(since_ms).bind(before_ms).bind(limit).fetch_all(p).await?),
+        )
     }
 
     /// The latest conversation of a customer on a channel, by who they are

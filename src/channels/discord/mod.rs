@@ -40,13 +40,12 @@ use render::Custom;
 
 pub const CHANNEL: &str = "discord";
 
-/// Undelivered messages younger than this may still be on their way.
-const REDELIVER_AFTER_MS: i64 = 60_000;
-const REDELIVER_EVERY: Duration = Duration::from_secs(30);
-
 /// Discord's JSON error codes we act on.
 const UNKNOWN_CHANNEL: isize = 10003;
 const CANNOT_DM: isize = 50007;
+
+/// Undelivered messages older than this are left alone by the sweep.
+const GIVE_UP_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscordError {
@@ -204,6 +203,10 @@ impl Discord {
                     return Err(e);
                 }
             }
+            if let (Outbound::Handoff { reason }, Some(staff)) = (&d.message, self.config().agent_channel) {
+                let text = format!("<@{user}> needs a person ({}): <#{target}>", render::escape(reason));
+                self.notice(http, ChannelId::new(staff), &text).await;
+            }
             self.engine().delivered(std::slice::from_ref(d)).await?;
         }
         Ok(())
@@ -224,7 +227,15 @@ impl Discord {
         let place = match msg.guild_id {
             None => Place::Private,
             Some(g) if g.get() != self.config().guild_id => return,
-            Some(_) if self.config().support_channels.contains(&msg.channel_id.get()) => Place::Public,
+            Some(_) if self.config().support_channels.contains(&msg.channel_id.get()) => {
+                // The support team talks in support channels too; that is
+                // not a customer asking.
+                let roles = msg.member.as_ref().map(|m| m.roles.as_slice()).unwrap_or_default();
+                if roles.iter().any(|r| self.config().agent_roles.contains(&r.get())) {
+                    return;
+                }
+                Place::Public
+            }
             Some(_) => match self.inner.places.owner(msg.channel_id).await {
                 Ok(Some(owner)) if owner == user => Place::Private,
                 Ok(_) => return,
@@ -410,36 +421,58 @@ impl Discord {
         }
     }
 
-    /// Sends what is still undelivered, older than a minute (younger ones
-    /// may be on their way): replies an API error held back, notices of
-    /// background work such as expiry. Returns how many were sent.
+    /// Sends what is still undelivered after `redeliver_after` (younger
+    /// ones may be on their way): replies an API error held back, notices of
+    /// background work such as expiry. A day later it stops trying (a member
+    /// who closed their DMs for good). Returns how many were sent.
     async fn redeliver(&self, http: &Http) -> anyhow::Result<usize> {
         let now = self.now();
-        let rows = self.engine().store().undelivered_on(CHANNEL, now - REDELIVER_AFTER_MS, 200).await?;
-        let mut users: Vec<String> = rows.iter().map(|r| r.conv_key.clone()).collect();
-        users.dedup();
+        let before = now - self.config().redeliver_after.as_millis() as i64;
+        let rows = self.engine().store().undelivered_on(CHANNEL, now - GIVE_UP_MS, before, 200).await?;
+        // Member → their conversations with something owed.
+        let mut owed: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        for r in &rows {
+            let conversations = owed.entry(r.conv_key.clone()).or_default();
+            if !conversations.contains(&r.conversation_id) {
+                conversations.push(r.conversation_id);
+            }
+        }
         let mut sent = 0;
-        for key in users {
+        for (key, conversations) in owed {
             let Ok(user) = key.parse::<u64>().map(UserId::new) else { continue };
-            let _turn = self.lock(user).await;
-            // Read again under the member's lock: a turn may have sent them.
-            let pending: Vec<Delivery> = self
-                .engine()
-                .store()
-                .undelivered_on(CHANNEL, now - REDELIVER_AFTER_MS, 200)
-                .await?
-                .into_iter()
-                .filter(|r| r.conv_key == key)
-                .filter_map(|r| {
-                    let message: Outbound = serde_json::from_str(&r.body).ok()?;
-                    Some(Delivery { conversation_id: r.conversation_id, seq: r.seq, message })
-                })
-                .collect();
-            let target = self.inner.places.get_or_open(http, user, self.default_support(), now).await?;
-            self.deliver(http, user, target, &pending).await?;
-            sent += pending.len();
+            match self.redeliver_to(http, user, &conversations, before).await {
+                Ok(n) => sent += n,
+                Err(e) => tracing::warn!(user = %user, "redelivery failed; will try again: {e}"),
+            }
         }
         Ok(sent)
+    }
+
+    async fn redeliver_to(
+        &self,
+        http: &Http,
+        user: UserId,
+        conversations: &[i64],
+        before: i64,
+    ) -> Result<usize, DiscordError> {
+        let _turn = self.lock(user).await;
+        // Read again under the member's lock: a turn may have sent them.
+        let mut pending = Vec::new();
+        for id in conversations {
+            for m in self.engine().store().undelivered(*id).await? {
+                if m.created_at < before {
+                    let message: Outbound = serde_json::from_str(&m.body)
+                        .map_err(|e| DiscordError::Corrupt(format!("message {id}/{}: {e}", m.seq)))?;
+                    pending.push(Delivery { conversation_id: m.conversation_id, seq: m.seq, message });
+                }
+            }
+        }
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let target = self.inner.places.get_or_open(http, user, self.default_support(), self.now()).await?;
+        self.deliver(http, user, target, &pending).await?;
+        Ok(pending.len())
     }
 }
 
@@ -532,11 +565,11 @@ pub async fn run(
         .context("building the Discord client")?;
     let shards = client.shard_manager.clone();
     let (http, sweeper) = (client.http.clone(), discord.clone());
-    let redelivery =
-        tokio::spawn(crate::background::every("discord redelivery", REDELIVER_EVERY, stop.clone(), move || {
-            let (http, discord) = (http.clone(), sweeper.clone());
-            async move { discord.redeliver(&http).await }
-        }));
+    let every = config.redeliver_every;
+    let redelivery = tokio::spawn(crate::background::every("discord redelivery", every, stop.clone(), move || {
+        let (http, discord) = (http.clone(), sweeper.clone());
+        async move { discord.redeliver(&http).await }
+    }));
     tokio::spawn(async move {
         let _ = stop.changed().await;
         shards.shutdown_all().await;

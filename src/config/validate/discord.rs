@@ -26,6 +26,16 @@ impl Validator<'_> {
             self.bad("discord.ack_after", "must leave time inside Discord's 3-second window (at most 2.5s)");
         }
         let send_attempts = self.int("discord.send_attempts", 1, 10) as u32;
+        let redeliver_every = self.duration("discord.redeliver_every");
+        let redeliver_after = self.duration("discord.redeliver_after");
+        let agent_channel = match self.snowflakes("discord.agent_channel").as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            _ => {
+                self.bad("discord.agent_channel", "one channel id, or empty");
+                None
+            }
+        };
         let texts = DiscordTexts {
             moved_to_thread: self.nonempty("discord.moved_to_thread"),
             moved_to_dm: self.nonempty("discord.moved_to_dm"),
@@ -63,6 +73,9 @@ impl Validator<'_> {
             api_url: (!api_url.is_empty()).then_some(api_url),
             ack_after,
             send_attempts,
+            redeliver_every,
+            redeliver_after,
+            agent_channel,
             texts,
         })
     }
