@@ -205,3 +205,43 @@ both_backends!(a_bad_turn_fails_alone, |url: String| async move {
     assert_eq!(b.unwrap(), CommitOutcome::Committed);
     store.close().await;
 });
+
+both_backends!(discord_places_are_claimed_once_and_owed_messages_found, |url: String| async move {
+    use frontdesk::store::PrivatePlace;
+    let store = Store::open(&url, 4).await.unwrap();
+    let place =
+        |channel: &str| PrivatePlace { user_id: "42".into(), channel_id: channel.into(), kind: "thread".into() };
+    // Two instances race to open a thread: the first claim holds for both.
+    assert_eq!(store.claim_discord_private(&place("100"), 1).await.unwrap(), place("100"));
+    assert_eq!(store.claim_discord_private(&place("200"), 2).await.unwrap(), place("100"));
+    assert_eq!(store.discord_private("42").await.unwrap(), Some(place("100")));
+    assert_eq!(store.discord_private_owner("100").await.unwrap().map(|p| p.user_id), Some("42".into()));
+    assert_eq!(store.discord_private_owner("200").await.unwrap(), None);
+    // Forgetting another channel changes nothing; the right one frees the member.
+    store.forget_discord_private("42", "200").await.unwrap();
+    assert!(store.discord_private("42").await.unwrap().is_some());
+    store.forget_discord_private("42", "100").await.unwrap();
+    assert_eq!(store.discord_private("42").await.unwrap(), None);
+    assert_eq!(store.claim_discord_private(&place("300"), 3).await.unwrap(), place("300"));
+
+    // Owed messages: undelivered outbound ones of the channel, in the window.
+    let mut r = row(9, "42");
+    r.channel = "discord".into();
+    let mut m = msgs(0, None);
+    m[1].created_at = 500;
+    let commit = TurnCommit { writes: vec![], conversation: ConversationWrite::Insert(r), messages: m };
+    assert_eq!(store.commit(commit).await.unwrap(), CommitOutcome::Committed);
+    let owed = store.undelivered_on("discord", 0, 1_000, 10).await.unwrap();
+    assert_eq!(
+        owed.iter().map(|o| (o.conv_key.as_str(), o.conversation_id, o.seq)).collect::<Vec<_>>(),
+        [("42", 9, 1)]
+    );
+    assert!(store.undelivered_on("discord", 0, 400, 10).await.unwrap().is_empty(), "too young");
+    assert!(store.undelivered_on("discord", 600, 1_000, 10).await.unwrap().is_empty(), "given up");
+    assert!(store.undelivered_on("test", 0, 1_000, 10).await.unwrap().is_empty(), "another channel");
+    store.ack_delivered(vec![(9, 1)], 700).await.unwrap();
+    store.flush().await;
+    assert!(store.undelivered_on("discord", 0, 1_000, 10).await.unwrap().is_empty());
+    assert_eq!(store.latest_conversation_of("discord", "42").await.unwrap().map(|c| c.id), Some(9));
+    store.close().await;
+});

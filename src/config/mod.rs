@@ -440,6 +440,40 @@ mod tests {
     }
 
     #[test]
+    fn discord_is_off_by_default_and_checked_key_by_key_when_on() {
+        assert!(Settings::load_from(None, &[]).unwrap().discord.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("discord.toml");
+        std::fs::write(
+            &path,
+            "[discord]\nguild_id = \"123\"\nsupport_channels = [456, \"789\"]\nagent_roles = [\"x1\"]\nprivate = \"email\"\nack_after = \"5s\"\n",
+        )
+        .unwrap();
+        let text = Settings::load_from(Some(&path), &[]).unwrap_err().to_string();
+        for needle in [
+            "discord.agent_roles: \"x1\" is not a Discord id",
+            "discord.private: \"email\" must be thread or dm",
+            "discord.ack_after: must leave time",
+            "discord.token: must be set (only from the environment: FRONTDESK__DISCORD__TOKEN)",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        let env: Vec<(String, String)> = [
+            ("FRONTDESK__DISCORD__GUILD_ID", "123"),
+            ("FRONTDESK__DISCORD__SUPPORT_CHANNELS", "456,789"),
+            ("FRONTDESK__DISCORD__AGENT_ROLES", "42"),
+            ("FRONTDESK__DISCORD__TOKEN", "secret-token"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let d = Settings::load_from(None, &env).unwrap().discord.unwrap();
+        assert!(!format!("{d:?}").contains("secret-token"));
+        assert_eq!((d.guild_id, d.support_channels, d.agent_roles), (123, vec![456, 789], vec![42]));
+        assert_eq!((d.private, d.api_url, d.agent_channel), (DiscordPrivate::Thread, None, None));
+    }
+
+    #[test]
     fn environment_overrides_files() {
         let env = vec![
             ("FRONTDESK__ENGINE__MAX_OPERATIONS".to_string(), "12345".to_string()),

@@ -82,7 +82,7 @@ pub(crate) fn plan(
         by_agent: Some(agent.to_string()),
         action: action.audit_name().to_string(),
         subject: customer.sender.clone(),
-        detail: json!({ "conversation": d.row.id }),
+        detail: json!({ "conversation": d.row.id, "took_over": !held && !matches!(action, AgentAction::HandBack) }),
     });
     Some(d.finish_for(customer))
 }
