@@ -155,6 +155,21 @@ impl Bot {
         self.discord.wait_call("an interaction callback", |c| c.path.starts_with(&prefix)).await
     }
 
+    /// Stops the channel and starts it again against a new stand-in, as a
+    /// restarted process would (nothing kept in memory but the engine's).
+    async fn restart(mut self) -> Bot {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        let discord = StandIn::start().await;
+        let mut settings = (*self.app.settings).clone();
+        settings.discord.as_mut().unwrap().api_url = Some(discord.api_url.clone());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let run = frontdesk::channels::discord::run(self.app.engine.clone(), std::sync::Arc::new(settings), stop_rx);
+        let task = tokio::spawn(run);
+        discord.wait_call("command registration", |c| c.method == "PUT" && c.path.ends_with("/commands")).await;
+        Bot { discord, stop, task, ..self }
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
@@ -625,5 +640,27 @@ async fn owed_replies_expiry_notices_and_hand_offs_reach_the_right_place() {
     bot.store().flush().await;
     assert!(bot.store().undelivered_on("discord", 0, i64::MAX, 10).await.unwrap().is_empty());
     assert_safe(&bot.discord.calls(), &[]);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_conversation_continues_in_the_same_thread() {
+    let bot = Bot::start(None, |_| {}).await;
+    let kim = user(5011, "kim", None);
+    bot.write(&kim, SUPPORT, "I forgot my password", None).await;
+    let thread = bot.thread_of(5011).await;
+    let first = bot.wait_posted(&thread, 1).await;
+
+    let bot = bot.restart().await;
+    bot.click(&kim, &thread, &first[0], &custom_ids(&first[0])[0], None).await;
+    let asked = bot.wait_posted(&thread, 1).await;
+    assert!(asked[0].body["content"].as_str().unwrap().contains("user name"));
+    // A message in the support channel goes to the same thread, not a new one.
+    bot.write(&kim, SUPPORT, "alee", None).await;
+    let found = bot.wait_posted(&thread, 3).await;
+    assert!(found[1].body["content"].as_str().unwrap().contains("I found your company record"));
+    assert!(!bot.discord.calls().iter().any(|c| c.path.ends_with("/threads")), "no second thread");
+    let notice = bot.wait_posted(&SUPPORT.to_string(), 1).await;
+    assert!(notice[0].body["content"].as_str().unwrap().contains(&format!("<#{thread}>")));
     bot.stop().await;
 }
