@@ -49,7 +49,7 @@ both_backends!(an_agent_takes_over_writes_and_hands_back, |url: String| async mo
     assert!(nothing.conversation_id.is_none() && nothing.messages.is_empty());
 
     let took = engine.take_over(common::msg("ann", ""), "dana").await.unwrap();
-    assert_eq!(common::lines(&took), [settings.messages.taken_over.clone()]);
+    assert_eq!(common::lines(&took), std::slice::from_ref(&settings.messages.taken_over));
     assert!(took.messages[0].message.is_private());
     // The assistant stays quiet while the agent holds the conversation.
     let quiet = engine.handle(common::msg("ann", "hello?")).await.unwrap();
@@ -58,7 +58,7 @@ both_backends!(an_agent_takes_over_writes_and_hands_back, |url: String| async mo
     assert_eq!(common::lines(&said), ["Hi Ann, I'm Dana."]);
 
     let back = engine.hand_back(common::msg("ann", ""), "dana").await.unwrap();
-    assert_eq!(common::lines(&back), [settings.messages.handed_back.clone()]);
+    assert_eq!(common::lines(&back), std::slice::from_ref(&settings.messages.handed_back));
     assert!(engine.open_conversation("test", "ann").await.unwrap().is_none());
     let fresh = common::say(&engine, "ann", "I forgot my password").await;
     assert_eq!(fresh[0], "How would you like to find your company record?");
@@ -68,7 +68,7 @@ both_backends!(an_agent_takes_over_writes_and_hands_back, |url: String| async mo
     assert_eq!(engine.open_conversation("test", "bob").await.unwrap().unwrap().status, "handed_off");
     // A flow's own hand-off still tells the customer a person will come.
     common::say(&engine, "cy", "agent").await;
-    assert_eq!(common::say(&engine, "cy", "hello?").await, [settings.messages.handed_off_waiting.clone()]);
+    assert_eq!(common::say(&engine, "cy", "hello?").await, std::slice::from_ref(&settings.messages.handed_off_waiting));
 
     let audit = store.audit_log(50).await.unwrap();
     let actions: Vec<&str> =

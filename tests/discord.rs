@@ -660,7 +660,37 @@ async fn after_a_restart_the_conversation_continues_in_the_same_thread() {
     let found = bot.wait_posted(&thread, 3).await;
     assert!(found[1].body["content"].as_str().unwrap().contains("I found your company record"));
     assert!(!bot.discord.calls().iter().any(|c| c.path.ends_with("/threads")), "no second thread");
+    let rejoin = format!("/channels/{thread}/thread-members/5011");
+    assert!(bot.discord.calls().iter().any(|c| c.path == rejoin), "writing in public adds them to their thread again");
     let notice = bot.wait_posted(&SUPPORT.to_string(), 1).await;
     assert!(notice[0].body["content"].as_str().unwrap().contains(&format!("<#{thread}>")));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_cannot_be_added_yet_keeps_one_thread() {
+    let bot = Bot::start(None, |_| {}).await;
+    let dana = user(7003, "dana", None);
+    // Discord refuses to add the member (they have not joined the server yet).
+    bot.discord.fail("PUT", "/thread-members/5012", 404, 10007, 1);
+    let start =
+        bot.command(&dana, &[AGENT_ROLE], "start", json!([text("flow", "find_company"), member_opt(5012)])).await;
+    let answer = bot.callback(start).await;
+    let told = answer.body["data"]["content"].as_str().unwrap();
+    assert_eq!(
+        told,
+        "Discord refused a call (stand-in failure). Anything already started goes out once the member can be reached."
+    );
+    // They write in the support channel: the same thread, the owed question first.
+    bot.write(&user(5012, "lee", None), SUPPORT, "hello", None).await;
+    let threads: Vec<Call> = bot.discord.calls().into_iter().filter(|c| c.path.ends_with("/threads")).collect();
+    assert_eq!(threads.len(), 1);
+    let thread = bot
+        .discord
+        .wait_call("the member added", |c| c.path.ends_with("/thread-members/5012") && c.status == 204)
+        .await;
+    let thread = thread.path.split('/').nth(2).unwrap().to_string();
+    let sent = bot.wait_posted(&thread, 2).await;
+    assert!(sent[0].body["content"].as_str().unwrap().starts_with("How would you like"), "{:?}", sent[0].body);
     bot.stop().await;
 }

@@ -152,7 +152,8 @@ impl Discord {
         if reply.conversation_id.is_none() {
             return Ok(None);
         }
-        let target = self.inner.places.get_or_open(http, user, self.support_for(cmd.channel_id), self.now()).await?;
+        let target =
+            self.inner.places.get_or_open(http, user, self.support_for(cmd.channel_id), self.now(), false).await?;
         self.deliver(http, user, target, &reply.messages).await?;
         Ok(Some(target))
     }
@@ -299,6 +300,11 @@ pub async fn handle(discord: &Discord, ctx: &Context, cmd: CommandInteraction) {
                 tracing::error!(agent = %agent, "agent command failed: {e}");
                 match e {
                     DiscordError::Engine(e) => e.user_message(&discord.inner.settings).to_string(),
+                    // Agents may know what Discord said; what the member is
+                    // owed goes out once they can be reached.
+                    DiscordError::Rest(e) => render::escape(&format!(
+                        "Discord refused a call ({e}). Anything already started goes out once the member can be reached."
+                    )),
                     _ => discord.config().texts.send_failed.clone(),
                 }
             }

@@ -249,7 +249,7 @@ impl Discord {
         let _turn = self.lock(user).await;
         let target = match place {
             Place::Private => msg.channel_id,
-            Place::Public => match self.inner.places.get_or_open(http, user, msg.channel_id, self.now()).await {
+            Place::Public => match self.inner.places.get_or_open(http, user, msg.channel_id, self.now(), true).await {
                 Ok(target) => target,
                 Err(e) => {
                     tracing::error!(user = %user, "opening a private place failed: {e}");
@@ -282,6 +282,8 @@ impl Discord {
             tracing::error!(user = %user, "replies not delivered; they go out with the next turn: {e}");
         }
         match (place, delivered) {
+            // Nothing was said (an agent holds the conversation): no pointer.
+            (Place::Public, Ok(())) if reply.messages.is_empty() => {}
             (Place::Public, Ok(())) => {
                 let member = render::escape(&display_name(&msg));
                 let text = match self.config().private {
@@ -470,7 +472,7 @@ impl Discord {
         if pending.is_empty() {
             return Ok(0);
         }
-        let target = self.inner.places.get_or_open(http, user, self.default_support(), self.now()).await?;
+        let target = self.inner.places.get_or_open(http, user, self.default_support(), self.now(), false).await?;
         self.deliver(http, user, target, &pending).await?;
         Ok(pending.len())
     }

@@ -48,21 +48,34 @@ impl Places {
     }
 
     /// The member's private place, opened in `support` (a thread) or as a DM
-    /// when they have none yet.
+    /// when they have none yet. With `rejoin`, a member who left their thread
+    /// is added to it again (they wrote in public, so they look for it).
     pub async fn get_or_open(
         &self,
         http: &Http,
         user: UserId,
         support: ChannelId,
         now_ms: i64,
+        rejoin: bool,
     ) -> Result<ChannelId, DiscordError> {
-        if let Some(channel) = self.by_user.lock().expect("places").get(&user.get()) {
-            return Ok(ChannelId::new(*channel));
-        }
-        if let Some(place) = self.store.discord_private(&user.to_string()).await? {
-            let channel = parse_id(&place.channel_id)?;
-            self.remember(user.get(), channel);
-            return Ok(ChannelId::new(channel));
+        let known = self.by_user.lock().expect("places").get(&user.get()).copied();
+        let known = match known {
+            Some(channel) => Some(channel),
+            None => match self.store.discord_private(&user.to_string()).await? {
+                Some(place) => {
+                    let channel = parse_id(&place.channel_id)?;
+                    self.remember(user.get(), channel);
+                    Some(channel)
+                }
+                None => None,
+            },
+        };
+        if let Some(channel) = known {
+            let channel = ChannelId::new(channel);
+            if rejoin && self.mode == DiscordPrivate::Thread {
+                rest(self.attempts, || channel.add_thread_member(http, user)).await?;
+            }
+            return Ok(channel);
         }
         let (channel, kind) = match self.mode {
             DiscordPrivate::Thread => {
@@ -72,17 +85,20 @@ impl Places {
                     .kind(ChannelType::PrivateThread)
                     .invitable(false)
                     .auto_archive_duration(AutoArchiveDuration::OneWeek);
-                let thread = rest(self.attempts, || support.create_thread(http, builder.clone())).await?;
-                rest(self.attempts, || thread.id.add_thread_member(http, user)).await?;
-                (thread.id, THREAD)
+                (rest(self.attempts, || support.create_thread(http, builder.clone())).await?.id, THREAD)
             }
             DiscordPrivate::Dm => (rest(self.attempts, || user.create_dm_channel(http)).await?.id, DM),
         };
+        // Recorded before the member is added: if adding fails, the next try
+        // uses this thread rather than opening another one.
         let place = PrivatePlace { user_id: user.to_string(), channel_id: channel.to_string(), kind: kind.into() };
         let held = self.store.claim_discord_private(&place, now_ms).await?;
-        let channel = parse_id(&held.channel_id)?;
-        self.remember(user.get(), channel);
-        Ok(ChannelId::new(channel))
+        let channel = ChannelId::new(parse_id(&held.channel_id)?);
+        self.remember(user.get(), channel.get());
+        if kind == THREAD {
+            rest(self.attempts, || channel.add_thread_member(http, user)).await?;
+        }
+        Ok(channel)
     }
 
     /// The member's place is gone (a deleted thread): the next message opens
