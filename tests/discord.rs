@@ -636,6 +636,11 @@ async fn owed_replies_expiry_notices_and_hand_offs_reach_the_right_place() {
     bot.wait_posted(&SUPPORT.to_string(), 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!bot.discord.calls().iter().any(|c| c.path.ends_with("/thread-members/7002")), "no conversation for staff");
+    // Nor is anyone talking in other channels of the server.
+    bot.write(&user(5013, "sam", None), ELSEWHERE, "I forgot my password", None).await;
+    bot.write(&user(5013, "sam", None), ELSEWHERE, "hello?", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!bot.discord.calls().iter().any(|c| c.path.contains(&ELSEWHERE.to_string()) || c.path.ends_with("/5013")));
     assert_eq!(bot.posted(&SUPPORT.to_string()).len(), 2);
     bot.store().flush().await;
     assert!(bot.store().undelivered_on("discord", 0, i64::MAX, 10).await.unwrap().is_empty());

@@ -2,7 +2,10 @@
 //! support channel, or the DM channel with the bot. Found once, then
 //! remembered (store and memory), so a restart continues in the same place.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use serenity::all::{AutoArchiveDuration, ChannelId, ChannelType, CreateThread, Http, UserId};
 
@@ -22,16 +25,32 @@ pub struct Places {
     /// Member → their place, and place → its member.
     by_user: Mutex<HashMap<u64, u64>>,
     by_channel: Mutex<HashMap<u64, u64>>,
+    /// Channels known to be nobody's place: the bot sees every message of
+    /// the server, and most are not for it; one store query per channel, not
+    /// per message. Never stale for our own threads: a thread is recorded
+    /// before its member can write in it.
+    elsewhere: Mutex<HashSet<u64>>,
 }
+
+/// Channels remembered as nobody's place before the set starts afresh.
+const ELSEWHERE_LIMIT: usize = 100_000;
 
 impl Places {
     pub fn new(store: Store, mode: DiscordPrivate, attempts: u32) -> Places {
-        Places { store, mode, attempts, by_user: Mutex::default(), by_channel: Mutex::default() }
+        Places {
+            store,
+            mode,
+            attempts,
+            by_user: Mutex::default(),
+            by_channel: Mutex::default(),
+            elsewhere: Mutex::default(),
+        }
     }
 
     fn remember(&self, user: u64, channel: u64) {
         self.by_user.lock().expect("places").insert(user, channel);
         self.by_channel.lock().expect("places").insert(channel, user);
+        self.elsewhere.lock().expect("places").remove(&channel);
     }
 
     /// The member whose private place `channel` is, if it is one.
@@ -39,7 +58,15 @@ impl Places {
         if let Some(user) = self.by_channel.lock().expect("places").get(&channel.get()) {
             return Ok(Some(UserId::new(*user)));
         }
+        if self.elsewhere.lock().expect("places").contains(&channel.get()) {
+            return Ok(None);
+        }
         let Some(place) = self.store.discord_private_owner(&channel.to_string()).await? else {
+            let mut elsewhere = self.elsewhere.lock().expect("places");
+            if elsewhere.len() >= ELSEWHERE_LIMIT {
+                elsewhere.clear();
+            }
+            elsewhere.insert(channel.get());
             return Ok(None);
         };
         let user = parse_id(&place.user_id)?;
