@@ -6,12 +6,18 @@ use std::sync::Arc;
 
 use frontdesk::{directory::import::import_dir, engine::Engine, store::Store};
 
-both_backends!(a_flow_started_by_an_agent_is_audited_as_such, |url: String| async move {
-    let store = Store::open(&url, 4).await.unwrap();
+/// A store at `url` holding the test directory, and an engine on it.
+async fn engine_on(url: &str) -> (Store, Arc<frontdesk::config::Settings>, Engine) {
+    let store = Store::open(url, 4).await.unwrap();
     import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
     let settings = Arc::new(common::settings());
     let engine =
         Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    (store, settings, engine)
+}
+
+both_backends!(a_flow_started_by_an_agent_is_audited_as_such, |url: String| async move {
+    let (store, _, engine) = engine_on(&url).await;
 
     let reply = engine.start_for("test", "ann", "find_company", "dana").await.unwrap();
     assert_eq!(common::lines(&reply)[0], "How would you like to find your company record?");
@@ -37,11 +43,7 @@ both_backends!(a_flow_started_by_an_agent_is_audited_as_such, |url: String| asyn
 });
 
 both_backends!(an_agent_takes_over_writes_and_hands_back, |url: String| async move {
-    let store = Store::open(&url, 4).await.unwrap();
-    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
-    let settings = Arc::new(common::settings());
-    let engine =
-        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    let (store, settings, engine) = engine_on(&url).await;
     common::say(&engine, "ann", "I forgot my password").await;
 
     // Handing back what nobody handed off does nothing.

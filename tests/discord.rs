@@ -109,6 +109,16 @@ impl Bot {
         self.discord.wait_calls(&what, n, |c| c.method == "POST" && c.path == path && c.status < 300).await
     }
 
+    /// Member `id` asks for help in the support channel; returns them, their
+    /// private thread and the first question posted there.
+    async fn begin(&self, id: u64) -> (Value, String, Call) {
+        let member = user(id, "kim", None);
+        self.write(&member, SUPPORT, "I forgot my password", None).await;
+        let thread = self.thread_of(id).await;
+        let first = self.wait_posted(&thread, 1).await.remove(0);
+        (member, thread, first)
+    }
+
     /// The private thread the bot opened for the member, once it has.
     async fn thread_of(&self, member: u64) -> String {
         let add = self
@@ -457,10 +467,7 @@ async fn display_names_and_text_never_mention_or_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_drops_mid_conversation_and_the_session_resumes() {
     let bot = Bot::start(None, |_| {}).await;
-    let kim = user(5005, "kim", None);
-    bot.write(&kim, SUPPORT, "I forgot my password", None).await;
-    let thread = bot.thread_of(5005).await;
-    let first = bot.wait_posted(&thread, 1).await;
+    let (kim, thread, first) = bot.begin(5005).await;
 
     bot.discord.drop_connection();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -471,7 +478,7 @@ async fn the_gateway_drops_mid_conversation_and_the_session_resumes() {
     assert_eq!(bot.discord.identifies(), 1, "resumed, not identified again");
 
     // The conversation goes on over the resumed session.
-    bot.click(&kim, &thread, &first[0], &custom_ids(&first[0])[0], None).await;
+    bot.click(&kim, &thread, &first, &custom_ids(&first)[0], None).await;
     let asked = bot.wait_posted(&thread, 2).await;
     assert!(asked[1].body["content"].as_str().unwrap().contains("user name"));
     bot.write(&kim, thread.parse().unwrap(), "alee", None).await;
@@ -651,13 +658,10 @@ async fn owed_replies_expiry_notices_and_hand_offs_reach_the_right_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_the_conversation_continues_in_the_same_thread() {
     let bot = Bot::start(None, |_| {}).await;
-    let kim = user(5011, "kim", None);
-    bot.write(&kim, SUPPORT, "I forgot my password", None).await;
-    let thread = bot.thread_of(5011).await;
-    let first = bot.wait_posted(&thread, 1).await;
+    let (kim, thread, first) = bot.begin(5011).await;
 
     let bot = bot.restart().await;
-    bot.click(&kim, &thread, &first[0], &custom_ids(&first[0])[0], None).await;
+    bot.click(&kim, &thread, &first, &custom_ids(&first)[0], None).await;
     let asked = bot.wait_posted(&thread, 1).await;
     assert!(asked[0].body["content"].as_str().unwrap().contains("user name"));
     // A message in the support channel goes to the same thread, not a new one.
