@@ -114,12 +114,13 @@ both_backends!(a_stale_button_click_is_not_applied, |url: String| async move {
     };
     let mut click = msg("cy", "1");
     click.reply_to_step = Some(step);
-    assert_eq!(lines(&engine.handle(click.clone()).await.unwrap()), vec!["Again", "  1. C", "  2. D"]);
+    let answered = engine.handle(click.clone()).await.unwrap();
+    assert_eq!(lines(&answered), vec!["Again", "  1. C", "  2. D"]);
+    assert!(!answered.stale);
     // The same button clicked again: the old question is not answered twice.
-    assert_eq!(
-        lines(&engine.handle(click).await.unwrap()),
-        vec!["That question was already answered, so I ignored that reply."]
-    );
+    let again = engine.handle(click).await.unwrap();
+    assert_eq!(lines(&again), vec!["That question was already answered, so I ignored that reply."]);
+    assert!(again.stale);
     assert_eq!(say(&engine, "cy", "D").await, vec!["AD"]);
 });
 

@@ -111,12 +111,15 @@ pub struct TurnReply {
     pub status: Option<Status>,
     /// The inbound message had been processed before; nothing was done.
     pub duplicate: bool,
+    /// The message answered a question that is no longer asked (a second
+    /// click on an old button): it was recorded and refused.
+    pub stale: bool,
 }
 
 impl TurnReply {
     /// A turn that wrote nothing.
     pub fn nothing() -> TurnReply {
-        TurnReply { conversation_id: None, messages: Vec::new(), status: None, duplicate: false }
+        TurnReply { conversation_id: None, messages: Vec::new(), status: None, duplicate: false, stale: false }
     }
 }
 

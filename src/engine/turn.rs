@@ -246,7 +246,13 @@ impl Draft {
         let id = conversation.row().id;
         Planned {
             commit: TurnCommit { conversation, messages: self.messages, writes: self.writes },
-            reply: TurnReply { conversation_id: Some(id), messages: self.deliveries, status, duplicate: false },
+            reply: TurnReply {
+                conversation_id: Some(id),
+                messages: self.deliveries,
+                status,
+                duplicate: false,
+                stale: false,
+            },
             again,
         }
     }
@@ -327,7 +333,9 @@ pub(crate) async fn plan(
             };
             if inbound.reply_to_step.is_some_and(|s| s != p.step) {
                 d.out(Outbound::text(&inner.settings.messages.stale_reply));
-                return Ok(d.finish_for(inbound));
+                let mut planned = d.finish_for(inbound);
+                planned.reply.stale = true;
+                return Ok(planned);
             }
             let journal: Journal = serde_json::from_str(&d.row.journal)
                 .map_err(|e| EngineError::Corrupt { id: d.row.id, detail: format!("journal: {e}") })?;

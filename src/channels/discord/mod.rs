@@ -377,8 +377,9 @@ impl Discord {
                 return;
             }
         };
-        // The question's message keeps the answer and loses its buttons.
-        let content = answered(&c);
+        // The question's message keeps the answer and loses its buttons (a
+        // stale click only removes them: nothing was chosen).
+        let content = if reply.stale { c.message.content.clone() } else { answered(&c) };
         let acknowledged = if deferred {
             let edit = EditInteractionResponse::new()
                 .content(content)
