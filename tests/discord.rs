@@ -511,7 +511,7 @@ async fn a_message_or_interaction_delivered_twice_is_answered_once() {
     // Another click on the first, answered question is stale: said so, nothing chosen.
     bot.click(&kim, &thread, &first[0], &custom_ids(&first[0])[3], None).await;
     let stale = bot.wait_posted(&thread, 5).await;
-    let updated = bot.discord.calls().into_iter().filter(|c| c.path.contains("/callback")).last().unwrap();
+    let updated = bot.discord.calls().into_iter().rfind(|c| c.path.contains("/callback")).unwrap();
     assert_eq!(updated.body["data"]["content"], first[0].body["content"], "no choice shown for a stale click");
     assert_eq!(stale[4].body["content"], "That question was already answered, so I ignored that reply.");
     assert_eq!(bot.posted(&SUPPORT.to_string()).len(), 1, "one public notice");
