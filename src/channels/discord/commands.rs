@@ -310,14 +310,14 @@ pub async fn handle(discord: &Discord, ctx: &Context, cmd: CommandInteraction) {
             }
         }
     };
-    tokio::pin!(work);
-    let answered = match tokio::time::timeout(discord.config().ack_after, &mut work).await {
-        Ok(text) => cmd.create_response(http, CreateInteractionResponse::Message(ephemeral(&text))).await,
-        Err(_) => {
-            if let Err(e) = cmd.create_response(http, CreateInteractionResponse::Defer(ephemeral(""))).await {
-                tracing::warn!("deferring a command failed: {e}");
-            }
-            let text = work.await;
+    let defer = async {
+        if let Err(e) = cmd.create_response(http, CreateInteractionResponse::Defer(ephemeral(""))).await {
+            tracing::warn!("deferring a command failed: {e}");
+        }
+    };
+    let answered = match super::in_time(discord.config().ack_after, work, defer).await {
+        (text, false) => cmd.create_response(http, CreateInteractionResponse::Message(ephemeral(&text))).await,
+        (text, true) => {
             let edit = EditInteractionResponse::new().content(text).allowed_mentions(CreateAllowedMentions::new());
             cmd.edit_response(http, edit).await.map(|_| ())
         }

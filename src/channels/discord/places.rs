@@ -9,7 +9,7 @@ use std::{
 
 use serenity::all::{AutoArchiveDuration, ChannelId, ChannelType, CreateThread, Http, UserId};
 
-use super::{rest, DiscordError};
+use super::{delivery::rest, DiscordError};
 use crate::{
     config::DiscordPrivate,
     store::{PrivatePlace, Store},

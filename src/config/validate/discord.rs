@@ -21,7 +21,12 @@ impl Validator<'_> {
             self.bad("discord.api_url", format!("{api_url:?} is not a URL"));
         }
         let token = self.secret("discord.token");
-        let ack_after = self.duration("discord.ack_after");
+        // Zero is allowed: acknowledge every click first.
+        let ack_text = self.string("discord.ack_after");
+        let ack_after = humantime::parse_duration(ack_text.trim()).unwrap_or_else(|_| {
+            self.bad("discord.ack_after", format!("{ack_text:?} is not a duration like \"2s\""));
+            Duration::from_secs(2)
+        });
         if ack_after > Duration::from_millis(2500) {
             self.bad("discord.ack_after", "must leave time inside Discord's 3-second window (at most 2.5s)");
         }
