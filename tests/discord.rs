@@ -505,3 +505,40 @@ async fn a_member_who_cannot_be_added_yet_keeps_one_thread() {
     assert!(sent[0].body["content"].as_str().unwrap().starts_with("How would you like"), "{:?}", sent[0].body);
     bot.stop().await;
 }
+
+/// `frontdesk serve` itself, configured by the environment alone, answers a
+/// member and stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_discord_channel_from_the_environment() {
+    let discord = stand_in::StandIn::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        .arg("--data")
+        .arg(data.path())
+        .arg("serve")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("FRONTDESK__DISCORD__GUILD_ID", GUILD.to_string())
+        .env("FRONTDESK__DISCORD__SUPPORT_CHANNELS", SUPPORT.to_string())
+        .env("FRONTDESK__DISCORD__AGENT_ROLES", AGENT_ROLE.to_string())
+        .env("FRONTDESK__DISCORD__TOKEN", stand_in::TOKEN)
+        .env("FRONTDESK__DISCORD__API_URL", &discord.api_url)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    discord.wait_call("command registration", |c| c.method == "PUT" && c.path.ends_with("/commands")).await;
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            message(970_000_000_000_000_001, SUPPORT, true, user(5020, "kim", None), "hi", None),
+        )
+        .await;
+    let added = discord.wait_call("a private thread", |c| c.path.ends_with("/thread-members/5020")).await;
+    let thread = added.path.split('/').nth(2).unwrap().to_string();
+    let answer = discord.wait_call("an answer", |c| c.path == format!("/channels/{thread}/messages")).await;
+    assert!(!answer.body["content"].as_str().unwrap().is_empty());
+
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("serve stops").unwrap();
+    assert!(status.success(), "{status:?}");
+}
