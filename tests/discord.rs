@@ -542,3 +542,36 @@ async fn serve_runs_the_discord_channel_from_the_environment() {
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("serve stops").unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Two instances on one PostgreSQL store: one runs the gateway, the other
+/// stands by and takes over when the first stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_stands_by_until_the_first_goes() {
+    let Some(db) = common::TestDb::postgres().await else { return };
+    let first = Bot::start(Some(db.url.clone()), |_| {}).await;
+    let data = tempfile::tempdir().unwrap();
+    let second = frontdesk::app::App::open((*first.app.settings).clone(), data.path().to_path_buf()).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run = frontdesk::channels::discord::run(second.engine.clone(), second.settings.clone(), stopped);
+    let task = tokio::spawn(run);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(first.discord.identifies(), 1, "the second instance stands by");
+
+    let discord = first.discord.clone();
+    first.stop().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while discord.identifies() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the second instance did not take over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            message(970_000_000_000_000_002, SUPPORT, true, user(5030, "kim", None), "hi", None),
+        )
+        .await;
+    discord.wait_call("the second instance answering", |c| c.path.ends_with("/thread-members/5030")).await;
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    second.store.close().await;
+}

@@ -245,3 +245,25 @@ both_backends!(discord_places_are_claimed_once_and_owed_messages_found, |url: St
     assert_eq!(store.latest_conversation_of("discord", "42").await.unwrap().map(|c| c.id), Some(9));
     store.close().await;
 });
+
+both_backends!(one_instance_leads_a_named_piece_of_work, |url: String| async move {
+    let a = Store::open(&url, 4).await.unwrap();
+    let b = Store::open(&url, 4).await.unwrap();
+    let mut lead = a.try_lead("discord:1").await.unwrap().expect("the first asks, the first leads");
+    assert!(lead.holds().await);
+    if a.backend() == "sqlite" {
+        // One process's store: it always leads.
+        assert!(b.try_lead("discord:1").await.unwrap().is_some());
+    } else {
+        assert!(b.try_lead("discord:1").await.unwrap().is_none(), "a second instance stands by");
+        assert!(b.try_lead("discord:2").await.unwrap().is_some(), "other work is free");
+        drop(lead);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while b.try_lead("discord:1").await.unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the lead was not freed");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    a.close().await;
+    b.close().await;
+});

@@ -11,6 +11,7 @@
 //! the commit, not the statement, is the cost of a turn.
 
 mod discord;
+mod leader;
 mod mail;
 mod rows;
 pub mod writer;
@@ -26,6 +27,7 @@ use sqlx::{
 };
 
 pub use discord::{PrivatePlace, Undelivered};
+pub use leader::Leadership;
 pub use mail::Checkpoint;
 pub use rows::{new_conversation_id, ConversationRow, MessageRow, Status};
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};

@@ -21,6 +21,7 @@ pub mod render;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -32,7 +33,7 @@ use serenity::all::{
 use crate::{
     config::{DiscordPrivate, DiscordSettings, Settings},
     engine::{Engine, EngineError, Inbound},
-    store::StoreError,
+    store::{Leadership, StoreError},
 };
 use delivery::rest;
 
@@ -286,13 +287,59 @@ impl EventHandler for Handler {
     }
 }
 
-/// Connects to Discord and serves until `stop` changes.
+/// How often a standby instance asks for the lead, and a leader checks it
+/// still holds it.
+const LEAD_CHECK: Duration = Duration::from_secs(10);
+
+/// Serves Discord until `stop` changes. Of several instances sharing one
+/// PostgreSQL store, one runs the gateway and the others stand by, taking
+/// over when it goes.
 pub async fn run(
     engine: Engine,
     settings: Arc<Settings>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let discord = Discord::new(engine, settings)?;
+    let lead_name = format!("discord:{}", discord.config().guild_id);
+    let mut standing_by = false;
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        match discord.engine().store().try_lead(&lead_name).await {
+            Ok(Some(lead)) => {
+                standing_by = false;
+                if gateway(&discord, lead, stop.clone()).await? == Ended::Stopped {
+                    return Ok(());
+                }
+                tracing::warn!("lost the lead of the Discord gateway; standing by");
+            }
+            Ok(None) if !standing_by => {
+                standing_by = true;
+                tracing::info!("another instance runs the Discord gateway; standing by");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("asking for the lead of the Discord gateway failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LEAD_CHECK) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Stopped,
+    LostLead,
+}
+
+/// Runs the gateway client while this instance leads.
+async fn gateway(
+    discord: &Discord,
+    mut lead: Leadership,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Ended> {
     let config = discord.config();
     let mut http = HttpBuilder::new(config.token.expose());
     if let Some(url) = &config.api_url {
@@ -310,16 +357,36 @@ pub async fn run(
         .context("building the Discord client")?;
     let shards = client.shard_manager.clone();
     let (http, sweeper) = (client.http.clone(), discord.clone());
-    let every = config.redeliver_every;
-    let redelivery = tokio::spawn(crate::background::every("discord redelivery", every, stop.clone(), move || {
-        let (http, discord) = (http.clone(), sweeper.clone());
-        async move { discord.redeliver(&http).await }
-    }));
-    tokio::spawn(async move {
-        let _ = stop.changed().await;
-        shards.shutdown_all().await;
-    });
-    let result = client.start().await.context("Discord gateway");
-    redelivery.abort();
-    result
+    let (sweep_stop, sweep_stopped) = tokio::sync::watch::channel(false);
+    let redelivery = tokio::spawn(crate::background::every(
+        "discord redelivery",
+        config.redeliver_every,
+        sweep_stopped,
+        move || {
+            let (http, discord) = (http.clone(), sweeper.clone());
+            async move { discord.redeliver(&http).await }
+        },
+    ));
+    let mut client_task = tokio::spawn(async move { client.start().await });
+    let mut check = tokio::time::interval(LEAD_CHECK);
+    check.tick().await;
+    let ended = loop {
+        tokio::select! {
+            started = &mut client_task => {
+                let _ = sweep_stop.send(true);
+                let _ = redelivery.await;
+                // The client ends on its own only when Discord refuses it
+                // (a bad token, intents not enabled).
+                started.context("the Discord client panicked")?.context("Discord gateway")?;
+                return Ok(Ended::Stopped);
+            }
+            _ = stop.changed() => break Ended::Stopped,
+            _ = check.tick() => if !lead.holds().await { break Ended::LostLead },
+        }
+    };
+    shards.shutdown_all().await;
+    let _ = client_task.await;
+    let _ = sweep_stop.send(true);
+    let _ = redelivery.await;
+    Ok(ended)
 }
