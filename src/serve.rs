@@ -4,6 +4,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::App;
 
+/// How often an instance standing by asks for the lead of work one instance
+/// does alone (a mailbox's reader), and a leader checks it still holds it.
+const LEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Companies in the demo directory seeded on the first start.
 const DEMO_COMPANIES: u64 = 50;
 
@@ -39,7 +43,20 @@ fn spawn_email(app: &App, stop: &tokio::sync::watch::Receiver<bool>) -> anyhow::
     let email = &app.settings.email;
     if let Some(settings) = &email.imap {
         tracing::info!(host = %settings.host, mailbox = %settings.mailbox, "reading support mail over IMAP");
-        return Ok(tokio::spawn(imap::run(channel, settings.clone(), email.concurrency, stop.clone())));
+        // One reader per mailbox among the instances sharing the store.
+        let lead = format!("imap {}@{}:{}/{}", settings.username, settings.host, settings.port, settings.mailbox);
+        let (store, settings, concurrency, stop) =
+            (app.store.clone(), settings.clone(), email.concurrency, stop.clone());
+        return Ok(tokio::spawn(async move {
+            let read = |stop| imap::run(channel.clone(), settings.clone(), concurrency, stop);
+            let led = crate::background::leading(&store, &lead, LEAD_CHECK, stop, |stop| async move {
+                read(stop).await;
+                Ok(())
+            });
+            if let Err(e) = led.await {
+                tracing::error!("reading support mail stopped: {e:#}");
+            }
+        }));
     }
     let inbox = std::sync::Arc::new(Inbox::open(&app.data_dir.join("mail").join("inbox"))?);
     tracing::info!(inbox = %inbox.root().display(), "no IMAP configured: reading support mail from the inbox folder");

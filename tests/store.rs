@@ -267,3 +267,49 @@ both_backends!(one_instance_leads_a_named_piece_of_work, |url: String| async mov
     a.close().await;
     b.close().await;
 });
+
+both_backends!(work_led_by_one_instance_moves_when_it_stops, |url: String| async move {
+    use std::{
+        sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc,
+        },
+        time::Duration,
+    };
+    let started = Arc::new(AtomicUsize::new(0));
+    let instance = |store: Store, stop: tokio::sync::watch::Receiver<bool>| {
+        let started = started.clone();
+        tokio::spawn(async move {
+            frontdesk::background::leading(&store, "mailbox", Duration::from_millis(50), stop, |mut halted| {
+                let started = started.clone();
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = halted.changed().await;
+                    Ok(())
+                }
+            })
+            .await
+        })
+    };
+    let (a, b) = (Store::open(&url, 4).await.unwrap(), Store::open(&url, 4).await.unwrap());
+    let (stop_a, stopped_a) = tokio::sync::watch::channel(false);
+    let (stop_b, stopped_b) = tokio::sync::watch::channel(false);
+    let first = instance(a.clone(), stopped_a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = instance(b.clone(), stopped_b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sqlite = a.backend() == "sqlite";
+    // SQLite is one process's store: there, every instance leads.
+    assert_eq!(started.load(Ordering::SeqCst), if sqlite { 2 } else { 1 });
+    stop_a.send(true).unwrap();
+    first.await.unwrap().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while started.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the standby instance did not take over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_b.send(true).unwrap();
+    second.await.unwrap().unwrap();
+    a.close().await;
+    b.close().await;
+});

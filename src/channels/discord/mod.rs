@@ -33,7 +33,7 @@ use serenity::all::{
 use crate::{
     config::{DiscordPrivate, DiscordSettings, Settings},
     engine::{Engine, EngineError, Inbound},
-    store::{Leadership, StoreError},
+    store::StoreError,
 };
 use delivery::rest;
 
@@ -292,54 +292,21 @@ impl EventHandler for Handler {
 const LEAD_CHECK: Duration = Duration::from_secs(10);
 
 /// Serves Discord until `stop` changes. Of several instances sharing one
-/// PostgreSQL store, one runs the gateway and the others stand by, taking
-/// over when it goes.
+/// PostgreSQL store, one runs the gateway (Discord hands each event to one
+/// session) and the others stand by, taking over when it goes.
 pub async fn run(
     engine: Engine,
     settings: Arc<Settings>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let discord = Discord::new(engine, settings)?;
-    let lead_name = format!("discord:{}", discord.config().guild_id);
-    let mut standing_by = false;
-    loop {
-        if *stop.borrow() {
-            return Ok(());
-        }
-        match discord.engine().store().try_lead(&lead_name).await {
-            Ok(Some(lead)) => {
-                standing_by = false;
-                if gateway(&discord, lead, stop.clone()).await? == Ended::Stopped {
-                    return Ok(());
-                }
-                tracing::warn!("lost the lead of the Discord gateway; standing by");
-            }
-            Ok(None) if !standing_by => {
-                standing_by = true;
-                tracing::info!("another instance runs the Discord gateway; standing by");
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!("asking for the lead of the Discord gateway failed: {e}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(LEAD_CHECK) => {}
-            _ = stop.changed() => return Ok(()),
-        }
-    }
+    let store = discord.engine().store().clone();
+    let lead = format!("discord gateway {}", discord.config().guild_id);
+    crate::background::leading(&store, &lead, LEAD_CHECK, stop, |stop| gateway(discord.clone(), stop)).await
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Ended {
-    Stopped,
-    LostLead,
-}
-
-/// Runs the gateway client while this instance leads.
-async fn gateway(
-    discord: &Discord,
-    mut lead: Leadership,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Ended> {
+/// Runs the gateway client until `stop` changes.
+async fn gateway(discord: Discord, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = discord.config();
     let mut http = HttpBuilder::new(config.token.expose());
     if let Some(url) = &config.api_url {
@@ -357,36 +324,24 @@ async fn gateway(
         .context("building the Discord client")?;
     let shards = client.shard_manager.clone();
     let (http, sweeper) = (client.http.clone(), discord.clone());
-    let (sweep_stop, sweep_stopped) = tokio::sync::watch::channel(false);
-    let redelivery = tokio::spawn(crate::background::every(
-        "discord redelivery",
-        config.redeliver_every,
-        sweep_stopped,
-        move || {
-            let (http, discord) = (http.clone(), sweeper.clone());
-            async move { discord.redeliver(&http).await }
-        },
-    ));
-    let mut client_task = tokio::spawn(async move { client.start().await });
-    let mut check = tokio::time::interval(LEAD_CHECK);
-    check.tick().await;
-    let ended = loop {
-        tokio::select! {
-            started = &mut client_task => {
-                let _ = sweep_stop.send(true);
-                let _ = redelivery.await;
-                // The client ends on its own only when Discord refuses it
-                // (a bad token, intents not enabled).
-                started.context("the Discord client panicked")?.context("Discord gateway")?;
-                return Ok(Ended::Stopped);
-            }
-            _ = stop.changed() => break Ended::Stopped,
-            _ = check.tick() => if !lead.holds().await { break Ended::LostLead },
-        }
-    };
-    shards.shutdown_all().await;
-    let _ = client_task.await;
-    let _ = sweep_stop.send(true);
-    let _ = redelivery.await;
-    Ok(ended)
+    let every = config.redeliver_every;
+    let redelivery = tokio::spawn(crate::background::every("discord redelivery", every, stop.clone(), move || {
+        let (http, discord) = (http.clone(), sweeper.clone());
+        async move { discord.redeliver(&http).await }
+    }));
+    let (stopping, mut stop) = (stop.clone(), stop);
+    tokio::spawn(async move {
+        let _ = stop.changed().await;
+        shards.shutdown_all().await;
+    });
+    // The client ends on its own only when Discord refuses it (a bad token,
+    // intents not enabled), or when stopped.
+    let result = client.start().await.context("Discord gateway");
+    if *stopping.borrow() {
+        // Let a redelivery round in progress finish marking what it sent.
+        let _ = redelivery.await;
+    } else {
+        redelivery.abort();
+    }
+    result
 }
