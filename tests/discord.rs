@@ -575,3 +575,27 @@ async fn a_second_instance_stands_by_until_the_first_goes() {
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     second.store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_dms_what_a_member_writes_to_an_agent_reaches_the_staff_channel() {
+    const STAFF: u64 = 910_000_000_000_000_098;
+    const DM: u64 = 910_000_000_000_000_097;
+    let bot = Bot::start(None, |s| {
+        let d = s.discord.as_mut().unwrap();
+        d.private = frontdesk::config::DiscordPrivate::Dm;
+        d.agent_channel = Some(STAFF);
+    })
+    .await;
+    let dana = user(7005, "dana", None);
+    let take = bot.command(&dana, &[AGENT_ROLE], "takeover", json!([member_opt(5040)])).await;
+    bot.callback(take).await;
+    let kim = user(5040, "kim", None);
+    bot.discord.dispatch("MESSAGE_CREATE", message(bot.next_id(), DM, false, kim, "my **serial** is ABC", None)).await;
+    let relayed = bot.wait_posted(&STAFF.to_string(), 1).await;
+    assert_eq!(
+        relayed[0].body["content"],
+        "<@5040> wrote (an agent holds this conversation): my \\*\\*serial\\*\\* is ABC"
+    );
+    assert!(bot.posted(&DM.to_string()).is_empty(), "the assistant kept quiet");
+    bot.stop().await;
+}

@@ -220,6 +220,9 @@ impl Discord {
                 return;
             }
         };
+        if reply.messages.is_empty() && reply.status == Some(crate::store::Status::HandedOff) {
+            self.relay_to_staff(http, user, &msg.content).await;
+        }
         let delivered = self.deliver(http, user, target, &reply.messages).await;
         if let Err(e) = &delivered {
             tracing::error!(user = %user, "replies not delivered; they go out with the next turn: {e}");
@@ -247,6 +250,20 @@ impl Discord {
             }
             (Place::Private, Err(_)) => self.notice(http, target, &self.config().texts.send_failed).await,
             (Place::Private, Ok(())) => {}
+        }
+    }
+}
+
+impl Discord {
+    /// An agent holds this member's conversation and the assistant kept
+    /// quiet: in DMs (which agents cannot read) what the member wrote goes to
+    /// the staff channel. In a private thread the agents read it there.
+    async fn relay_to_staff(&self, http: &Http, user: UserId, text: &str) {
+        if let (DiscordPrivate::Dm, Some(staff)) = (self.config().private, self.config().agent_channel) {
+            let text = format!("<@{user}> wrote (an agent holds this conversation): {}", render::escape(text));
+            for piece in render::split(&text) {
+                self.notice(http, ChannelId::new(staff), &piece).await;
+            }
         }
     }
 }
