@@ -84,6 +84,46 @@ pub enum AgentCommand {
         #[arg(long, default_value = crate::channels::terminal::CHANNEL)]
         channel: String,
     },
+    /// Look a company up in the directory, with its contacts (unmasked).
+    Lookup {
+        /// What the value is.
+        #[arg(long, value_parser = ["username", "email", "contract", "serial", "machine_code", "org_id"])]
+        by: String,
+        value: String,
+        /// The administrator's last name (contract lookups).
+        #[arg(long)]
+        last_name: Option<String>,
+        /// The agent looking (recorded in the audit log).
+        #[arg(long)]
+        agent: String,
+    },
+    /// Show a customer's latest conversation: flow, status, every message.
+    Transcript(CustomerArgs),
+    /// Take a customer's conversation over: the assistant stays quiet in it.
+    TakeOver(CustomerArgs),
+    /// Write to a customer in their conversation (takes it over if needed).
+    Say {
+        #[command(flatten)]
+        customer: CustomerArgs,
+        /// What to tell them.
+        text: String,
+    },
+    /// Give a conversation back to the assistant.
+    HandBack(CustomerArgs),
+}
+
+/// A customer, as their channel identifies them, and the agent acting.
+#[derive(Args, Debug)]
+pub struct CustomerArgs {
+    /// The customer (a terminal identity, a Discord user id, an e-mail address).
+    #[arg(long = "for", value_name = "IDENTITY")]
+    pub customer: String,
+    /// The agent acting (recorded in the audit log).
+    #[arg(long)]
+    pub agent: String,
+    /// The customer's channel.
+    #[arg(long, default_value = crate::channels::terminal::CHANNEL)]
+    pub channel: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -230,49 +270,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("transcripts: {} passed, {failed} failed", files.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })
         }
-        Command::Agent(AgentCommand::Start { flow, customer, agent, channel }) => {
+        Command::Agent(command) => {
             let app = crate::app::App::open(settings, cli.data).await?;
-            let started = if channel == crate::channels::email::CHANNEL {
-                if !email_address::EmailAddress::is_valid(customer.trim()) {
-                    eprintln!("error: --for must be the customer's e-mail address on the email channel");
-                    return Ok(1);
-                }
-                // The first mail goes out now rather than at the next `serve`.
-                let channel = crate::channels::email::EmailChannel::new(app.engine.clone(), app.settings.clone());
-                let started = channel.start_for(&customer, &flow, &agent).await.map_err(|e| match e {
-                    crate::channels::email::EmailError::Engine(e) => e,
-                    crate::channels::email::EmailError::Store(e) => crate::engine::EngineError::Store(e),
-                });
-                app.store.flush().await;
-                app.outbox()?.run_once(app.engine.clock().now_ms()).await?;
-                started
-            } else {
-                app.engine.start_for(&channel, &customer, &flow, &agent).await
-            };
-            let code = match started {
-                Ok(reply) => {
-                    println!("started {flow} for {customer} on {channel}; they will see:");
-                    for d in &reply.messages {
-                        for line in crate::channels::terminal::render(&d.message) {
-                            println!("  | {line}");
-                        }
-                    }
-                    0
-                }
-                // An agent needs to know what was wrong with the flow name;
-                // anything else gets the same safe sentence a customer would.
-                Err(e @ crate::engine::EngineError::Flow(_)) => {
-                    eprintln!("error: {e}");
-                    1
-                }
-                Err(e) => {
-                    tracing::error!("agent start failed: {e}");
-                    eprintln!("error: {}", e.user_message(&app.settings));
-                    1
-                }
-            };
+            let code = crate::agent::cli::run(&app, command).await;
             app.store.close().await;
-            Ok(code)
+            code
         }
         Command::ContactRequest(command) => {
             let (approve, args) = match command {

@@ -35,6 +35,11 @@ fn every_command_has_help() {
         &["contact-request", "approve", "--help"],
         &["contact-request", "decline", "--help"],
         &["agent", "start", "--help"],
+        &["agent", "lookup", "--help"],
+        &["agent", "transcript", "--help"],
+        &["agent", "take-over", "--help"],
+        &["agent", "say", "--help"],
+        &["agent", "hand-back", "--help"],
     ] {
         let out = frontdesk().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -169,4 +174,53 @@ fn import_then_chat_finds_a_company_by_each_search_kind() {
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(&format!("I found your company record: {company}")), "{who}:\n{text}");
     }
+}
+
+#[test]
+fn agents_look_up_read_take_over_write_and_hand_back_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = frontdesk().args(["--data", data]).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let fixtures = common::repo_path("tests/fixtures/directory");
+    assert_eq!(run(&["import", fixtures.to_str().unwrap()]).0, Some(0));
+
+    let (code, out, _) = run(&["agent", "lookup", "--by", "username", "ALEE", "--agent", "dana"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Acme Widgets GmbH (Org ID ORG-1001") && out.contains("Ann.Lee@acme.example"), "{out}");
+
+    let mut chat = frontdesk()
+        .args(["--data", data, "chat", "--as", "ann"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    chat.stdin.take().unwrap().write_all(b"I forgot my password\n").unwrap();
+    assert!(chat.wait().unwrap().success());
+
+    let (code, out, _) = run(&["agent", "take-over", "--for", "ann", "--agent", "dana"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("has joined this conversation"), "{out}");
+    assert_eq!(run(&["agent", "say", "--for", "ann", "--agent", "dana", "Hello Ann"]).0, Some(0));
+    let (_, out, _) = run(&["agent", "transcript", "--for", "ann", "--agent", "dana"]);
+    assert!(
+        out.contains("handed_off (taken over by agent:dana)") && out.contains("customer: I forgot my password"),
+        "{out}"
+    );
+    assert!(out.contains("assistant (not delivered yet): Hello Ann"), "{out}");
+    let (code, out, _) = run(&["agent", "hand-back", "--for", "ann", "--agent", "dana"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("back with the account assistant"), "{out}");
+    let (code, out, _) = run(&["agent", "hand-back", "--for", "ann", "--agent", "dana"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no conversation with the support team"), "{out}");
+    let (code, _, err) = run(&["agent", "say", "--for", "a@b.example", "--channel", "email", "--agent", "dana", "hi"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("mail threads"), "{err}");
 }

@@ -2,6 +2,8 @@
 //! customer's conversation, as plain text. Agents see full names and
 //! addresses (customers only ever see masked ones).
 
+pub mod cli;
+
 use crate::{
     directory::{Directory, Found, Search},
     engine::Outbound,
