@@ -599,3 +599,20 @@ async fn in_dms_what_a_member_writes_to_an_agent_reaches_the_staff_channel() {
     assert!(bot.posted(&DM.to_string()).is_empty(), "the assistant kept quiet");
     bot.stop().await;
 }
+
+/// A click that must wait for the member's previous replies (Discord is slow
+/// to take them) is acknowledged inside the window, not after the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_waiting_for_slow_sends_is_acknowledged_first() {
+    let bot = Bot::start(None, |s| s.discord.as_mut().unwrap().ack_after = Duration::from_millis(500)).await;
+    let (kim, thread, first) = bot.begin(5050).await;
+    // Typing "help" re-asks the question; Discord takes 3 s for each of those replies.
+    bot.discord.delay("POST", &format!("/channels/{thread}/messages"), Duration::from_secs(3), 2);
+    bot.write(&kim, thread.parse().unwrap(), "help", None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let click = bot.click(&kim, &thread, &first, &custom_ids(&first)[0], None).await;
+    assert_eq!(bot.callback(click).await.body["type"], 6, "acknowledged while the previous turn was still sending");
+    let asked = bot.wait_posted(&thread, 4).await;
+    assert!(asked[3].body["content"].as_str().unwrap().contains("user name"), "{:?}", asked[3].body);
+    bot.stop().await;
+}

@@ -61,6 +61,8 @@ struct State {
     ws_url: String,
     calls: Mutex<Vec<Call>>,
     failures: Mutex<Vec<Failure>>,
+    /// (method, path part, delay, times): slow answers.
+    delays: Mutex<Vec<(&'static str, String, Duration, usize)>>,
     connection: Mutex<Option<mpsc::UnboundedSender<Frame>>>,
     seq: AtomicU64,
     next_id: AtomicU64,
@@ -137,6 +139,12 @@ impl StandIn {
             code,
             times,
         });
+    }
+
+    /// The next `times` calls of `method` whose path contains `path` are
+    /// answered after `delay` (a slow Discord).
+    pub fn delay(&self, method: &'static str, path: &str, delay: Duration, times: usize) {
+        self.state.delays.lock().unwrap().push((method, path.to_string(), delay, times));
     }
 
     pub fn identifies(&self) -> usize {
@@ -225,6 +233,16 @@ async fn rest(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Respons
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let delay = {
+        let mut delays = state.delays.lock().unwrap();
+        delays.iter_mut().find(|d| d.0 == method && path.contains(&d.1) && d.3 > 0).map(|d| {
+            d.3 -= 1;
+            d.2
+        })
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let response = answer(&state, &method, &path, &body);
     let status = response.status().as_u16();
     state.calls.lock().unwrap().push(Call { method, path, body, auth, status });

@@ -43,19 +43,24 @@ impl Discord {
                 return;
             }
         };
-        let _turn = self.lock(user).await;
         let mut inbound = Self::customer(user, &(index + 1).to_string());
         inbound.reply_to_step = Some(step);
         inbound.external_id = Some(format!("interaction:{}", c.id));
 
         // Answer inside Discord's 3-second window: with the turn's result
-        // when it is quick, else acknowledge first and edit afterwards.
+        // when it is quick, else acknowledge first and edit afterwards. The
+        // window includes waiting for the member's previous turn to finish
+        // sending; the lock is then held until this turn's replies are sent.
+        let turn = async {
+            let held = self.lock(user).await;
+            (self.engine().handle(inbound).await, held)
+        };
         let defer = async {
             if let Err(e) = c.create_response(http, CreateInteractionResponse::Acknowledge).await {
                 tracing::warn!("deferring an interaction failed: {e}");
             }
         };
-        let (reply, deferred) = in_time(self.config().ack_after, self.engine().handle(inbound), defer).await;
+        let ((reply, _turn), deferred) = in_time(self.config().ack_after, turn, defer).await;
         let reply = match reply {
             Ok(reply) if reply.duplicate => {
                 if !deferred {
