@@ -213,7 +213,7 @@ fn agents_look_up_read_take_over_write_and_hand_back_from_the_shell() {
         out.contains("handed_off (taken over by agent:dana)") && out.contains("customer: I forgot my password"),
         "{out}"
     );
-    assert!(out.contains("assistant (not delivered yet): Hello Ann"), "{out}");
+    assert!(out.contains("agent dana (not delivered yet): Hello Ann"), "{out}");
     let (code, out, _) = run(&["agent", "hand-back", "--for", "ann", "--agent", "dana"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("back with the account assistant"), "{out}");

@@ -112,7 +112,11 @@ pub async fn transcript(store: &Store, row: Option<ConversationRow>, max_chars: 
         } else if let Ok(message) = serde_json::from_str::<Outbound>(&m.body) {
             let shown = crate::channels::terminal::render(&message).join("\n  ");
             let pending = if m.delivered_at.is_none() { " (not delivered yet)" } else { "" };
-            lines.push(format!("assistant{pending}: {shown}"));
+            let who = match &message {
+                Outbound::Text { by: Some(agent), .. } => format!("agent {agent}"),
+                _ => "assistant".to_string(),
+            };
+            lines.push(format!("{who}{pending}: {shown}"));
         }
     }
     // Keep the newest lines that fit.

@@ -60,7 +60,7 @@ pub(crate) fn plan(
         None => Draft::create(customer, now),
     };
     let take_over = |d: &mut Draft| {
-        d.out(Outbound::Text { text: inner.settings.messages.taken_over.clone(), private: true });
+        d.out(Outbound::Text { text: inner.settings.messages.taken_over.clone(), private: true, by: None });
         d.set_status(Status::HandedOff, Some(&format!("{TAKEN_OVER}{agent}")));
     };
     match action {
@@ -69,10 +69,10 @@ pub(crate) fn plan(
             if !held {
                 take_over(&mut d);
             }
-            d.out(Outbound::Text { text: text.to_string(), private: true });
+            d.out(Outbound::Text { text: text.to_string(), private: true, by: Some(agent.to_string()) });
         }
         AgentAction::HandBack => {
-            d.out(Outbound::Text { text: inner.settings.messages.handed_back.clone(), private: true });
+            d.out(Outbound::Text { text: inner.settings.messages.handed_back.clone(), private: true, by: None });
             d.set_status(Status::Done, Some(&format!("handed back by agent:{agent}")));
         }
     }

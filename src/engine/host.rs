@@ -226,7 +226,7 @@ fn output(text: &str, private: bool) -> HostResult<()> {
                 _ => Err(diverged(r, "say")),
             };
         }
-        r.outputs.push(Outbound::Text { text: text.to_string(), private });
+        r.outputs.push(Outbound::Text { text: text.to_string(), private, by: None });
         r.entries.push(Entry::Say);
         r.cursor += 1;
         Ok(())
@@ -286,7 +286,7 @@ fn prompt(text: &str, kind: PromptKind, private: bool) -> HostResult<Dynamic> {
                         return Ok(d);
                     }
                     Err(reason) => {
-                        r.outputs.push(Outbound::Text { text: reason, private: false });
+                        r.outputs.push(Outbound::Text { text: reason, private: false, by: None });
                     }
                 }
             }

@@ -95,6 +95,9 @@ pub enum Outbound {
         text: String,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         private: bool,
+        /// The agent who wrote it, when a person did (not the assistant).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// A question; `options` are empty for free-text answers.
     Prompt {
@@ -111,7 +114,7 @@ pub enum Outbound {
 
 impl Outbound {
     pub fn text(text: impl Into<String>) -> Outbound {
-        Outbound::Text { text: text.into(), private: false }
+        Outbound::Text { text: text.into(), private: false, by: None }
     }
 
     pub fn prompt(p: &Prompt) -> Outbound {
