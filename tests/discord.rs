@@ -577,7 +577,7 @@ async fn a_second_instance_stands_by_until_the_first_goes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_dms_what_a_member_writes_to_an_agent_reaches_the_staff_channel() {
+async fn in_dms_what_a_member_writes_to_the_support_team_reaches_the_staff_channel() {
     const STAFF: u64 = 910_000_000_000_000_098;
     const DM: u64 = 910_000_000_000_000_097;
     let bot = Bot::start(None, |s| {
@@ -592,11 +592,25 @@ async fn in_dms_what_a_member_writes_to_an_agent_reaches_the_staff_channel() {
     let kim = user(5040, "kim", None);
     bot.discord.dispatch("MESSAGE_CREATE", message(bot.next_id(), DM, false, kim, "my **serial** is ABC", None)).await;
     let relayed = bot.wait_posted(&STAFF.to_string(), 1).await;
-    assert_eq!(
-        relayed[0].body["content"],
-        "<@5040> wrote (an agent holds this conversation): my \\*\\*serial\\*\\* is ABC"
-    );
+    assert_eq!(relayed[0].body["content"], "<@5040> wrote (with the support team): my \\*\\*serial\\*\\* is ABC");
     assert!(bot.posted(&DM.to_string()).is_empty(), "the assistant kept quiet");
+
+    // A member who asked for a person: the staff channel is told how to reach
+    // them, and what they write while waiting is relayed too.
+    const LEE_DM: u64 = 910_000_000_000_000_096;
+    let lee = user(5041, "lee", None);
+    bot.discord.dispatch("MESSAGE_CREATE", message(bot.next_id(), LEE_DM, false, lee.clone(), "agent", None)).await;
+    let told = bot.wait_posted(&STAFF.to_string(), 2).await;
+    let notice = told[1].body["content"].as_str().unwrap();
+    assert!(
+        notice.starts_with("<@5041> needs a person (customer asked for a person). They write to the bot in DMs"),
+        "{notice}"
+    );
+    bot.discord.dispatch("MESSAGE_CREATE", message(bot.next_id(), LEE_DM, false, lee, "still there?", None)).await;
+    let relayed = bot.wait_posted(&STAFF.to_string(), 3).await;
+    assert_eq!(relayed[2].body["content"], "<@5041> wrote (with the support team): still there?");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bot.posted(&STAFF.to_string()).len(), 3, "the hand-off turn itself is announced, not relayed");
     bot.stop().await;
 }
 

@@ -6,6 +6,7 @@ use std::{future::Future, time::Duration};
 use serenity::all::{ChannelId, Http, UserId};
 
 use super::{render, Discord, DiscordError, CHANNEL};
+use crate::config::DiscordPrivate;
 use crate::engine::{Delivery, Outbound};
 
 /// Undelivered messages older than this are left alone by the sweep.
@@ -71,7 +72,14 @@ impl Discord {
                 }
             }
             if let (Outbound::Handoff { reason }, Some(staff)) = (&d.message, self.config().agent_channel) {
-                let text = format!("<@{user}> needs a person ({}): <#{target}>", render::escape(reason));
+                let reason = render::escape(reason);
+                let text = match self.config().private {
+                    DiscordPrivate::Thread => format!("<@{user}> needs a person ({reason}): <#{target}>"),
+                    // Agents cannot open a member's DMs.
+                    DiscordPrivate::Dm => format!(
+                        "<@{user}> needs a person ({reason}). They write to the bot in DMs: `/frontdesk transcript` reads the conversation, `/frontdesk say` answers."
+                    ),
+                };
                 self.notice(http, ChannelId::new(staff), &text).await;
             }
             self.engine().delivered(std::slice::from_ref(d)).await?;

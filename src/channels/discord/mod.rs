@@ -220,7 +220,10 @@ impl Discord {
                 return;
             }
         };
-        if reply.messages.is_empty() && reply.status == Some(crate::store::Status::HandedOff) {
+        // With the support team (not the turn that handed it over, which
+        // the hand-off notice announces).
+        let handing_off = reply.messages.iter().any(|d| matches!(d.message, crate::engine::Outbound::Handoff { .. }));
+        if reply.status == Some(crate::store::Status::HandedOff) && !handing_off {
             self.relay_to_staff(http, user, &msg.content).await;
         }
         let delivered = self.deliver(http, user, target, &reply.messages).await;
@@ -255,12 +258,13 @@ impl Discord {
 }
 
 impl Discord {
-    /// An agent holds this member's conversation and the assistant kept
-    /// quiet: in DMs (which agents cannot read) what the member wrote goes to
-    /// the staff channel. In a private thread the agents read it there.
+    /// The member's conversation is with the support team (an agent holds
+    /// it, or it waits for one): in DMs, which agents cannot read, what the
+    /// member wrote goes to the staff channel. In a private thread the agents
+    /// read it there.
     async fn relay_to_staff(&self, http: &Http, user: UserId, text: &str) {
         if let (DiscordPrivate::Dm, Some(staff)) = (self.config().private, self.config().agent_channel) {
-            let text = format!("<@{user}> wrote (an agent holds this conversation): {}", render::escape(text));
+            let text = format!("<@{user}> wrote (with the support team): {}", render::escape(text));
             for piece in render::split(&text) {
                 self.notice(http, ChannelId::new(staff), &piece).await;
             }
