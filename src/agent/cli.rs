@@ -47,14 +47,7 @@ pub async fn run(app: &App, command: AgentCommand) -> anyhow::Result<i32> {
 }
 
 async fn audit(app: &App, agent: &str, action: &str, subject: &str) -> anyhow::Result<()> {
-    let write = Write::Audit {
-        channel: "cli".into(),
-        actor: format!("agent:{agent}"),
-        by_agent: Some(agent.to_string()),
-        action: action.into(),
-        subject: subject.into(),
-        detail: json!({}),
-    };
+    let write = Write::agent_audit("cli", agent, action, subject, json!({}));
     Ok(app.store.record(&[write], app.engine.clock().now_ms()).await?)
 }
 

@@ -76,13 +76,8 @@ pub(crate) fn plan(
             d.set_status(Status::Done, Some(&format!("handed back by agent:{agent}")));
         }
     }
-    d.writes.push(Write::Audit {
-        channel: customer.channel.clone(),
-        actor: format!("agent:{agent}"),
-        by_agent: Some(agent.to_string()),
-        action: action.audit_name().to_string(),
-        subject: customer.sender.clone(),
-        detail: json!({ "conversation": d.row.id, "took_over": !held && !matches!(action, AgentAction::HandBack) }),
-    });
+    let took_over = !held && !matches!(action, AgentAction::HandBack);
+    let detail = json!({ "conversation": d.row.id, "took_over": took_over });
+    d.writes.push(Write::agent_audit(&customer.channel, agent, action.audit_name(), &customer.sender, detail));
     Some(d.finish_for(customer))
 }

@@ -369,14 +369,13 @@ pub(crate) async fn plan_agent_start(
         None => Draft::create(customer, now),
     };
     d.row.started_by = Some(agent.to_string());
-    d.writes.push(crate::store::Write::Audit {
-        channel: customer.channel.clone(),
-        actor: format!("agent:{agent}"),
-        by_agent: Some(agent.to_string()),
-        action: "agent_started_flow".into(),
-        subject: flow.name.clone(),
-        detail: json!({ "customer": customer.sender }),
-    });
+    d.writes.push(crate::store::Write::agent_audit(
+        &customer.channel,
+        agent,
+        "agent_started_flow",
+        &flow.name,
+        json!({ "customer": customer.sender }),
+    ));
     let params = replay::with_context(json!({ "started_by": agent }), &d.context());
     d.run(inner, Ok(flow), Journal { params, entries: Vec::new() }, TurnInput { text: None, answering_step: None })
         .await?;

@@ -5,6 +5,20 @@
 
 use serde_json::Value;
 
+impl Write {
+    /// An agent's action, in the audit log as done by that agent.
+    pub fn agent_audit(channel: &str, agent: &str, action: &str, subject: &str, detail: Value) -> Write {
+        Write::Audit {
+            channel: channel.to_string(),
+            actor: format!("agent:{agent}"),
+            by_agent: Some(agent.to_string()),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            detail,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// Who did what: every lookup, mail and account change.

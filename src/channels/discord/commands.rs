@@ -115,14 +115,7 @@ impl Discord {
     }
 
     async fn audit(&self, agent: &str, action: &str, subject: &str, detail: serde_json::Value) {
-        let write = Write::Audit {
-            channel: CHANNEL.into(),
-            actor: format!("agent:{agent}"),
-            by_agent: Some(agent.to_string()),
-            action: action.into(),
-            subject: subject.into(),
-            detail,
-        };
+        let write = Write::agent_audit(CHANNEL, agent, action, subject, detail);
         if let Err(e) = self.engine().store().record(&[write], self.now()).await {
             tracing::error!(action, "auditing an agent action failed: {e}");
         }
