@@ -95,10 +95,7 @@ async fn start(app: &App, flow: &str, customer: &str, agent: &str, channel: &str
         }
         // The first mail goes out now rather than at the next `serve`.
         let email = crate::channels::email::EmailChannel::new(app.engine.clone(), app.settings.clone());
-        let started = email.start_for(customer, flow, agent).await.map_err(|e| match e {
-            crate::channels::email::EmailError::Engine(e) => e,
-            crate::channels::email::EmailError::Store(e) => EngineError::Store(e),
-        });
+        let started = email.start_for(customer, flow, agent).await;
         app.store.flush().await;
         app.outbox()?.run_once(app.engine.clock().now_ms()).await?;
         started

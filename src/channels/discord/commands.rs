@@ -192,10 +192,7 @@ impl Discord {
                             self.engine().clone(),
                             self.inner.settings.clone(),
                         );
-                        email.start_for(address, flow, agent).await.map_err(|e| match e {
-                            crate::channels::email::EmailError::Engine(e) => DiscordError::Engine(e),
-                            crate::channels::email::EmailError::Store(e) => DiscordError::Store(e),
-                        })?;
+                        email.start_for(address, flow, agent).await?;
                         Ok(format!(
                             "Started {} for {} by e-mail; the first mail is on its way.",
                             render::escape(flow),

@@ -170,7 +170,7 @@ impl EmailChannel {
         address: &str,
         flow: &str,
         agent: &str,
-    ) -> Result<crate::engine::TurnReply, EmailError> {
+    ) -> Result<crate::engine::TurnReply, EngineError> {
         let address = address.trim().to_lowercase();
         let now = self.engine.clock().now_ms();
         let thread = reply::new_thread(&format!("agent:{agent}:{address}:{now}:{}", rand::random::<u64>()));
@@ -178,7 +178,7 @@ impl EmailChannel {
         let mut customer = Inbound::new(CHANNEL, &thread, &address, "");
         customer.reply_sink = Some(threading.sink());
         self.engine.expect_new(CHANNEL, &thread);
-        Ok(self.engine.start_for_inbound(customer, flow, agent).await?)
+        self.engine.start_for_inbound(customer, flow, agent).await
     }
 
     /// Handles one raw RFC 5322 mail.
