@@ -26,11 +26,7 @@ pub async fn run(app: &App, command: AgentCommand) -> anyhow::Result<i32> {
         }
         AgentCommand::Transcript(who) => {
             let store = &app.store;
-            let row = if who.channel == crate::channels::email::CHANNEL {
-                store.latest_conversation_of(&who.channel, &who.customer.trim().to_lowercase()).await?
-            } else {
-                store.latest_conversation(&who.channel, &who.customer).await?
-            };
+            let row = super::latest_conversation(store, &who.channel, &who.customer).await?;
             audit(app, &who.agent, "agent_viewed_transcript", &who.customer).await?;
             match transcript(store, row, usize::MAX).await? {
                 Some(text) => println!("{text}"),

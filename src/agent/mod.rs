@@ -85,6 +85,17 @@ pub async fn lookup(directory: &Directory, by: LookupBy, value: &str, last_name:
     Ok(out)
 }
 
+/// A customer's latest conversation on `channel`. Conversations are keyed by
+/// who the customer is, except on e-mail, where they are keyed by mail
+/// thread and found by the sender's address.
+pub async fn latest_conversation(store: &Store, channel: &str, customer: &str) -> Result<Option<ConversationRow>> {
+    if channel == crate::channels::email::CHANNEL {
+        store.latest_conversation_of(channel, &customer.trim().to_lowercase()).await
+    } else {
+        store.latest_conversation(channel, customer).await
+    }
+}
+
 /// A customer's latest conversation: its state, then its messages, the
 /// newest kept when it is longer than `max_chars`. `None`: they have none.
 pub async fn transcript(store: &Store, row: Option<ConversationRow>, max_chars: usize) -> Result<Option<String>> {

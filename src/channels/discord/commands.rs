@@ -206,13 +206,11 @@ impl Discord {
                 let store = self.engine().store();
                 let (who, row) = match (member(options), string(options, "email")) {
                     (Some(user), None) => {
-                        (format!("<@{user}>"), store.latest_conversation(CHANNEL, &user.to_string()).await?)
+                        (format!("<@{user}>"), agent::latest_conversation(store, CHANNEL, &user.to_string()).await?)
                     }
                     (None, Some(address)) => (
                         render::escape(address),
-                        store
-                            .latest_conversation_of(crate::channels::email::CHANNEL, &address.trim().to_lowercase())
-                            .await?,
+                        agent::latest_conversation(store, crate::channels::email::CHANNEL, address).await?,
                     ),
                     _ => return Ok("Name either a member or an e-mail address.".into()),
                 };
