@@ -373,7 +373,13 @@ impl Engine {
         let Some(conv) = self.inner.store.latest_conversation(channel, key).await? else {
             return Ok(Vec::new());
         };
-        let rows = self.inner.store.undelivered(conv.id).await?;
+        self.undelivered(conv.id).await
+    }
+
+    /// A conversation's messages not yet acknowledged by its channel, oldest
+    /// first.
+    pub async fn undelivered(&self, conversation_id: i64) -> Result<Vec<Delivery>, EngineError> {
+        let rows = self.inner.store.undelivered(conversation_id).await?;
         rows.into_iter()
             .map(|m| {
                 serde_json::from_str(&m.body)

@@ -19,7 +19,6 @@ pub struct Undelivered {
     pub conv_key: String,
     pub conversation_id: i64,
     pub seq: i64,
-    pub body: String,
 }
 
 impl Store {
@@ -62,7 +61,7 @@ impl Store {
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<Undelivered>> {
-        const SQL: &str = "SELECT c.conv_key, m.conversation_id, m.seq, m.body FROM messages m \
+        const SQL: &str = "SELECT c.conv_key, m.conversation_id, m.seq FROM messages m \
                            JOIN conversations c ON c.id = m.conversation_id \
                            WHERE m.channel = $1 AND m.direction = 'out' AND m.delivered_at IS NULL \
                            AND m.created_at > $2 AND m.created_at < $3 ORDER BY m.id LIMIT $4";

@@ -117,7 +117,7 @@ impl Discord {
         let mut sent = 0;
         for (key, conversations) in owed {
             let Ok(user) = key.parse::<u64>().map(UserId::new) else { continue };
-            match self.redeliver_to(http, user, &conversations, before).await {
+            match self.redeliver_to(http, user, &conversations).await {
                 Ok(n) => sent += n,
                 Err(e) => tracing::warn!(user = %user, "redelivery failed; will try again: {e}"),
             }
@@ -125,24 +125,13 @@ impl Discord {
         Ok(sent)
     }
 
-    async fn redeliver_to(
-        &self,
-        http: &Http,
-        user: UserId,
-        conversations: &[i64],
-        before: i64,
-    ) -> Result<usize, DiscordError> {
+    async fn redeliver_to(&self, http: &Http, user: UserId, conversations: &[i64]) -> Result<usize, DiscordError> {
         let _turn = self.lock(user).await;
-        // Read again under the member's lock: a turn may have sent them.
+        // Read again under the member's lock: a turn may have sent them
+        // meanwhile, and none is sending any now.
         let mut pending = Vec::new();
         for id in conversations {
-            for m in self.engine().store().undelivered(*id).await? {
-                if m.created_at < before {
-                    let message: Outbound = serde_json::from_str(&m.body)
-                        .map_err(|e| DiscordError::Corrupt(format!("message {id}/{}: {e}", m.seq)))?;
-                    pending.push(Delivery { conversation_id: m.conversation_id, seq: m.seq, message });
-                }
-            }
+            pending.extend(self.engine().undelivered(*id).await?);
         }
         if pending.is_empty() {
             return Ok(0);
