@@ -72,7 +72,7 @@ impl DiscordError {
 /// `defer` (the acknowledgement) first, then waits, and returns `true`.
 /// A zero `ack_after` always acknowledges first.
 async fn in_time<T>(
-    ack_after: std::time::Duration,
+    ack_after: Duration,
     work: impl std::future::Future<Output = T>,
     defer: impl std::future::Future<Output = ()>,
 ) -> (T, bool) {
@@ -104,7 +104,6 @@ pub struct Discord {
 struct Shared {
     engine: Engine,
     settings: Arc<Settings>,
-    config: DiscordSettings,
     places: places::Places,
     /// One lock per member: their turns and the sends that follow them do
     /// not interleave, so messages arrive in order and nothing is sent twice.
@@ -113,9 +112,9 @@ struct Shared {
 
 impl Discord {
     pub fn new(engine: Engine, settings: Arc<Settings>) -> anyhow::Result<Discord> {
-        let config = settings.discord.clone().context("Discord is not configured ([discord] guild_id)")?;
+        let config = settings.discord.as_ref().context("Discord is not configured ([discord] guild_id)")?;
         let places = places::Places::new(engine.store().clone(), config.private, config.send_attempts);
-        Ok(Discord { inner: Arc::new(Shared { engine, settings, config, places, locks: Mutex::default() }) })
+        Ok(Discord { inner: Arc::new(Shared { engine, settings, places, locks: Mutex::default() }) })
     }
 
     fn engine(&self) -> &Engine {
@@ -123,7 +122,7 @@ impl Discord {
     }
 
     fn config(&self) -> &DiscordSettings {
-        &self.inner.config
+        self.inner.settings.discord.as_ref().expect("Discord::new checked [discord]")
     }
 
     fn now(&self) -> i64 {
@@ -151,6 +150,16 @@ impl Discord {
     /// nowhere in particular (an agent started a flow, a redelivery).
     fn default_support(&self) -> ChannelId {
         ChannelId::new(self.config().support_channels[0])
+    }
+
+    /// What the public channel is told when a member's private place could
+    /// not be reached: their DMs are closed, or Discord failed.
+    fn unreachable(&self, e: &DiscordError) -> &str {
+        if e.code() == Some(CANNOT_DM) {
+            &self.config().texts.dm_refused
+        } else {
+            &self.config().texts.send_failed
+        }
     }
 
     /// Sends a fixed text (no personal data in it) to a channel, once.
@@ -196,12 +205,7 @@ impl Discord {
                 Ok(target) => target,
                 Err(e) => {
                     tracing::error!(user = %user, "opening a private place failed: {e}");
-                    let text = if e.code() == Some(CANNOT_DM) {
-                        &self.config().texts.dm_refused
-                    } else {
-                        &self.config().texts.send_failed
-                    };
-                    self.notice(http, msg.channel_id, text).await;
+                    self.notice(http, msg.channel_id, self.unreachable(&e)).await;
                     return;
                 }
             },
@@ -243,14 +247,7 @@ impl Discord {
                 };
                 self.notice(http, msg.channel_id, &text.replace("{member}", &member)).await;
             }
-            (Place::Public, Err(e)) => {
-                let text = if e.code() == Some(CANNOT_DM) {
-                    &self.config().texts.dm_refused
-                } else {
-                    &self.config().texts.send_failed
-                };
-                self.notice(http, msg.channel_id, text).await;
-            }
+            (Place::Public, Err(e)) => self.notice(http, msg.channel_id, self.unreachable(&e)).await,
             (Place::Private, Err(_)) => self.notice(http, target, &self.config().texts.send_failed).await,
             (Place::Private, Ok(())) => {}
         }
