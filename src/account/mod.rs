@@ -160,8 +160,6 @@ async fn search_company(
     Ok(outcome)
 }
 
-/// Mails a contact their user name and a single-use reset link, to the
-/// address on record and nowhere else.
 /// The contact whose address the customer provably wrote from (a mail
 /// whose sender our receiving server authenticated), if any: such a
 /// customer may skip the search. Unverified senders get `found: false`
@@ -185,6 +183,8 @@ async fn verified_contact(d: &Directory, _s: &Settings, call: &mut EffectCall) -
     }))
 }
 
+/// Mails a contact their user name and a single-use reset link, to the
+/// address on record and nowhere else.
 async fn send_login_info(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let contact_id = call.arg_i64(0)?;
     let contact = d.contact(contact_id).await.map_err(EffectError::retry)?.filter(|c| c.status == "active");

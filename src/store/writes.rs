@@ -5,20 +5,6 @@
 
 use serde_json::Value;
 
-impl Write {
-    /// An agent's action, in the audit log as done by that agent.
-    pub fn agent_audit(channel: &str, agent: &str, action: &str, subject: &str, detail: Value) -> Write {
-        Write::Audit {
-            channel: channel.to_string(),
-            actor: format!("agent:{agent}"),
-            by_agent: Some(agent.to_string()),
-            action: action.to_string(),
-            subject: subject.to_string(),
-            detail,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// Who did what: every lookup, mail and account change.
@@ -65,6 +51,20 @@ pub enum Write {
     /// An IMAP mailbox has been read up to `uid` (never moves back within one
     /// UIDVALIDITY; a new UIDVALIDITY replaces it).
     MailCheckpoint { mailbox: String, uidvalidity: i64, uid: i64 },
+}
+
+impl Write {
+    /// An agent's action, in the audit log as done by that agent.
+    pub fn agent_audit(channel: &str, agent: &str, action: &str, subject: &str, detail: Value) -> Write {
+        Write::Audit {
+            channel: channel.to_string(),
+            actor: format!("agent:{agent}"),
+            by_agent: Some(agent.to_string()),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            detail,
+        }
+    }
 }
 
 macro_rules! apply_writes {
