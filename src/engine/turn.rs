@@ -104,7 +104,7 @@ impl Draft {
         }
     }
 
-    pub(super) fn context(&self) -> EffectContext {
+    fn context(&self) -> EffectContext {
         EffectContext {
             conversation_id: self.row.id,
             channel: self.row.channel.clone(),
@@ -116,7 +116,7 @@ impl Draft {
         }
     }
 
-    pub(super) fn inbound(&mut self, inbound: &Inbound, text: &str) {
+    fn inbound(&mut self, inbound: &Inbound, text: &str) {
         let body = json!({ "text": text, "sender": inbound.sender }).to_string();
         self.messages.push(NewMessage {
             seq: self.row.next_seq,
@@ -152,19 +152,19 @@ impl Draft {
         }
     }
 
-    pub(super) fn wait(&mut self, inner: &Inner, prompt: &Prompt) {
+    fn wait(&mut self, inner: &Inner, prompt: &Prompt) {
         self.set_status(Status::Waiting, None);
         self.row.prompt = Some(serde_json::to_string(prompt).expect("prompts serialize"));
         self.row.expires_at = Some(self.now + inner.settings.engine.idle_expiry.as_millis() as i64);
     }
 
-    pub(super) fn handoff(&mut self, inner: &Inner, reason: &str) {
+    fn handoff(&mut self, inner: &Inner, reason: &str) {
         self.out(Outbound::text(&inner.settings.messages.handoff));
         self.out(Outbound::Handoff { reason: reason.to_string() });
         self.set_status(Status::HandedOff, Some("handed off"));
     }
 
-    pub(super) fn fail(&mut self, inner: &Inner, detail: &str) {
+    fn fail(&mut self, inner: &Inner, detail: &str) {
         tracing::error!(conversation = self.row.id, flow = %self.row.flow, channel = %self.row.channel, "flow failed: {detail}");
         self.out(Outbound::text(&inner.settings.messages.apology));
         self.set_status(Status::Failed, Some("flow error"));
@@ -237,7 +237,7 @@ impl Draft {
         self.finish(false)
     }
 
-    pub(super) fn finish(self, again: bool) -> Planned {
+    fn finish(self, again: bool) -> Planned {
         let status = Status::parse(&self.row.status);
         let conversation = match self.expected_version {
             None => ConversationWrite::Insert(self.row),
@@ -258,7 +258,7 @@ impl Draft {
     }
 }
 
-pub(super) fn stored_prompt(row: &ConversationRow) -> Result<Option<Prompt>, EngineError> {
+fn stored_prompt(row: &ConversationRow) -> Result<Option<Prompt>, EngineError> {
     row.prompt
         .as_deref()
         .map(serde_json::from_str)
