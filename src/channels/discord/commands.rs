@@ -114,11 +114,17 @@ impl Discord {
             && cmd.member.as_ref().is_some_and(|m| m.roles.iter().any(|r| self.config().agent_roles.contains(&r.get())))
     }
 
-    async fn audit(&self, agent: &str, action: &str, subject: &str, detail: serde_json::Value) {
+    /// Records an agent's action; what an agent sees is shown only once
+    /// the record of it is written (as on the shell).
+    async fn audit(
+        &self,
+        agent: &str,
+        action: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), DiscordError> {
         let write = Write::agent_audit(CHANNEL, agent, action, subject, detail);
-        if let Err(e) = self.engine().store().record(&[write], self.now()).await {
-            tracing::error!(action, "auditing an agent action failed: {e}");
-        }
+        Ok(self.engine().store().record(&[write], self.now()).await?)
     }
 
     /// Where a member's conversation goes: the support channel the agent
@@ -172,7 +178,7 @@ impl Discord {
                     &format!("{}:{value}", string(options, "by").unwrap_or("")),
                     json!({}),
                 )
-                .await;
+                .await?;
                 let directory = crate::directory::Directory::new(self.engine().store().clone());
                 Ok(render::escape(&agent::lookup(&directory, by, value, last_name).await?))
             }
@@ -220,7 +226,7 @@ impl Discord {
                     &who,
                     json!({ "conversation": row.as_ref().map(|r| r.id) }),
                 )
-                .await;
+                .await?;
                 Ok(match agent::transcript(store, row, 1500).await? {
                     Some(text) => render::split(&render::escape(&text)).swap_remove(0),
                     None => format!("{who} has no conversation."),
@@ -273,7 +279,10 @@ pub async fn handle(discord: &Discord, ctx: &Context, cmd: CommandInteraction) {
     let agent = agent_name(&cmd);
     if !discord.is_agent(&cmd) {
         let sub = cmd.data.options.first().map(|o| o.name.clone()).unwrap_or_default();
-        discord.audit(&agent, "agent_command_refused", &sub, json!({ "reason": "no agent role" })).await;
+        let refused = discord.audit(&agent, "agent_command_refused", &sub, json!({ "reason": "no agent role" }));
+        if let Err(e) = refused.await {
+            tracing::error!(agent = %agent, "auditing a refused command failed: {e}");
+        }
         let refusal = ephemeral(&discord.config().texts.not_agent);
         if let Err(e) = cmd.create_response(http, CreateInteractionResponse::Message(refusal)).await {
             tracing::warn!("refusing a command failed: {e}");
