@@ -68,8 +68,6 @@ struct State {
     next_id: AtomicU64,
     identifies: AtomicUsize,
     resumes: AtomicUsize,
-    /// Gateway frames the client sent (op codes), in order.
-    ops: Mutex<Vec<u64>>,
 }
 
 #[derive(Clone)]
@@ -179,11 +177,6 @@ impl StandIn {
         if let Some(tx) = self.state.connection.lock().unwrap().take() {
             let _ = tx.send(Frame::Close(4000));
         }
-    }
-
-    /// A new id, as Discord's snowflakes.
-    pub fn id(&self) -> u64 {
-        self.state.next_id.fetch_add(1, Ordering::SeqCst)
     }
 }
 
@@ -315,7 +308,6 @@ async fn gateway_session(stream: tokio::net::TcpStream, state: Arc<State>) {
                 let Ws::Text(text) = frame else { continue };
                 let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
                 let op = v["op"].as_u64().unwrap_or(u64::MAX);
-                state.ops.lock().unwrap().push(op);
                 let reply = match op {
                     1 => Some(json!({ "op": 11 })),
                     2 => {
