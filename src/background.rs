@@ -30,6 +30,11 @@ where
     }
 }
 
+/// How often an instance standing by asks for the lead of work one instance
+/// does alone (the Discord gateway, a mailbox's reader), and a leader checks
+/// it still holds it.
+pub const LEAD_CHECK: Duration = Duration::from_secs(10);
+
 /// Runs `work` while this instance leads `name` among the instances sharing
 /// the store ([`Store::try_lead`]): stands by otherwise, asking again every
 /// `check`; a leader checks as often that it still holds the lead, and

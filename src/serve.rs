@@ -4,10 +4,6 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::App;
 
-/// How often an instance standing by asks for the lead of work one instance
-/// does alone (a mailbox's reader), and a leader checks it still holds it.
-const LEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Companies in the demo directory seeded on the first start.
 const DEMO_COMPANIES: u64 = 50;
 
@@ -48,14 +44,15 @@ fn spawn_email(app: &App, stop: &tokio::sync::watch::Receiver<bool>) -> anyhow::
         let (store, settings, concurrency, stop) =
             (app.store.clone(), settings.clone(), email.concurrency, stop.clone());
         return Ok(tokio::spawn(async move {
-            let read = |stop| imap::run(channel.clone(), settings.clone(), concurrency, stop);
-            let led = crate::background::leading(&store, &lead, LEAD_CHECK, stop, |stop| async move {
-                read(stop).await;
-                Ok(())
-            });
-            if let Err(e) = led.await {
-                tracing::error!("reading support mail stopped: {e:#}");
-            }
+            // The reader reconnects by itself and ends only when stopped.
+            let _ = crate::background::leading(&store, &lead, crate::background::LEAD_CHECK, stop, |stop| {
+                let read = imap::run(channel.clone(), settings.clone(), concurrency, stop);
+                async move {
+                    read.await;
+                    Ok(())
+                }
+            })
+            .await;
         }));
     }
     let inbox = std::sync::Arc::new(Inbox::open(&app.data_dir.join("mail").join("inbox"))?);

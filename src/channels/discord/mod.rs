@@ -305,10 +305,6 @@ impl EventHandler for Handler {
     }
 }
 
-/// How often a standby instance asks for the lead, and a leader checks it
-/// still holds it.
-const LEAD_CHECK: Duration = Duration::from_secs(10);
-
 /// Serves Discord until `stop` changes. Of several instances sharing one
 /// PostgreSQL store, one runs the gateway (Discord hands each event to one
 /// session) and the others stand by, taking over when it goes.
@@ -320,7 +316,10 @@ pub async fn run(
     let discord = Discord::new(engine, settings)?;
     let store = discord.engine().store().clone();
     let lead = format!("discord gateway {}", discord.config().guild_id);
-    crate::background::leading(&store, &lead, LEAD_CHECK, stop, |stop| gateway(discord.clone(), stop)).await
+    crate::background::leading(&store, &lead, crate::background::LEAD_CHECK, stop, |stop| {
+        gateway(discord.clone(), stop)
+    })
+    .await
 }
 
 /// Runs the gateway client until `stop` changes.
