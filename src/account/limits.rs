@@ -1,40 +1,52 @@
-//! Rate limits, counted from the audit log: durable, and shared by every
-//! instance on one database.
+//! Rate limits on the account effects, as quotas of the store: checked and
+//! counted in one serialised step ([`Store::take_quota`]), so concurrent
+//! turns and instances together never exceed them, and durable across
+//! restarts.
 
 use std::time::Duration;
 
 use crate::{
-    config::Limit,
-    store::{on_db, Store},
+    config::Settings,
+    engine::{EffectCall, EffectError},
+    store::{Quota, Store, Taken},
 };
 
-pub(crate) enum Scope<'a> {
-    /// Who asked (the channel identity).
-    Actor(&'a str),
-    /// What was asked about (a searched identifier, a contact).
-    Subject(&'a str),
+/// Who is asking, as quotas count them: the channel and the sender, with an
+/// e-mail address reduced to its mailbox (`ann+1@x` and `Ann@x` are one).
+pub(crate) fn identity(call: &EffectCall) -> String {
+    format!("{}:{}", call.context.channel, crate::mail::limit_key(&call.context.sender))
 }
 
-/// `Some(wait)` when `limit` is used up for this scope and action.
-pub(crate) async fn exceeded(
+/// The quotas of one search (or of anything that reveals as much as a
+/// search: a duplicate check, a contact request, the verified-sender
+/// shortcut): per identity, and per identifier asked about.
+pub(crate) fn search(s: &Settings, identity: &str, identifier: &str) -> Vec<Quota> {
+    vec![
+        Quota::new(format!("search:who:{identity}"), s.limits.searches_per_identity),
+        Quota::new(format!("search:what:{identifier}"), s.limits.searches_per_identifier),
+    ]
+}
+
+/// Takes one use of each of `quotas` for this effect; `Some(wait)` when one
+/// is used up (nothing is counted then).
+pub(crate) async fn take(store: &Store, call: &EffectCall, quotas: &[Quota]) -> Result<Option<Duration>, EffectError> {
+    take_as(store, &call.context.hold, quotas, call.context.now_ms).await
+}
+
+/// [`take`] under a hold of the caller's own.
+pub(crate) async fn take_as(
     store: &Store,
-    scope: Scope<'_>,
-    action: &str,
-    limit: Limit,
+    hold: &str,
+    quotas: &[Quota],
     now: i64,
-) -> Result<Option<Duration>, crate::store::StoreError> {
-    let since = now - limit.period.as_millis() as i64;
-    let (sql, key) = match scope {
-        Scope::Actor(a) => ("SELECT COUNT(*), MIN(at) FROM audit_log WHERE actor = $1 AND action = $2 AND at > $3", a),
-        Scope::Subject(s) => {
-            ("SELECT COUNT(*), MIN(at) FROM audit_log WHERE subject = $1 AND action = $2 AND at > $3", s)
-        }
-    };
-    let (count, oldest): (i64, Option<i64>) =
-        on_db!(&store.db, p => sqlx::query_as(sql).bind(key).bind(action).bind(since).fetch_one(p).await?);
-    if count < limit.count {
-        return Ok(None);
+) -> Result<Option<Duration>, EffectError> {
+    match store.take_quota(hold, quotas, now).await.map_err(EffectError::retry)? {
+        Taken::Granted => Ok(None),
+        Taken::Refused { wait_ms, .. } => Ok(Some(Duration::from_millis(wait_ms.max(0) as u64))),
     }
-    let free_at = oldest.unwrap_or(now) + limit.period.as_millis() as i64;
-    Ok(Some(Duration::from_millis((free_at - now).max(1000) as u64)))
+}
+
+/// Minutes to tell a customer, rounded up.
+pub(crate) fn minutes(wait: Duration) -> u64 {
+    wait.as_secs().div_ceil(60).max(1)
 }

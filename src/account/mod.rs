@@ -18,7 +18,7 @@ use crate::{
     config::Settings,
     directory::{Directory, Found, Search},
     engine::{EffectCall, EffectError, Effects},
-    store::Write,
+    store::{Quota, Write},
 };
 
 /// Declares every account effect once: its name in flows, its arity, and the
@@ -121,28 +121,10 @@ async fn search_company(
     };
     let kind =
         serde_json::to_value(&search).ok().and_then(|v| v["by"].as_str().map(str::to_string)).unwrap_or_default();
-    let now = call.context.now_ms;
-    if let Some(wait) = limits::exceeded(
-        d.store(),
-        limits::Scope::Actor(&call.context.sender),
-        "search",
-        s.limits.searches_per_identity,
-        now,
-    )
-    .await
-    .map_err(EffectError::retry)?
-    .or(limits::exceeded(
-        d.store(),
-        limits::Scope::Subject(&identifier),
-        "search",
-        s.limits.searches_per_identifier,
-        now,
-    )
-    .await
-    .map_err(EffectError::retry)?)
-    {
+    let quotas = limits::search(s, &limits::identity(call), &identifier);
+    if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("search_refused", &identifier, json!({ "by": kind, "reason": "rate limit" }));
-        return Ok(json!({ "found": false, "reason": "rate_limited", "wait_minutes": wait.as_secs().div_ceil(60) }));
+        return Ok(json!({ "found": false, "reason": "rate_limited", "wait_minutes": limits::minutes(wait) }));
     }
     let found = d.search(&search).await.map_err(EffectError::retry)?;
     let outcome = match &found {
@@ -164,11 +146,17 @@ async fn search_company(
 /// whose sender our receiving server authenticated), if any: such a
 /// customer may skip the search. Unverified senders get `found: false`
 /// without a lookup, so the address alone never reveals anything.
-async fn verified_contact(d: &Directory, _s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+async fn verified_contact(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let Some(how) = call.context.verified.clone() else {
         return Ok(json!({ "found": false }));
     };
     let sender = call.context.sender.clone();
+    // It answers "is this address on record?" as a search by e-mail would,
+    // so it is counted as one (refused: the customer just searches).
+    let quotas = limits::search(s, &limits::identity(call), &crate::directory::keys::lower(&sender));
+    if limits::take(d.store(), call, &quotas).await?.is_some() {
+        return Ok(json!({ "found": false }));
+    }
     let Some(contact) = d.contact_by_email(&sender).await.map_err(EffectError::retry)? else {
         return Ok(json!({ "found": false }));
     };
@@ -193,18 +181,10 @@ async fn send_login_info(d: &Directory, s: &Settings, call: &mut EffectCall) -> 
     };
     let subject = format!("contact:{contact_id}");
     let now = call.context.now_ms;
-    if let Some(wait) = limits::exceeded(
-        d.store(),
-        limits::Scope::Subject(&subject),
-        "login_info_sent",
-        s.limits.recovery_mails_per_contact,
-        now,
-    )
-    .await
-    .map_err(EffectError::retry)?
-    {
+    let quota = [Quota::new(format!("login_info:{subject}"), s.limits.recovery_mails_per_contact)];
+    if let Some(wait) = limits::take(d.store(), call, &quota).await? {
         call.audit("login_info_refused", &subject, json!({ "reason": "rate limit" }));
-        return Ok(json!({ "sent": false, "reason": "rate_limited", "wait_minutes": wait.as_secs().div_ceil(60) }));
+        return Ok(json!({ "sent": false, "reason": "rate_limited", "wait_minutes": limits::minutes(wait) }));
     }
     let company = d.company(&contact.org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default();
     // Only the hash is stored; the token itself goes into the mail alone.

@@ -146,7 +146,13 @@ pub struct EmailSettings {
     pub own_addresses: Vec<String>,
     /// A bigger mail gets a short answer and is not read further.
     pub max_message_bytes: usize,
+    /// Answers one address (sub-addresses counted as their mailbox) gets in 24 hours.
     pub answers_per_sender_per_day: i64,
+    /// Answers in 24 hours to the addresses of one domain that have not
+    /// proven themselves (no trusted authentication, not on record).
+    pub answers_per_unproven_domain_per_day: i64,
+    /// Answers in 24 hours to all such addresses together.
+    pub answers_to_unproven_per_day: i64,
     /// `Authentication-Results` are believed only with this authserv-id.
     pub trusted_authserv_id: Option<String>,
     /// Verify DKIM and DMARC in-process (needs DNS).

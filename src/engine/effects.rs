@@ -34,6 +34,12 @@ pub struct EffectContext {
     pub now_ms: i64,
     /// The agent who started this conversation's flow, if one did.
     pub by_agent: Option<String>,
+    /// Names this effect in this state of the conversation (its id, the
+    /// version the turn writes, the flow and the journal step): the same
+    /// when a failed turn is run again on the same state, new once any turn
+    /// of the conversation has committed. Quotas are taken under it, so a
+    /// retried turn is not counted twice.
+    pub hold: String,
 }
 
 pub struct EffectCall {

@@ -85,7 +85,8 @@ pub(crate) async fn replay(
                 (Some(Stop::Wait(p)), _) => Some(End::Waiting(p)),
                 (Some(Stop::Handoff { reason }), _) => Some(End::HandedOff(reason)),
                 (Some(Stop::Effect { name, args }), _) => {
-                    let call = EffectCall::new(args, EffectContext { flow: flow.name.clone(), ..ctx.clone() });
+                    let hold = format!("{}:{}:{switches}:{}", ctx.hold, flow.name, state.entries.len());
+                    let call = EffectCall::new(args, EffectContext { flow: flow.name.clone(), hold, ..ctx.clone() });
                     let (result, effect_writes) = inner.effects.perform(&name, call).await;
                     let result = match result {
                         Ok(v) => Ok(v),

@@ -113,6 +113,7 @@ impl Draft {
             flow: self.row.flow.clone(),
             now_ms: self.now,
             by_agent: self.row.started_by.clone(),
+            hold: format!("{}:{}", self.row.id, self.row.version),
         }
     }
 

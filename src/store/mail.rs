@@ -1,5 +1,5 @@
 //! What the mail channel asks of the store: has this mail been handled, how
-//! many answers has this sender had today, how far has a mailbox been read.
+//! far has a mailbox been read. (The daily answer caps are quotas.)
 //! The records themselves are [`Write::MailReceived`] and
 //! [`Write::MailCheckpoint`], committed with the turn a mail causes.
 
@@ -13,15 +13,11 @@ pub struct Checkpoint {
 }
 
 impl Store {
-    /// Whether a mail with this key has been handled (answered or skipped),
-    /// and how many mails from `sender` were answered since `since_ms` (for
-    /// the daily cap): one round trip, as every mail asks both.
-    pub async fn mail_seen_and_answers(&self, message_key: &str, sender: &str, since_ms: i64) -> Result<(bool, i64)> {
-        const SQL: &str = "SELECT EXISTS (SELECT 1 FROM mail_received WHERE message_key = $1), \
-                           (SELECT COUNT(*) FROM mail_received WHERE sender = $2 AND received_at >= $3 \
-                           AND outcome IN ('answered', 'continued'))";
-        let (seen, n): (bool, i64) = on_db!(&self.db, p => sqlx::query_as(SQL).bind(message_key).bind(sender).bind(since_ms).fetch_one(p).await?);
-        Ok((seen, n))
+    /// Whether a mail with this key has been handled (answered or skipped).
+    pub async fn mail_seen(&self, message_key: &str) -> Result<bool> {
+        const SQL: &str = "SELECT 1 FROM mail_received WHERE message_key = $1";
+        let row: Option<(i32,)> = on_db!(&self.db, p => sqlx::query_as(SQL).bind(message_key).fetch_optional(p).await?);
+        Ok(row.is_some())
     }
 
     /// How one inbound mail was handled, for operators and tests:

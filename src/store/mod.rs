@@ -13,6 +13,7 @@
 mod discord;
 mod leader;
 mod mail;
+mod quotas;
 mod rows;
 pub mod writer;
 mod writes;
@@ -29,6 +30,7 @@ use sqlx::{
 pub use discord::{PrivatePlace, Undelivered};
 pub use leader::Leadership;
 pub use mail::Checkpoint;
+pub use quotas::{Quota, Taken};
 pub use rows::{new_conversation_id, ConversationRow, MessageRow, Status};
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};
 pub(crate) use writes::ApplyWrites;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::{
     config::Settings,
     engine::{Engine, EngineError, Inbound},
-    store::{StoreError, Write},
+    store::{Quota, StoreError, Taken, Write},
 };
 pub use safety::Skip;
 
@@ -111,6 +111,9 @@ pub struct EmailChannel {
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// `(from, answer to, verified by, proven)` of a mail that will be answered.
+type Sender = (String, String, Option<&'static str>, bool);
+
 impl EmailChannel {
     pub fn new(engine: Engine, settings: Arc<Settings>) -> EmailChannel {
         let dkim = settings.email.verify_dkim.then(dkim::DkimVerifier::system).and_then(|made| {
@@ -187,12 +190,7 @@ impl EmailChannel {
         let mail = parse::parse(raw, email.max_message_bytes);
         let store = self.engine.store();
         let now = self.engine.clock().now_ms();
-        // The daily cap counts answers by the address they go to (Reply-To,
-        // else From): many senders naming one victim in Reply-To cannot make
-        // frontdesk mail-bomb it.
-        let answer_to = mail.reply_to.as_deref().unwrap_or_default();
-        let (seen, answered) = store.mail_seen_and_answers(&mail.key, answer_to, now - DAY_MS).await?;
-        if seen {
+        if store.mail_seen(&mail.key).await? {
             return self.already_handled(source, now).await;
         }
         let record = |outcome: &str, reason: Option<&str>| Write::MailReceived {
@@ -204,16 +202,16 @@ impl EmailChannel {
             reason: reason.map(str::to_string),
         };
         let skip = match safety::check(&mail, email) {
-            Some(skip) => Some(skip),
-            None => (answered >= email.answers_per_sender_per_day).then_some(Skip::DailyCap),
+            Some(skip) => Err(skip),
+            None => self.sender_of(raw, &mail).await?,
         };
-        if let Some(skip) = skip {
-            tracing::info!(key = %mail.key, sender = ?mail.from, reason = %skip, "mail recorded, not answered");
-            store.record(&source.with_checkpoint(vec![record("skipped", Some(skip.code()))]), now).await?;
-            return Ok(Outcome::Skipped(skip));
-        }
-        let (Some(sender), Some(reply_to)) = (mail.from.clone(), mail.reply_to.clone()) else {
-            unreachable!("safety::check skips mail without a sender");
+        let (sender, reply_to, verified, proven) = match skip {
+            Ok(who) => who,
+            Err(skip) => {
+                tracing::info!(key = %mail.key, sender = ?mail.from, reason = %skip, "mail recorded, not answered");
+                store.record(&source.with_checkpoint(vec![record("skipped", Some(skip.code()))]), now).await?;
+                return Ok(Outcome::Skipped(skip));
+            }
         };
 
         // The thread: the one this mail answers, if it is this sender's;
@@ -235,7 +233,12 @@ impl EmailChannel {
             self.engine.expect_new(CHANNEL, &thread);
             thread
         });
-        let threading = reply::Threading::for_mail(&mail, &thread, &reply_to, &self.settings.mail.from);
+        let mut threading = reply::Threading::for_mail(&mail, &thread, &reply_to, &self.settings.mail.from);
+        if !proven {
+            // An address that has not proven itself may not be the writer's:
+            // never carry the writer's words to it.
+            threading = threading.neutral();
+        }
 
         if mail.oversized {
             let notice = threading.notice(&mail.key, &self.settings.messages.mail_too_large);
@@ -256,13 +259,6 @@ impl EmailChannel {
         };
         let mut inbound = Inbound::new(CHANNEL, &thread, &sender, text);
         inbound.external_id = Some(mail.key.clone());
-        let mut verified =
-            auth::verified_by(&mail.authentication_results, email.trusted_authserv_id.as_deref(), &sender);
-        if let (None, Some(dkim), Some((_, domain))) = (verified, &self.dkim, sender.rsplit_once('@')) {
-            if dkim.verifies(raw, domain).await {
-                verified = Some("dkim");
-            }
-        }
         inbound.verified = verified.map(str::to_string);
         inbound.writes = source.with_checkpoint(vec![record(if continuing { "continued" } else { "answered" }, None)]);
         inbound.reply_sink = Some(threading.sink());
@@ -273,6 +269,53 @@ impl EmailChannel {
             // Another copy of the mail committed first.
             _ => self.already_handled(source, now).await,
         }
+    }
+
+    /// Who the mail is from and where answers go, how (if at all) the
+    /// sender is verified, and whether that address has proven itself;
+    /// or why it gets no answer: the daily caps, taken here once per mail
+    /// (atomically, so mails handled at the same time, here or on another
+    /// instance, cannot together pass a cap).
+    async fn sender_of(&self, raw: &[u8], mail: &parse::ParsedMail) -> Result<Result<Sender, Skip>, StoreError> {
+        let email = &self.settings.email;
+        let (Some(sender), Some(reply_to)) = (mail.from.clone(), mail.reply_to.clone()) else {
+            return Ok(Err(Skip::NoSender));
+        };
+        // Authentication speaks for From only: with answers aimed elsewhere
+        // (Reply-To), it proves nothing about where they go.
+        let mut verified = None;
+        if crate::mail::limit_key(&sender) == crate::mail::limit_key(&reply_to) {
+            verified = auth::verified_by(&mail.authentication_results, email.trusted_authserv_id.as_deref(), &sender);
+            if let (None, Some(dkim), Some((_, domain))) = (verified, &self.dkim, sender.rsplit_once('@')) {
+                if dkim.verifies(raw, domain).await {
+                    verified = Some("dkim");
+                }
+            }
+        }
+        let store = self.engine.store();
+        let proven = match verified {
+            Some(_) => true,
+            None => crate::directory::Directory::new(store.clone()).contact_by_email(&reply_to).await?.is_some(),
+        };
+        let day = |count| crate::config::Limit { count, period: std::time::Duration::from_millis(DAY_MS as u64) };
+        let mut quotas = vec![Quota::new(
+            format!("answers:to:{}", crate::mail::limit_key(&reply_to)),
+            day(email.answers_per_sender_per_day),
+        )];
+        if !proven {
+            quotas.push(Quota::new(
+                format!("answers:domain:{}", crate::mail::address_domain(&reply_to)),
+                day(email.answers_per_unproven_domain_per_day),
+            ));
+            quotas.push(Quota::new("answers:unproven", day(email.answers_to_unproven_per_day)));
+        }
+        let now = self.engine.clock().now_ms();
+        Ok(match store.take_quota(&format!("mail:{}", mail.key), &quotas, now).await? {
+            Taken::Granted => Ok((sender, reply_to, verified, proven)),
+            Taken::Refused { quota, .. } if quota.starts_with("answers:domain:") => Err(Skip::DomainCap),
+            Taken::Refused { quota, .. } if quota == "answers:unproven" => Err(Skip::UnprovenCap),
+            Taken::Refused { .. } => Err(Skip::DailyCap),
+        })
     }
 
     /// A mail handled before: nothing to do but move the checkpoint past it.

@@ -77,6 +77,13 @@ impl Threading {
         }
     }
 
+    /// The same answer under a subject of our own: for an address that has
+    /// not proven itself, which must not get the writer's words from us.
+    pub fn neutral(mut self) -> Threading {
+        self.subject = format!("Your My Account request [ref:{}]", self.thread);
+        self
+    }
+
     /// A thread an agent starts: no mail of the customer's to answer yet.
     pub fn started_by_agent(thread: &str, to: &str, from: &str) -> Threading {
         Threading {

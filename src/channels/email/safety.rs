@@ -19,6 +19,10 @@ pub enum Skip {
     NoSender,
     Unreadable,
     DailyCap,
+    /// Too many answers to unproven addresses of one domain today.
+    DomainCap,
+    /// Too many answers to unproven addresses today.
+    UnprovenCap,
 }
 
 impl std::fmt::Display for Skip {
@@ -34,7 +38,9 @@ impl std::fmt::Display for Skip {
             Skip::ResponseSuppressed => f.write_str("sender asked for no automatic answer (X-Auto-Response-Suppress)"),
             Skip::NoSender => f.write_str("no usable sender address"),
             Skip::Unreadable => f.write_str("not a readable mail"),
-            Skip::DailyCap => f.write_str("daily answer limit for this sender reached"),
+            Skip::DailyCap => f.write_str("daily answer limit for this address reached"),
+            Skip::DomainCap => f.write_str("daily answer limit for unproven addresses of this domain reached"),
+            Skip::UnprovenCap => f.write_str("daily answer limit for unproven addresses reached"),
         }
     }
 }
@@ -54,6 +60,8 @@ impl Skip {
             Skip::NoSender => "no_sender",
             Skip::Unreadable => "unreadable",
             Skip::DailyCap => "daily_cap",
+            Skip::DomainCap => "domain_cap",
+            Skip::UnprovenCap => "unproven_cap",
         }
     }
 }

@@ -22,7 +22,10 @@ impl Validator<'_> {
         EmailSettings {
             own_addresses,
             max_message_bytes: self.int("email.max_message_bytes", 1024, 1 << 30) as usize,
-            answers_per_sender_per_day: self.int("email.answers_per_sender_per_day", 1, 100_000) as i64,
+            answers_per_sender_per_day: self.int("email.answers_per_sender_per_day", 1, 10_000_000) as i64,
+            answers_per_unproven_domain_per_day: self.int("email.answers_per_unproven_domain_per_day", 1, 10_000_000)
+                as i64,
+            answers_to_unproven_per_day: self.int("email.answers_to_unproven_per_day", 1, 10_000_000) as i64,
             trusted_authserv_id: (!authserv.is_empty()).then_some(authserv),
             verify_dkim: self.boolean("email.verify_dkim"),
             inbox_poll_interval: self.duration("email.inbox_poll_interval"),

@@ -1,0 +1,193 @@
+//! Rate limits and caps under concurrency: many turns against one limited
+//! subject at the same moment, on one instance and on two sharing one
+//! PostgreSQL, produce exactly the limit (issue: limits were check-then-act
+//! on audit rows written at commit, and ten concurrent turns sent ten mails).
+
+mod common;
+
+use std::sync::Arc;
+
+use frontdesk::{
+    channels::email::{EmailChannel, Outcome, Skip, Source},
+    config::{Limit, Settings},
+    directory::import::import_dir,
+    engine::Engine,
+    store::{Quota, Store, Taken},
+};
+
+/// Turns fired at once against one subject.
+const CONCURRENT: usize = 60;
+
+async fn engine(store: &Store, settings: &Arc<Settings>) -> Engine {
+    Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(store, settings)).build()
+}
+
+fn roomy_search_limits() -> Settings {
+    let mut s = common::settings();
+    let many = Limit { count: 10_000, period: std::time::Duration::from_secs(3600) };
+    s.limits.searches_per_identity = many;
+    s.limits.searches_per_identifier = many;
+    s
+}
+
+async fn login_mails(store: &Store, to: &str) -> usize {
+    let entries = frontdesk::mail::outbox::entries(store).await.unwrap();
+    entries.iter().filter(|e| e.template == "login_info" && e.to_addr.eq_ignore_ascii_case(to)).count()
+}
+
+/// Brings `n` customers (each their own conversation) to "pick your name"
+/// at Acme, whose first contact is Ann Lee.
+async fn at_pick_your_name(engine: &Engine, n: usize) -> Vec<String> {
+    let mut who = Vec::new();
+    for i in 0..n {
+        let id = format!("customer{i}");
+        for line in ["I forgot my password", "user name", "alee"] {
+            common::say(engine, &id, line).await;
+        }
+        who.push(id);
+    }
+    who
+}
+
+both_backends!(concurrent_picks_send_exactly_the_limit_of_login_mails, |url: String| async move {
+    let store = Store::open(&url, 8).await.unwrap();
+    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
+    let settings = Arc::new(roomy_search_limits());
+    let engine = engine(&store, &settings).await;
+    let who = at_pick_your_name(&engine, CONCURRENT).await;
+
+    let picks = who.iter().map(|id| {
+        let engine = engine.clone();
+        let id = id.clone();
+        tokio::spawn(async move { common::say(&engine, &id, "1").await })
+    });
+    let answers: Vec<Vec<String>> = futures::future::join_all(picks).await.into_iter().map(Result::unwrap).collect();
+
+    let limit = settings.limits.recovery_mails_per_contact.count as usize;
+    assert_eq!(login_mails(&store, "ann.lee@acme.example").await, limit);
+    let sent = answers.iter().filter(|a| a.iter().any(|l| l.contains("is on its way"))).count();
+    let refused = answers.iter().filter(|a| a.iter().any(|l| l.contains("several times recently"))).count();
+    assert_eq!((sent, refused), (limit, CONCURRENT - limit), "{answers:?}");
+    store.close().await;
+});
+
+/// Two instances (own stores, writers and caches) on one PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_postgres_send_exactly_the_limit() {
+    let Some(db) = common::TestDb::postgres().await else { return };
+    let a = Store::open(&db.url, 8).await.unwrap();
+    let b = Store::open(&db.url, 8).await.unwrap();
+    import_dir(&a, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
+    let settings = Arc::new(roomy_search_limits());
+    let (ea, eb) = (engine(&a, &settings).await, engine(&b, &settings).await);
+    let who = at_pick_your_name(&ea, CONCURRENT).await;
+
+    let picks = who.iter().enumerate().map(|(i, id)| {
+        let engine = if i % 2 == 0 { ea.clone() } else { eb.clone() };
+        let id = id.clone();
+        tokio::spawn(async move { common::say(&engine, &id, "1").await })
+    });
+    futures::future::join_all(picks).await.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    assert_eq!(
+        login_mails(&a, "ann.lee@acme.example").await,
+        settings.limits.recovery_mails_per_contact.count as usize
+    );
+    a.close().await;
+    b.close().await;
+}
+
+both_backends!(concurrent_searches_by_one_identity_get_exactly_the_limit, |url: String| async move {
+    let store = Store::open(&url, 8).await.unwrap();
+    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
+    let mut s = common::settings();
+    s.limits.searches_per_identity = Limit { count: 5, period: std::time::Duration::from_secs(600) };
+    s.limits.searches_per_identifier = Limit { count: 10_000, period: std::time::Duration::from_secs(3600) };
+    let settings = Arc::new(s);
+    let engine = engine(&store, &settings).await;
+    // One identity, many conversations (as many chat threads or mails).
+    let mut keys = Vec::new();
+    for i in 0..CONCURRENT {
+        let key = format!("thread{i}");
+        for line in ["I forgot my password", "user name"] {
+            let reply = engine.handle(frontdesk::engine::Inbound::new("test", &key, "mallory", line)).await.unwrap();
+            engine.delivered(&reply.messages).await.unwrap();
+        }
+        keys.push(key);
+    }
+    let searches = keys.iter().map(|key| {
+        let engine = engine.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let reply = engine.handle(frontdesk::engine::Inbound::new("test", &key, "mallory", "alee")).await.unwrap();
+            common::lines(&reply).join("\n")
+        })
+    });
+    let answers: Vec<String> = futures::future::join_all(searches).await.into_iter().map(Result::unwrap).collect();
+    let found = answers.iter().filter(|a| a.contains("I found your company record")).count();
+    assert_eq!(found, 5, "{answers:?}");
+    store.close().await;
+});
+
+both_backends!(a_quota_is_taken_atomically_and_once_per_hold, |url: String| async move {
+    let store = Store::open(&url, 8).await.unwrap();
+    let quota = [Quota { key: "q".into(), count: 7, period_ms: 60_000 }];
+    let takes = (0..CONCURRENT).map(|i| {
+        let (store, quota) = (store.clone(), quota.clone());
+        tokio::spawn(async move { store.take_quota(&format!("hold{i}"), &quota, 1_000).await.unwrap() })
+    });
+    let taken: Vec<Taken> = futures::future::join_all(takes).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(taken.iter().filter(|t| **t == Taken::Granted).count(), 7);
+    // The same hold again: granted without counting.
+    assert_eq!(
+        store.take_quota("hold-x", &quota, 2_000).await.unwrap(),
+        Taken::Refused { quota: "q".into(), wait_ms: 59_000 }
+    );
+    let granted_hold = (0..CONCURRENT).find(|i| taken[*i] == Taken::Granted).unwrap();
+    assert_eq!(store.take_quota(&format!("hold{granted_hold}"), &quota, 2_000).await.unwrap(), Taken::Granted);
+    assert_eq!(store.quota_used("q", 0).await.unwrap(), 7);
+    // Once the period has passed, it is free again.
+    assert_eq!(store.take_quota("later", &quota, 61_001).await.unwrap(), Taken::Granted);
+    store.close().await;
+});
+
+fn first_mail(i: usize, reply_to: &str) -> Vec<u8> {
+    format!(
+        "From: sender{i}@elsewhere.example\r\nReply-To: {reply_to}\r\nTo: support@frontdesk.example\r\n\
+         Subject: URGENT pay at https://evil.example\r\nMessage-ID: <m{i}@elsewhere.example>\r\n\r\nI forgot my password\r\n"
+    )
+    .into_bytes()
+}
+
+both_backends!(concurrent_first_mails_naming_one_address_get_exactly_the_cap, |url: String| async move {
+    let store = Store::open(&url, 8).await.unwrap();
+    let mut s = common::settings();
+    s.email.answers_per_sender_per_day = 20;
+    let settings = Arc::new(s);
+    let channel = EmailChannel::new(engine(&store, &settings).await, settings.clone());
+    // Sub-addresses of one mailbox count as that mailbox.
+    let mails = (0..CONCURRENT).map(|i| (i, first_mail(i, &format!("victim+{i}@target.example")), Source::Ingest));
+    let outcomes = channel.handle_many(mails.collect(), CONCURRENT).await;
+    let answered = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Answered { .. }))).count();
+    let capped = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Skipped(Skip::DailyCap)))).count();
+    assert_eq!((answered, capped), (20, CONCURRENT - 20), "{outcomes:?}");
+    store.close().await;
+});
+
+both_backends!(unproven_addresses_are_capped_per_domain_and_never_get_the_senders_words, |url: String| async move {
+    let store = Store::open(&url, 8).await.unwrap();
+    let mut s = common::settings();
+    s.email.answers_per_unproven_domain_per_day = 10;
+    let settings = Arc::new(s);
+    let channel = EmailChannel::new(engine(&store, &settings).await, settings.clone());
+    let mails = (0..CONCURRENT).map(|i| (i, first_mail(i, &format!("person{i}@target.example")), Source::Ingest));
+    let outcomes = channel.handle_many(mails.collect(), CONCURRENT).await;
+    let answered = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Answered { .. }))).count();
+    let capped = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Skipped(Skip::DomainCap)))).count();
+    assert_eq!((answered, capped), (10, CONCURRENT - 10), "{outcomes:?}");
+    for e in frontdesk::mail::outbox::entries(&store).await.unwrap() {
+        assert!(!e.context.contains("evil.example") && !e.context.contains("URGENT"), "{}", e.context);
+    }
+    store.close().await;
+});
