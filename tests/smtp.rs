@@ -12,8 +12,9 @@ use frontdesk::{
     directory::import::import_dir,
     engine::{Clock, Engine},
     mail::outbox::{entries, Outbox},
-    store::Store,
+    store::{Store, Write},
 };
+use std::time::Duration;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
@@ -27,6 +28,8 @@ struct Script {
     rcpt: Option<&'static str>,
     /// Complete messages received.
     received: Vec<String>,
+    /// How long the server takes to accept a message (a slow relay).
+    delay: std::time::Duration,
 }
 
 async fn stand_in(script: Arc<Mutex<Script>>) -> u16 {
@@ -44,6 +47,8 @@ async fn stand_in(script: Arc<Mutex<Script>>) -> u16 {
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some(body) = data.as_mut() {
                         if line == "." {
+                            let delay = script.lock().unwrap().delay;
+                            tokio::time::sleep(delay).await;
                             let answer = {
                                 let mut s = script.lock().unwrap();
                                 let answer = if s.data.is_empty() { "250 ok" } else { s.data.remove(0) };
@@ -224,3 +229,75 @@ async fn names_from_customers_cannot_inject_mail_headers() {
     let text = subject[0].split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(text.contains("Evil Corp Bcc: spy@evil.example X-Injected: yes"), "the name stays text: {text}");
 }
+
+/// Queues `n` mails straight into the outbox.
+async fn queue(store: &Store, n: usize, now: i64) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("mail{i}@frontdesk.example")).collect();
+    let writes: Vec<Write> = ids
+        .iter()
+        .map(|id| Write::Mail {
+            message_id: id.clone(),
+            template: "reply".into(),
+            to: "ann.lee@acme.example".into(),
+            context: serde_json::json!({ "messages": [{ "text": "hello", "options": [] }], "asks": false, "subject": "Hi" }),
+        })
+        .collect();
+    store.record(&writes, now).await.unwrap();
+    ids
+}
+
+/// Each queued Message-ID and how often the server accepted it.
+fn deliveries(script: &Mutex<Script>, ids: &[String]) -> Vec<(String, usize)> {
+    let received = script.lock().unwrap().received.clone();
+    ids.iter().map(|id| (id.clone(), received.iter().filter(|m| m.contains(&format!("<{id}>"))).count())).collect()
+}
+
+const T0: i64 = 1_800_000_000_000;
+
+// Two workers (on PostgreSQL, two instances) and a relay that takes 0.8 s
+// per mail: the second worker comes by after the first one's claim lease
+// has run out by the clock, while the first is still sending. Before the
+// fix it reclaimed the whole batch and the mail being sent went out twice.
+both_backends!(two_workers_and_a_slow_server_deliver_every_mail_exactly_once, |url: String| async move {
+    let (store_a, store_b) = (Store::open(&url, 4).await.unwrap(), Store::open(&url, 4).await.unwrap());
+    let ids = queue(&store_a, 4, T0).await;
+    let script = Arc::new(Mutex::new(Script { delay: Duration::from_millis(800), ..Default::default() }));
+    let port = stand_in(script.clone()).await;
+    let settings = common::settings();
+    let data = tempfile::tempdir().unwrap();
+    let worker = |store: &Store| {
+        Outbox::new(store.clone(), &smtp_settings(&settings, port), data.path())
+            .unwrap()
+            .with_timings(Duration::from_secs(2), Duration::from_secs(10))
+    };
+    let (a, b) = (Arc::new(worker(&store_a)), worker(&store_b));
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_once(T0).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = b.run_once(T0 + 25_000).await.unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(first + second, 4, "every mail sent by one of them");
+    assert_eq!(deliveries(&script, &ids), ids.iter().map(|id| (id.clone(), 1)).collect::<Vec<_>>());
+    assert!(entries(&store_a).await.unwrap().iter().all(|e| e.status == "sent"));
+    store_a.close().await;
+    store_b.close().await;
+});
+
+// A round that runs out of time gives back every mail it did not send,
+// including the one it was about to start: before the fix that one stayed
+// claimed until the lease ran out.
+both_backends!(a_round_out_of_time_releases_every_mail_it_did_not_send, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let ids = queue(&store, 5, T0).await;
+    let script = Arc::new(Mutex::new(Script { delay: Duration::from_millis(600), ..Default::default() }));
+    let port = stand_in(script.clone()).await;
+    let data = tempfile::tempdir().unwrap();
+    let outbox = Outbox::new(store.clone(), &smtp_settings(&common::settings(), port), data.path())
+        .unwrap()
+        .with_timings(Duration::from_secs(2), Duration::from_secs(10));
+    assert_eq!(outbox.run_once(T0).await.unwrap(), 5, "all sent in one run, in several rounds");
+    assert_eq!(deliveries(&script, &ids), ids.iter().map(|id| (id.clone(), 1)).collect::<Vec<_>>());
+    store.close().await;
+});

@@ -2,9 +2,14 @@
 //! the step that caused them; this worker sends them, at least once and, with
 //! a stable Message-ID, recognisably the same mail if ever sent twice.
 //!
-//! Workers claim due mails with a lease (`locked_until`), so several
-//! processes (`serve`, `chat`, other instances on PostgreSQL, where claims
-//! use `FOR UPDATE SKIP LOCKED`) never send the same mail at the same time.
+//! Workers claim due mails with a lease (`locked_until`) and a fencing token
+//! (`claim_token`), so several processes (`serve`, `chat`, other instances on
+//! PostgreSQL, where claims use `FOR UPDATE SKIP LOCKED`) never send the same
+//! mail at the same time: right before each send the worker extends the
+//! mail's lease past the longest a send may take (the send is cut off there),
+//! and only while its token still holds the claim; marking the mail sent or
+//! due again also needs the token. A claim that lapsed and went to another
+//! worker is therefore never sent, nor changed, by the first.
 //! A failed attempt is retried with exponential backoff; a permanent SMTP
 //! failure (5xx) or too many attempts marks the mail failed.
 
@@ -24,9 +29,14 @@ use crate::{
 
 /// How long a claimed mail stays reserved for the worker that claimed it.
 /// Short, because a worker killed mid-round holds its claims this long; a
-/// round stops sending once half of it has passed, so a mail is never sent
-/// after its claim could have gone to another worker.
+/// round stops starting sends once half of it has passed, and releases the
+/// rest.
 const LEASE: Duration = Duration::from_secs(20);
+/// The longest one send may take (lettre's 30 s is per SMTP command, and a
+/// send is several); it is cut off there and retried later. A mail's lease is
+/// extended past this, plus [`SEND_MARGIN`], before it is sent.
+const SEND_TIMEOUT: Duration = Duration::from_secs(150);
+const SEND_MARGIN: Duration = Duration::from_secs(30);
 /// Mails claimed per round.
 const CLAIM: i64 = 50;
 
@@ -61,6 +71,8 @@ pub struct Outbox {
     templates: PathBuf,
     max_attempts: u32,
     retry_base: Duration,
+    lease: Duration,
+    send_timeout: Duration,
     /// Where file-transport mails go (for messages to the operator).
     pub spool: Option<PathBuf>,
 }
@@ -73,6 +85,25 @@ struct Queued {
     to_addr: String,
     context: String,
     attempts: i64,
+}
+
+/// A mail as claimed by one round: its id and the round's fencing token.
+#[derive(Clone, Copy)]
+struct Claim<'a> {
+    id: i64,
+    token: &'a str,
+}
+
+impl Claim<'_> {
+    /// A write under a claim that changed nothing: the claim had lapsed.
+    fn check(self, rows: u64) {
+        if rows == 0 {
+            tracing::error!(
+                outbox_id = self.id,
+                "the mail's claim lapsed while it was being sent; another worker owns it"
+            );
+        }
+    }
 }
 
 enum Failure {
@@ -112,108 +143,138 @@ impl Outbox {
             templates: PathBuf::from(&mail.templates_dir),
             max_attempts: mail.max_attempts,
             retry_base: mail.retry_base,
+            lease: LEASE,
+            send_timeout: SEND_TIMEOUT,
             spool,
         })
+    }
+
+    /// Other claim lease and send time-out (tests make them short).
+    pub fn with_timings(mut self, lease: Duration, send_timeout: Duration) -> Outbox {
+        self.lease = lease;
+        self.send_timeout = send_timeout;
+        self
     }
 
     /// Sends every mail due now; returns how many were sent.
     pub async fn run_once(&self, now_ms: i64) -> anyhow::Result<usize> {
         let mut sent = 0;
         loop {
-            let batch = self.claim(now_ms).await?;
+            let token = format!("{:032x}", rand::random::<u128>());
+            let batch = self.claim(now_ms, &token).await?;
             if batch.is_empty() {
                 return Ok(sent);
             }
             let claimed = std::time::Instant::now();
-            let mut batch = batch.into_iter();
-            for mail in batch.by_ref() {
-                if claimed.elapsed() > LEASE / 2 {
+            let mut done = 0;
+            for mail in &batch {
+                if claimed.elapsed() > self.lease / 2 {
                     break;
                 }
-                match self.send(&mail).await {
+                done += 1;
+                // The clock of this round: `now_ms` as it started, moved on
+                // by the time spent, as other workers' clocks will be.
+                let now = now_ms + claimed.elapsed().as_millis() as i64;
+                let until = now + (self.send_timeout + SEND_MARGIN).as_millis() as i64;
+                if !self.extend(mail.id, &token, until).await? {
+                    tracing::warn!(message_id = %mail.message_id, "claim lapsed and was taken by another worker; not sending");
+                    continue;
+                }
+                let outcome = match tokio::time::timeout(self.send_timeout, self.send(mail)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Failure::Transient(format!("no answer within {:?}", self.send_timeout))),
+                };
+                let claim = Claim { id: mail.id, token: &token };
+                match outcome {
                     Ok(()) => {
-                        self.finish(mail.id, "sent", None, now_ms, mail.attempts + 1).await?;
+                        self.finish(claim, "sent", None, now_ms, mail.attempts + 1).await?;
                         sent += 1;
                     }
                     Err(Failure::Permanent(why)) => {
                         tracing::error!(message_id = %mail.message_id, template = %mail.template, "mail failed permanently: {why}");
-                        self.finish(mail.id, "failed", Some(&why), now_ms, mail.attempts + 1).await?;
+                        self.finish(claim, "failed", Some(&why), now_ms, mail.attempts + 1).await?;
                     }
                     Err(Failure::Transient(why)) => {
                         let attempts = mail.attempts + 1;
                         if attempts >= i64::from(self.max_attempts) {
                             tracing::error!(message_id = %mail.message_id, attempts, "mail failed after its last attempt: {why}");
-                            self.finish(mail.id, "failed", Some(&why), now_ms, attempts).await?;
+                            self.finish(claim, "failed", Some(&why), now_ms, attempts).await?;
                         } else {
                             let wait = backoff(self.retry_base, attempts);
                             tracing::warn!(message_id = %mail.message_id, attempts, retry_in = ?wait, "mail not sent yet: {why}");
-                            self.retry(mail.id, &why, now_ms + wait.as_millis() as i64, attempts).await?;
+                            self.retry(claim, &why, now_ms + wait.as_millis() as i64, attempts).await?;
                         }
                     }
                 }
             }
             // Not attempted in time: back to the queue at once.
-            let rest: Vec<i64> = batch.map(|m| m.id).collect();
-            if !rest.is_empty() {
-                self.release(&rest).await?;
+            self.release(&token).await?;
+            if done == 0 {
+                return Ok(sent);
             }
         }
     }
 
-    async fn release(&self, ids: &[i64]) -> anyhow::Result<()> {
-        for id in ids {
-            const SQL: &str = "UPDATE outbox SET locked_until = NULL WHERE id = $1 AND status = 'queued'";
-            on_db!(&self.store.db, p => sqlx::query(SQL).bind(*id).execute(p).await.map(|_| ())?);
-        }
+    /// Gives back whatever this claim still holds.
+    async fn release(&self, token: &str) -> anyhow::Result<()> {
+        const SQL: &str =
+            "UPDATE outbox SET locked_until = NULL, claim_token = NULL WHERE claim_token = $1 AND status = 'queued'";
+        on_db!(&self.store.db, p => sqlx::query(SQL).bind(token).execute(p).await.map(|_| ())?);
         Ok(())
     }
 
-    async fn claim(&self, now: i64) -> anyhow::Result<Vec<Queued>> {
-        let until = now + LEASE.as_millis() as i64;
-        let rows =
-            match &self.store.db {
-                Db::Sqlite(p) => {
-                    // SQLite has one writer at a time: the UPDATE is the claim.
-                    sqlx::query_as(
-                    "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' \
-                     AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3) \
-                     RETURNING id, message_id, template, to_addr, context, attempts",
-                )
-                .bind(until)
-                .bind(now)
-                .bind(CLAIM)
-                .fetch_all(p)
-                .await?
-                }
-                Db::Postgres(p) => sqlx::query_as(
-                    "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' \
-                     AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) ORDER BY id LIMIT $3 \
-                     FOR UPDATE SKIP LOCKED) RETURNING id, message_id, template, to_addr, context, attempts",
-                )
-                .bind(until)
-                .bind(now)
-                .bind(CLAIM)
-                .fetch_all(p)
-                .await?,
-            };
+    /// Moves a mail's lease to `until` if `token` still holds its claim.
+    async fn extend(&self, id: i64, token: &str, until: i64) -> anyhow::Result<bool> {
+        const SQL: &str =
+            "UPDATE outbox SET locked_until = $1 WHERE id = $2 AND claim_token = $3 AND status = 'queued'";
+        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(until).bind(id).bind(token).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    async fn claim(&self, now: i64, token: &str) -> anyhow::Result<Vec<Queued>> {
+        let until = now + self.lease.as_millis() as i64;
+        // SQLite has one writer at a time: the UPDATE is the claim. On
+        // PostgreSQL, concurrent claimers skip each other's rows.
+        let lock = match &self.store.db {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE outbox SET locked_until = $1, claim_token = $2 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' \
+             AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4{lock}) \
+             RETURNING id, message_id, template, to_addr, context, attempts"
+        );
+        let mut rows: Vec<Queued> = on_db!(&self.store.db, p => sqlx::query_as(&sql).bind(until).bind(token).bind(now).bind(CLAIM).fetch_all(p).await?);
+        // RETURNING gives no order; send oldest first.
+        rows.sort_by_key(|m| m.id);
         Ok(rows)
     }
 
-    async fn finish(&self, id: i64, status: &str, error: Option<&str>, now: i64, attempts: i64) -> anyhow::Result<()> {
+    async fn finish(
+        &self,
+        claim: Claim<'_>,
+        status: &str,
+        error: Option<&str>,
+        now: i64,
+        attempts: i64,
+    ) -> anyhow::Result<()> {
         // The context held what the template needed, reset links included:
         // once the mail is sent or given up, it goes.
         const SQL: &str =
             "UPDATE outbox SET status = $1, last_error = $2, sent_at = $3, attempts = $4, locked_until = NULL, \
-                           context = '{}' WHERE id = $5";
+             claim_token = NULL, context = '{}' WHERE id = $5 AND claim_token = $6";
         let sent_at = (status == "sent").then_some(now);
-        on_db!(&self.store.db, p => sqlx::query(SQL).bind(status).bind(error).bind(sent_at).bind(attempts).bind(id).execute(p).await.map(|_| ())?);
+        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(status).bind(error).bind(sent_at).bind(attempts).bind(claim.id).bind(claim.token).execute(p).await?.rows_affected());
+        claim.check(n);
         Ok(())
     }
 
-    async fn retry(&self, id: i64, error: &str, at: i64, attempts: i64) -> anyhow::Result<()> {
+    async fn retry(&self, claim: Claim<'_>, error: &str, at: i64, attempts: i64) -> anyhow::Result<()> {
         const SQL: &str =
-            "UPDATE outbox SET last_error = $1, next_attempt_at = $2, attempts = $3, locked_until = NULL WHERE id = $4";
-        on_db!(&self.store.db, p => sqlx::query(SQL).bind(error).bind(at).bind(attempts).bind(id).execute(p).await.map(|_| ())?);
+            "UPDATE outbox SET last_error = $1, next_attempt_at = $2, attempts = $3, locked_until = NULL, \
+                           claim_token = NULL WHERE id = $4 AND claim_token = $5";
+        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(error).bind(at).bind(attempts).bind(claim.id).bind(claim.token).execute(p).await?.rows_affected());
+        claim.check(n);
         Ok(())
     }
 
