@@ -344,8 +344,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 for bad in &f.bad {
                     println!("{bad}");
                 }
-                let verdict =
-                    if f.committed { "imported" } else { "NOT imported (fix the rows above, or use --skip-bad-rows)" };
+                if let Some(why) = &f.failed {
+                    println!("{why}");
+                }
+                let verdict = match (&f.failed, f.committed) {
+                    (Some(_), _) => "NOT imported (the file could not be read to its end)",
+                    (None, true) => "imported",
+                    (None, false) => "NOT imported (fix the rows above, or use --skip-bad-rows)",
+                };
                 println!(
                     "{}: {} rows, {} upserted, {} bad: {verdict}",
                     f.file.display(),

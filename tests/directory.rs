@@ -118,3 +118,48 @@ both_backends!(a_generated_directory_imports_cleanly_and_is_searchable, |url: St
     assert_eq!(org(&dir, Search::Serial { value: other[0].replace('-', " ") }).await.as_deref(), Some(&other[1]));
     store.close().await;
 });
+
+/// A generated companies.csv of `n` rows with a bad record on line 50 (an
+/// invalid UTF-8 byte) and on line 100 (a stray quote opening a field that
+/// the next quote, many lines on, would close).
+fn damaged_directory(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    frontdesk::directory::demo::generate(dir.path(), n, 7, false).unwrap();
+    for other in ["contacts.csv", "contracts.csv", "licenses.csv"] {
+        std::fs::remove_file(dir.path().join(other)).unwrap();
+    }
+    let path = dir.path().join("companies.csv");
+    let text = std::fs::read(&path).unwrap();
+    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    lines[49].splice(12..12, [0xff, 0xfe]);
+    let at = lines[99].iter().position(|b| *b == b',').unwrap() + 1;
+    lines[99].insert(at, b'"');
+    // A later quoted field, as a CSV writer makes for a name with a comma.
+    let at = lines[120].iter().position(|b| *b == b',').unwrap() + 1;
+    lines[120].insert(at, b'"');
+    let end = at + lines[120][at..].iter().position(|b| *b == b',').unwrap();
+    lines[120].splice(end..end, *b", Inc\"");
+    std::fs::write(&path, lines.join(&b'\n')).unwrap();
+    dir
+}
+
+both_backends!(bad_records_are_reported_and_the_good_ones_around_them_imported, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let dir = damaged_directory(172);
+    let strict = import_dir(&store, dir.path(), &ImportOptions::default(), 1).await.unwrap();
+    assert!(strict.rejected());
+    assert_eq!(strict.imported(), 0, "a file with bad rows changes nothing by default");
+
+    let lenient = ImportOptions { skip_bad_rows: true, progress: false };
+    let report = import_dir(&store, dir.path(), &lenient, 2).await.unwrap();
+    let bad = &report.files[0].bad;
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad[0].ends_with("companies.csv:50: not valid UTF-8 (byte 13 of the line)"), "{bad:?}");
+    assert!(bad[1].contains("companies.csv:100: a quoted field is never closed"), "{bad:?}");
+    assert!(report.files[0].committed);
+    assert_eq!((report.rows(), report.imported()), (172, 170));
+    let dir_ = Directory::new(store.clone());
+    let name = dir_.company("ORG-0000120").await.unwrap().map(|c| c.name);
+    assert!(name.as_deref().is_some_and(|n| n.ends_with(", Inc")), "a quoted field with a comma: {name:?}");
+    store.close().await;
+});

@@ -17,7 +17,7 @@ use std::{
 use anyhow::{bail, Context as _};
 use sqlx::{Connection, QueryBuilder};
 
-use super::keys;
+use super::{keys, records::Records};
 use crate::store::{Db, Store};
 
 /// Rows per chunk (and per upsert statement). Measured on 1.5 M rows: 500
@@ -49,6 +49,9 @@ pub struct FileReport {
     pub bad: Vec<String>,
     /// Whether the file's rows were kept.
     pub committed: bool,
+    /// Why the file could not be read to its end (it then changes nothing,
+    /// whatever `--skip-bad-rows` says).
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,6 +81,18 @@ impl ImportReport {
 
 /// A record's line and its field-checked row (or why not).
 type Parsed = (u64, Result<Row, String>);
+
+/// What the reader thread hands the writer.
+enum Read {
+    /// Records, and how far into the file they reach (bytes).
+    Chunk(Vec<Parsed>, u64),
+    /// A record that could not be read, as `file:line: reason`.
+    Bad(String),
+    /// The file could not be read to its end: it changes nothing.
+    Failed(String),
+    /// The whole file was read.
+    End,
+}
 
 /// Imports every known file found in `dir`.
 pub async fn import_dir(
@@ -124,61 +139,81 @@ async fn import_file(
 ) -> anyhow::Result<FileReport> {
     let display = path.display().to_string();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut reader =
-        csv::ReaderBuilder::new().flexible(true).from_path(path).with_context(|| format!("opening {display}"))?;
-    let got: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("{display}:1: reading the header"))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    let file = std::fs::File::open(path).with_context(|| format!("opening {display}"))?;
+    let input = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut report = import_from(store, input, &display, name, header, size, options, now_ms).await?;
+    report.file = path.to_path_buf();
+    Ok(report)
+}
+
+/// [`import_file`] from any reader (`display` names it in messages).
+#[allow(clippy::too_many_arguments)]
+async fn import_from(
+    store: &Store,
+    input: impl std::io::BufRead + Send + 'static,
+    display: &str,
+    name: &str,
+    header: &[&str],
+    size: u64,
+    options: &ImportOptions,
+    now_ms: i64,
+) -> anyhow::Result<FileReport> {
+    let display = display.to_string();
+    let mut records = Records::new(input);
+    let got: Vec<String> = match records.next_record().with_context(|| format!("{display}:1: reading the header"))? {
+        Some((_, Ok(record))) => record.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_string()).collect(),
+        Some((line, Err(why))) => bail!("{display}:{line}: the header: {why}"),
+        None => Vec::new(),
+    };
     if got != header {
         bail!("{display}:1: the header must be exactly `{}` (found `{}`)", header.join(","), got.join(","));
     }
 
-    // The reader thread: parse records into chunks, constant memory.
     // The reader thread reads and checks fields (the CPU-heavy part: phone
-    // numbers, addresses) while the store writes the previous chunk.
+    // numbers, addresses) while the store writes the previous chunk, in
+    // chunks, so memory stays constant.
     let kind = Kind::from_file(name);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<Parsed>, u64), String>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Read>(4);
     let file_for_errors = display.clone();
     let expected = header.len();
     std::thread::spawn(move || {
         let mut chunk = Vec::with_capacity(CHUNK);
-        let mut record = csv::StringRecord::new();
         loop {
-            match reader.read_record(&mut record) {
-                Ok(true) => {
-                    let line = record.position().map_or(0, |p| p.line());
-                    if record.len() != expected {
-                        let msg =
-                            format!("{file_for_errors}:{line}: expected {expected} fields, found {}", record.len());
-                        if tx.blocking_send(Err(msg)).is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    chunk.push((line, parse(kind, &record)));
-                    if chunk.len() == CHUNK {
-                        let pos = reader.position().byte();
-                        if tx
-                            .blocking_send(Ok((std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)), pos)))
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-                Ok(false) => break,
+            let (line, record) = match records.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
                 Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    let _ = tx.blocking_send(Err(format!("{file_for_errors}:{line}: unreadable CSV: {e}")));
+                    let _ = tx.blocking_send(Read::Failed(format!(
+                        "{file_for_errors}: could not be read to its end (after byte {}): {e}",
+                        records.bytes
+                    )));
+                    return;
+                }
+            };
+            let bad = match record {
+                Ok(record) if record.len() == expected => {
+                    chunk.push((line, parse(kind, &record)));
+                    None
+                }
+                Ok(record) => {
+                    Some(format!("{file_for_errors}:{line}: expected {expected} fields, found {}", record.len()))
+                }
+                Err(why) => Some(format!("{file_for_errors}:{line}: {why}")),
+            };
+            if let Some(bad) = bad {
+                if tx.blocking_send(Read::Bad(bad)).is_err() {
+                    return;
+                }
+            }
+            if chunk.len() == CHUNK {
+                let chunk = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                if tx.blocking_send(Read::Chunk(chunk, records.bytes)).is_err() {
                     return;
                 }
             }
         }
-        let pos = reader.position().byte();
-        let _ = tx.blocking_send(Ok((chunk, pos)));
+        let _ = tx.blocking_send(Read::Chunk(chunk, records.bytes));
+        let _ = tx.blocking_send(Read::End);
     });
 
     let bar = if options.progress {
@@ -194,7 +229,7 @@ async fn import_file(
         None
     };
 
-    let mut report = FileReport { file: path.to_path_buf(), ..Default::default() };
+    let mut report = FileReport { file: PathBuf::from(&display), ..Default::default() };
     let result = match &store.db {
         Db::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;
@@ -350,7 +385,7 @@ macro_rules! import_impl {
         async fn $fn_name(
             conn: &mut <$db as sqlx::Database>::Connection,
             kind: Kind,
-            rx: &mut tokio::sync::mpsc::Receiver<Result<(Vec<Parsed>, u64), String>>,
+            rx: &mut tokio::sync::mpsc::Receiver<Read>,
             report: &mut FileReport,
             file: &str,
             options: &ImportOptions,
@@ -358,13 +393,22 @@ macro_rules! import_impl {
             bar: Option<&indicatif::ProgressBar>,
         ) -> anyhow::Result<()> {
             let mut tx = conn.begin().await?;
+            let mut read_to_end = false;
             while let Some(msg) = rx.recv().await {
                 let (parsed, pos) = match msg {
-                    Ok(chunk) => chunk,
-                    Err(bad) => {
+                    Read::Chunk(parsed, pos) => (parsed, pos),
+                    Read::Bad(bad) => {
                         report.rows += 1;
                         report.bad.push(bad);
                         continue;
+                    }
+                    Read::Failed(why) => {
+                        report.failed = Some(why);
+                        break;
+                    }
+                    Read::End => {
+                        read_to_end = true;
+                        break;
                     }
                 };
                 report.rows += parsed.len() as u64;
@@ -546,7 +590,10 @@ macro_rules! import_impl {
                     bar.set_position(pos);
                 }
             }
-            if report.bad.is_empty() || options.skip_bad_rows {
+            if !read_to_end && report.failed.is_none() {
+                report.failed = Some(format!("{file}: the reader stopped before the end of the file"));
+            }
+            if report.failed.is_none() && (report.bad.is_empty() || options.skip_bad_rows) {
                 tx.commit().await?;
                 report.committed = true;
             } else {
@@ -559,3 +606,45 @@ macro_rules! import_impl {
 
 import_impl!(import_sqlite, sqlx::Sqlite);
 import_impl!(import_postgres, sqlx::Postgres);
+
+#[cfg(test)]
+mod tests {
+
+    /// A file that breaks after `good` bytes, as a failing disk would.
+    struct Breaks {
+        data: std::io::Cursor<Vec<u8>>,
+        good: u64,
+    }
+
+    impl std::io::Read for Breaks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.data.position() >= self.good {
+                return Err(std::io::Error::other("input/output error"));
+            }
+            let room = (self.good - self.data.position()) as usize;
+            let n = buf.len().min(room);
+            self.data.read(&mut buf[..n])
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_cannot_be_read_to_its_end_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&crate::store::Store::sqlite_url(dir.path()), 2).await.unwrap();
+        let mut csv = String::from("org_id,name,street,city,region,postal_code,country,phone\n");
+        for i in 0..5000 {
+            csv.push_str(&format!("ORG-{i},Company {i},Hauptstrasse 1,Berlin,,10115,DE,030 901820\n"));
+        }
+        let good = csv.len() as u64 * 3 / 4;
+        let input = std::io::BufReader::new(Breaks { data: std::io::Cursor::new(csv.into_bytes()), good });
+        let options = super::ImportOptions { skip_bad_rows: true, progress: false };
+        let (_, header) = super::FILES[0];
+        let report =
+            super::import_from(&store, input, "companies.csv", "companies.csv", header, 0, &options, 1).await.unwrap();
+        assert!(!report.committed, "{report:?}");
+        assert!(report.failed.as_deref().unwrap_or_default().contains("could not be read to its end"), "{report:?}");
+        let companies = crate::directory::Directory::new(store.clone()).company("ORG-1").await.unwrap();
+        assert!(companies.is_none(), "nothing of the file was kept");
+        store.close().await;
+    }
+}

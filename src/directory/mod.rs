@@ -6,6 +6,7 @@
 pub mod demo;
 pub mod import;
 pub mod keys;
+mod records;
 
 use serde::{Deserialize, Serialize};
 
