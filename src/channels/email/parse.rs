@@ -53,7 +53,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
     let Some(message) = MessageParser::default().parse(input) else {
         return ParsedMail { key: fallback_key(), oversized, unreadable: true, ..Default::default() };
     };
-    let message_id = message.message_id().map(clean_id).filter(|id| !id.is_empty());
+    let message_id = message.message_id().map(clean_id).filter(|id| usable_id(id));
     let address = |a: Option<&mail_parser::Address>| {
         a.and_then(|a| a.first())
             .and_then(|a| a.address())
@@ -117,12 +117,16 @@ fn ids(value: &HeaderValue) -> Vec<String> {
         _ => Vec::new(),
     }
     .into_iter()
-    .filter(|id| {
-        !id.is_empty()
-            && id.len() <= 250
-            && !id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-    })
+    .filter(|id| usable_id(id))
     .collect()
+}
+
+/// A Message-ID we may store and echo into our own headers: nothing that
+/// could end a header line or open another id.
+fn usable_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 250
+        && !id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
 }
 
 fn clean_id(id: &str) -> String {
@@ -199,5 +203,19 @@ List-Id: <news.example>\r\nContent-Type: multipart/report; report-type=delivery-
         let m = parse(&big, 1024);
         assert!(m.oversized && m.text.is_empty());
         assert_eq!(m.key, "big@b");
+    }
+
+    #[test]
+    fn a_message_id_with_a_line_break_is_not_kept() {
+        // Encoded or folded, a CR/LF or space inside the id would be echoed
+        // into our In-Reply-To and References.
+        for id in ["<a\r\nBcc: x@y>", "<=?UTF-8?Q?a=0D=0ABcc:_x@y?=>", "<a b@c>", "<a\u{7}@b>"] {
+            let raw = format!("From: a@b.example\r\nMessage-ID: {id}\r\n\r\nhi");
+            let m = parse(raw.as_bytes(), 1 << 20);
+            if let Some(kept) = &m.message_id {
+                assert!(!kept.chars().any(|c| c.is_whitespace() || c.is_control()), "{id:?} kept as {kept:?}");
+            }
+            assert!(!m.key.chars().any(|c| c.is_whitespace() || c.is_control()), "{id:?} keyed as {:?}", m.key);
+        }
     }
 }
