@@ -163,3 +163,24 @@ both_backends!(bad_records_are_reported_and_the_good_ones_around_them_imported, 
     assert!(name.as_deref().is_some_and(|n| n.ends_with(", Inc")), "a quoted field with a comma: {name:?}");
     store.close().await;
 });
+
+both_backends!(refused_companies_and_disabled_administrators_are_not_found, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    import_dir(&store, &fixture("directory"), &ImportOptions::default(), 1).await.unwrap();
+    let dir = Directory::new(store.clone());
+    let s = |v: &str| v.to_string();
+    let contract = || Search::Contract { number: s("CTR-2024-0002"), admin_last_name: s("Simpson") };
+    assert_eq!(org(&dir, contract()).await.as_deref(), Some("ORG-1002"));
+    // Initech's screening refused it; Globex's administrator left.
+    dir.set_company_status("ORG-1003", "refused", 2).await.unwrap();
+    dir.set_contact_status("hsimpson", "disabled", 2).await.unwrap();
+    assert_eq!(org(&dir, Search::MachineCode { value: s("MC-77AA-19BF") }).await, None);
+    assert_eq!(org(&dir, Search::Username { value: s("pgibbons") }).await, None);
+    assert_eq!(org(&dir, Search::Email { value: s("michael@initech.example") }).await, None);
+    assert_eq!(org(&dir, contract()).await, None, "the administrator named in the search is disabled");
+    // Acme is untouched.
+    assert_eq!(org(&dir, Search::Serial { value: s("ABCD-1234-EFGH-5678") }).await.as_deref(), Some("ORG-1001"));
+    dir.set_company_status("ORG-1001", "refused", 3).await.unwrap();
+    assert_eq!(org(&dir, Search::Serial { value: s("ABCD-1234-EFGH-5678") }).await, None);
+    store.close().await;
+});

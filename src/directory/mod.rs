@@ -83,6 +83,9 @@ pub enum Found {
 const COMPANY_COLUMNS: &str =
     "c.org_id, c.name, c.street, c.city, c.region, c.postal_code, c.country, c.phone, c.status";
 
+/// Companies a search may find: every one but those refused by screening.
+const FINDABLE: &str = "c.status <> 'refused'";
+
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
@@ -97,34 +100,38 @@ impl Directory {
         &self.store
     }
 
+    /// The company a search names, if it may be found: not one whose
+    /// screening refused it, and (where the search goes through a contact:
+    /// user name, address, a contract's administrator) not through a
+    /// disabled contact.
     pub async fn search(&self, search: &Search) -> Result<Found> {
         let db = &self.store.db;
         let company: Option<Company> = match search {
             Search::Username { value } => {
-                let sql = format!("SELECT {COMPANY_COLUMNS} FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.username_key = $1 AND k.status = 'active'");
+                let sql = format!("SELECT {COMPANY_COLUMNS} FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.username_key = $1 AND k.status = 'active' AND {FINDABLE}");
                 on_db!(db, p => sqlx::query_as(&sql).bind(keys::lower(value)).fetch_optional(p).await?)
             }
             Search::Email { value } => {
-                let sql = format!("SELECT {COMPANY_COLUMNS} FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.email_key = $1 AND k.status = 'active'");
+                let sql = format!("SELECT {COMPANY_COLUMNS} FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.email_key = $1 AND k.status = 'active' AND {FINDABLE}");
                 on_db!(db, p => sqlx::query_as(&sql).bind(keys::lower(value)).fetch_optional(p).await?)
             }
             Search::Contract { number, admin_last_name } => {
                 let sql = format!(
                     "SELECT {COMPANY_COLUMNS} FROM contracts t JOIN companies c ON c.org_id = t.org_id \
                      JOIN contacts k ON k.username_key = t.admin_username_key AND k.org_id = t.org_id \
-                     WHERE t.contract_key = $1 AND k.last_name_key = $2"
+                     WHERE t.contract_key = $1 AND k.last_name_key = $2 AND k.status = 'active' AND {FINDABLE}"
                 );
                 on_db!(db, p => sqlx::query_as(&sql).bind(keys::code(number)).bind(keys::name(admin_last_name)).fetch_optional(p).await?)
             }
             Search::Serial { value } => {
-                let sql = format!("SELECT {COMPANY_COLUMNS} FROM licenses l JOIN companies c ON c.org_id = l.org_id WHERE l.serial_key = $1");
+                let sql = format!("SELECT {COMPANY_COLUMNS} FROM licenses l JOIN companies c ON c.org_id = l.org_id WHERE l.serial_key = $1 AND {FINDABLE}");
                 on_db!(db, p => sqlx::query_as(&sql).bind(keys::code(value)).fetch_optional(p).await?)
             }
             Search::MachineCode { value } => {
                 let key = keys::code(value);
                 let sql = format!(
                     "SELECT {COMPANY_COLUMNS} FROM licenses l JOIN companies c ON c.org_id = l.org_id \
-                     WHERE l.machine_code_key = $1 AND l.product = '{LEGACY_PRODUCT}'"
+                     WHERE l.machine_code_key = $1 AND l.product = '{LEGACY_PRODUCT}' AND {FINDABLE}"
                 );
                 let found: Option<Company> = on_db!(db, p => sqlx::query_as(&sql).bind(&key).fetch_optional(p).await?);
                 if found.is_none() {
@@ -140,6 +147,20 @@ impl Directory {
             }
         };
         Ok(company.map_or(Found::NotFound, |company| Found::Company { company }))
+    }
+
+    /// Sets a company's status (`active`, `pending_review`, `refused`).
+    pub async fn set_company_status(&self, org_id: &str, status: &str, now: i64) -> Result<bool> {
+        const SQL: &str = "UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3";
+        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(status).bind(now).bind(org_id).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Sets a contact's status (`active`, `disabled`), by user name.
+    pub async fn set_contact_status(&self, username: &str, status: &str, now: i64) -> Result<bool> {
+        const SQL: &str = "UPDATE contacts SET status = $1, updated_at = $2 WHERE username_key = $3";
+        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(status).bind(now).bind(keys::lower(username)).execute(p).await?.rows_affected());
+        Ok(n == 1)
     }
 
     pub async fn company_count(&self) -> Result<i64> {
