@@ -49,7 +49,10 @@ impl App {
         let followups =
             tokio::spawn(crate::background::every("follow-ups", followups_every, stop.clone(), move || {
                 let (store, settings, now) = (store.clone(), settings.clone(), clock.now_ms());
-                async move { crate::account::followup::run_due(&store, &settings, now).await }
+                async move {
+                    let expired = crate::account::requests::expire_due(&store, &settings, now).await?;
+                    Ok(crate::account::followup::run_due(&store, &settings, now).await? + expired)
+                }
             }));
         Ok(vec![mail, followups])
     }

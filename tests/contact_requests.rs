@@ -3,7 +3,7 @@
 mod common;
 
 use frontdesk::{
-    account::requests::{decide, pending, Decider, DecisionError},
+    account::requests::{decide, expire_due, pending, Decider, DecisionError},
     directory::{import::import_dir, Directory},
     engine::Engine,
     store::Store,
@@ -67,5 +67,36 @@ both_backends!(an_agent_declines_and_the_requester_is_told, |url: String| async 
     assert!(pending(&store).await.unwrap().is_empty());
     let audit = store.audit_log(1).await.unwrap();
     assert_eq!((audit[0].2.as_str(), audit[0].4.as_str()), ("agent:dana", "contact_request_declined"));
+    store.close().await;
+});
+
+both_backends!(an_undecided_request_expires_and_the_requester_is_told, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
+    let settings = std::sync::Arc::new(common::settings());
+    let engine =
+        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    let token = request(&engine, &store).await;
+    let asked = pending(&store).await.unwrap()[0].created_at;
+    let ttl = settings.account.contact_request_ttl.as_millis() as i64;
+
+    // Within the week nothing expires; after it the link no longer works,
+    // even before the sweep has run.
+    assert_eq!(expire_due(&store, &settings, asked + ttl - 1).await.unwrap(), 0);
+    assert_eq!(
+        decide(&store, &settings, Decider::Link { token: token.clone() }, true, asked + ttl + 1).await,
+        Err(DecisionError::NotPending)
+    );
+    assert_eq!(expire_due(&store, &settings, asked + ttl + 1).await.unwrap(), 1);
+    assert_eq!(expire_due(&store, &settings, asked + ttl + 2).await.unwrap(), 0, "once");
+    assert!(pending(&store).await.unwrap().is_empty());
+    let (to, template, _) = mails(&store).await.pop().unwrap();
+    assert_eq!((to.as_str(), template.as_str()), ("carla@acme.example", "contact_expired"));
+    // Nothing brings it back.
+    assert_eq!(
+        decide(&store, &settings, Decider::Link { token }, true, asked + 1).await,
+        Err(DecisionError::NotPending)
+    );
+    assert!(Directory::new(store.clone()).contact_by_email("carla@acme.example").await.unwrap().is_none());
     store.close().await;
 });

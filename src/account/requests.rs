@@ -113,18 +113,17 @@ pub async fn decide(
     };
     let (sql, key, actor) = match &by {
         Decider::Link { token } => (
-            format!("SELECT {COLUMNS} FROM contact_requests WHERE token_hash = $1 AND status = 'pending'"),
+            format!("SELECT {COLUMNS} FROM contact_requests WHERE token_hash = $1 AND status = 'pending' AND created_at > $2"),
             super::tokens::hash(token),
             "admin link".to_string(),
         ),
         Decider::Agent { name, number } => (
-            format!("SELECT {COLUMNS} FROM contact_requests WHERE number = $1 AND status = 'pending'"),
+            format!("SELECT {COLUMNS} FROM contact_requests WHERE number = $1 AND status = 'pending' AND created_at > $2"),
             number.trim().to_uppercase(),
             format!("agent:{name}"),
         ),
     };
-    let pending: Option<Pending> =
-        on_db!(&store.db, p => sqlx::query_as(&sql).bind(&key).fetch_optional(p).await.map_err(err)?);
+    let pending: Option<Pending> = on_db!(&store.db, p => sqlx::query_as(&sql).bind(&key).bind(expired_before(settings, now)).fetch_optional(p).await.map_err(err)?);
     let req = pending.ok_or(DecisionError::NotPending)?;
     let directory = Directory::new(store.clone());
     let company = directory
@@ -204,4 +203,63 @@ pub async fn pending(store: &Store) -> Result<Vec<PendingRequest>, crate::store:
     const SQL: &str = "SELECT number, org_id, first_name, last_name, email, created_at FROM contact_requests \
                        WHERE status = 'pending' ORDER BY created_at, id";
     Ok(on_db!(&store.db, p => sqlx::query_as(SQL).fetch_all(p).await?))
+}
+
+/// Requests made at or before this moment have expired.
+fn expired_before(settings: &Settings, now: i64) -> i64 {
+    now - settings.account.contact_request_ttl.as_millis() as i64
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Expiring {
+    id: i64,
+    number: String,
+    org_id: String,
+    first_name: String,
+    email: String,
+}
+
+/// Expires requests nobody decided within `account.contact_request_ttl`
+/// and tells each requester; returns how many expired. (Their links stopped
+/// working at that moment already: [`decide`] checks the age too.)
+pub async fn expire_due(store: &Store, settings: &Settings, now: i64) -> anyhow::Result<usize> {
+    const DUE: &str = "SELECT id, number, org_id, first_name, email FROM contact_requests \
+                       WHERE status = 'pending' AND created_at <= $1 ORDER BY created_at LIMIT 100";
+    let due: Vec<Expiring> =
+        on_db!(&store.db, p => sqlx::query_as(DUE).bind(expired_before(settings, now)).fetch_all(p).await?);
+    let directory = Directory::new(store.clone());
+    let mut expired = 0;
+    for req in due {
+        let company = directory.company(&req.org_id).await?.map(|c| c.name).unwrap_or_default();
+        let days = settings.account.contact_request_ttl.as_secs().div_ceil(86_400);
+        let writes = [
+            Write::Mail {
+                message_id: crate::mail::new_message_id(&settings.mail.from),
+                template: "contact_expired".into(),
+                to: req.email.clone(),
+                context: json!({ "first_name": req.first_name, "company": company, "number": req.number, "days": days }),
+            },
+            Write::Audit {
+                channel: "system".into(),
+                actor: "contact request expiry".into(),
+                by_agent: None,
+                action: "contact_request_expired".into(),
+                subject: req.org_id.clone(),
+                detail: json!({ "number": req.number }),
+            },
+        ];
+        on_db!(&store.db, p => {
+            let mut tx = p.begin().await?;
+            // Only a request still pending expires (an administrator may
+            // have decided it a moment ago).
+            let changed = sqlx::query("UPDATE contact_requests SET status = 'expired', decided_by = 'expiry', decided_at = $1 WHERE id = $2 AND status = 'pending'")
+                .bind(now).bind(req.id).execute(&mut *tx).await?.rows_affected();
+            if changed == 1 {
+                tx.apply_writes(&writes, now).await?;
+                expired += 1;
+            }
+            tx.commit().await?;
+        });
+    }
+    Ok(expired)
 }

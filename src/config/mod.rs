@@ -79,6 +79,7 @@ pub struct Settings {
     /// `None`: Discord is off.
     pub discord: Option<DiscordSettings>,
     pub directory: DirectorySettings,
+    pub account: AccountSettings,
     pub limits: Limits,
     pub screening: Screening,
     /// The sections of [`FLOW_SECTIONS`], as flows see them.
@@ -256,6 +257,10 @@ pub struct Limits {
     pub searches_per_identity: Limit,
     pub searches_per_identifier: Limit,
     pub recovery_mails_per_contact: Limit,
+    /// Accounts one identity may create.
+    pub creations_per_identity: Limit,
+    /// Accounts created through the assistant altogether.
+    pub creations: Limit,
 }
 
 /// Trade-embargo screening of new accounts.
@@ -273,6 +278,14 @@ pub struct Screening {
 #[derive(Debug, Clone)]
 pub struct DirectorySettings {
     pub show_full_names: bool,
+}
+
+/// Account changes customers ask for (`[account]`).
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// How long an administrator's approve/decline link works; then the
+    /// request expires and the requester is told.
+    pub contact_request_ttl: Duration,
 }
 
 /// Words that work in any flow.

@@ -167,7 +167,10 @@ impl<'a> Validator<'a> {
             searches_per_identity: self.limit("limits.searches_per_identity"),
             searches_per_identifier: self.limit("limits.searches_per_identifier"),
             recovery_mails_per_contact: self.limit("limits.recovery_mails_per_contact"),
+            creations_per_identity: self.limit("limits.creations_per_identity"),
+            creations: self.limit("limits.creations"),
         };
+        let account = AccountSettings { contact_request_ttl: self.duration("account.contact_request_ttl") };
         self.check_self_help();
         self.check_escalate();
         self.check_unknown_keys();
@@ -186,6 +189,7 @@ impl<'a> Validator<'a> {
             email,
             discord,
             directory,
+            account,
             limits,
             screening,
             flow_settings: Value::Object(flow_settings),
@@ -398,6 +402,7 @@ impl<'a> Validator<'a> {
             "imap",
             "discord",
             "directory",
+            "account",
             "limits",
             "screening",
         ];
