@@ -45,9 +45,20 @@ pub enum Command {
     /// The e-mail channel.
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Trade-embargo screening, as new accounts get it.
+    #[command(subcommand)]
+    Screening(ScreeningCommand),
     /// Benchmarks (build with --release).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScreeningCommand {
+    /// What screening decides for an address and names: prints `passed`,
+    /// `review` or `refused` with the rule that decided, at sign-up and at
+    /// the full review.
+    Check(crate::account::screening::CheckArgs),
 }
 
 #[derive(Args, Debug)]
@@ -270,6 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("transcripts: {} passed, {failed} failed", files.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })
         }
+        Command::Screening(ScreeningCommand::Check(args)) => crate::account::screening::check(&settings, &args),
         Command::Agent(command) => {
             let app = crate::app::App::open(settings, cli.data).await?;
             let code = crate::agent::cli::run(&app, command).await;

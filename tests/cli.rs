@@ -224,3 +224,34 @@ fn agents_look_up_read_take_over_write_and_hand_back_from_the_shell() {
     assert_eq!(code, Some(1));
     assert!(err.contains("mail threads"), "{err}");
 }
+
+#[test]
+fn screening_check_decides_by_the_rules_and_the_sdn_list() {
+    let sdn = common::repo_path("tests/fixtures/sdn");
+    let check = |args: &[&str]| {
+        let out = frontdesk()
+            .env("FRONTDESK__SCREENING__SDN_DIR", &sdn)
+            .args(["screening", "check"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The addresses: refused at once, whatever the spelling or script.
+    for region in ["Krym", "Республика Крым", "Donezk", "Донецька область"] {
+        let out = check(&["--country", "UA", "--region", region, "--city", "Simferopol", "--postal-code", "95000"]);
+        assert!(out.starts_with("refused: trade embargo on"), "{region}: {out}");
+    }
+    let out = check(&["--country", "UA", "--region", "Kyiv", "--city", "Kyiv", "--postal-code", "01001"]);
+    assert!(out.starts_with("passed\n"), "{out}");
+    let out = check(&["--country", "UA", "--city", "Kyiv"]);
+    assert!(out.starts_with("review: possibly in an embargoed region"), "{out}");
+    // Denied parties from sdn.csv and its aliases in alt.csv, in any order and case.
+    let out = check(&["--country", "DE", "--name", "Dmitry Kovalenko"]);
+    assert!(out.starts_with("refused: denied party \"KOVALENKO, Dmitry\" (alt.csv:9001)"), "{out}");
+    let out = check(&["--country", "DE", "--name", "Black Sea Grain Trading"]);
+    assert!(out.starts_with("refused: denied party \"BLACK SEA GRAIN TRADING LLC\" (sdn.csv:9002)"), "{out}");
+    let out = check(&["--country", "DE", "--name", "Acme Widgets GmbH"]);
+    assert!(out.starts_with("passed\n"), "{out}");
+}

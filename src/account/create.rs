@@ -32,7 +32,14 @@ pub struct Profile {
 
 impl Profile {
     fn applicant(&self) -> Applicant<'_> {
-        Applicant { company: &self.company, person: "", country: &self.country, region: &self.region }
+        Applicant {
+            company: &self.company,
+            people: Vec::new(),
+            country: &self.country,
+            region: &self.region,
+            city: &self.city,
+            postal_code: &self.postal_code,
+        }
     }
 }
 
@@ -82,7 +89,7 @@ pub(crate) async fn find_existing(d: &Directory, _: &Settings, call: &mut Effect
 pub(crate) async fn screen(_: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let p = profile(call)?;
     let person = format!("{} {}", p.first_name, p.last_name);
-    let outcome = screening::quick(&s.screening, &Applicant { person: &person, ..p.applicant() });
+    let outcome = screening::quick(&s.screening, &Applicant { people: vec![&person], ..p.applicant() });
     call.audit("screening", &keys::name(&p.company), json!({ "stage": "quick", "result": outcome }));
     Ok(match outcome {
         Outcome::Passed => json!({ "outcome": "passed" }),

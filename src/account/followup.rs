@@ -95,15 +95,26 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
     let person = admin.as_ref().map(|a| format!("{} {}", a.first_name, a.last_name)).unwrap_or_default();
     let outcome = screening::full(
         &settings.screening,
-        &Applicant { company: &company.name, person: &person, country: &company.country, region: &company.region },
+        &Applicant {
+            company: &company.name,
+            people: vec![&person],
+            country: &company.country,
+            region: &company.region,
+            city: &company.city,
+            postal_code: &company.postal_code,
+        },
     );
+    // What the rules still cannot place stays in review for a person (the
+    // audit log says why); nothing is approved on doubt.
     let (status, template) = match outcome {
-        Outcome::Refused(_) => ("refused", "account_refused"),
-        _ => ("active", "account_approved"),
+        Outcome::Refused(_) => ("refused", Some("account_refused")),
+        Outcome::Passed => ("active", Some("account_approved")),
+        Outcome::Review(_) => ("pending_review", None),
     };
     let mut writes: Vec<Write> = admin
         .into_iter()
-        .map(|a| Write::Mail {
+        .filter_map(|a| template.map(|t| (a, t)))
+        .map(|(a, template)| Write::Mail {
             message_id: crate::mail::new_message_id(&settings.mail.from),
             template: template.into(),
             to: a.email,

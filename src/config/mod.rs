@@ -268,8 +268,11 @@ pub struct Limits {
 pub struct Screening {
     /// `(country, region)`: the region is `None` for a whole country.
     pub embargoed: Vec<(String, Option<String>)>,
+    /// The embargoed regions in force, from the rules file.
+    pub regions: std::sync::Arc<Vec<crate::account::screening::regions::Compiled>>,
     pub review_countries: Vec<String>,
-    pub denied_parties: Vec<String>,
+    /// `screening.denied_parties` and the SDN list of `screening.sdn_dir`.
+    pub denied: std::sync::Arc<crate::account::screening::denied::DeniedParties>,
     pub review_similarity: f64,
     pub match_similarity: f64,
     pub review_delay: Duration,

@@ -197,7 +197,22 @@ impl<'a> Validator<'a> {
     }
 
     fn screening(&mut self) -> Screening {
+        use crate::account::screening::{denied, regions};
+        let rules_file = self.string("screening.regions_file").trim().to_string();
+        let rules_text = if rules_file.is_empty() {
+            Ok(regions::DEFAULT_RULES.to_string())
+        } else {
+            std::fs::read_to_string(&rules_file).map_err(|e| format!("{rules_file}: {e}"))
+        };
+        let rules = match rules_text.and_then(|t| regions::parse_rules(&t)) {
+            Ok(rules) => rules,
+            Err(e) => {
+                self.bad("screening.regions_file", e);
+                Vec::new()
+            }
+        };
         let mut embargoed = Vec::new();
+        let mut in_force = Vec::new();
         for entry in self.words("screening.embargoed") {
             let (country, region) = match entry.split_once(':') {
                 Some((c, r)) => (c.trim().to_uppercase(), Some(r.trim().to_string())),
@@ -206,7 +221,29 @@ impl<'a> Validator<'a> {
             if crate::text::country_code(&country).as_deref() != Some(country.as_str()) {
                 self.bad("screening.embargoed", format!("{entry:?} is not a country code or COUNTRY:Region"));
             }
+            if let Some(name) = &region {
+                // A region is in force under every addressing the rules know it by.
+                let found: Vec<_> = rules.iter().filter(|r| r.name.eq_ignore_ascii_case(name)).cloned().collect();
+                if !found.iter().any(|r| r.country == country) {
+                    self.bad(
+                        "screening.embargoed",
+                        format!("{entry:?}: the regions file defines no region {name:?} of {country}"),
+                    );
+                }
+                in_force.extend(found);
+            }
             embargoed.push((country, region));
+        }
+        in_force.sort_by(|a, b| (&a.country, &a.name).cmp(&(&b.country, &b.name)));
+        in_force.dedup_by(|a, b| a.country == b.country && a.name == b.name);
+        let mut parties: Vec<(String, String)> =
+            self.words("screening.denied_parties").into_iter().map(|n| (n, "config".to_string())).collect();
+        let sdn_dir = self.string("screening.sdn_dir").trim().to_string();
+        if !sdn_dir.is_empty() {
+            match denied::load_sdn(std::path::Path::new(&sdn_dir)) {
+                Ok(names) => parties.extend(names),
+                Err(e) => self.bad("screening.sdn_dir", e),
+            }
         }
         let review_countries: Vec<String> =
             self.words("screening.review_countries").into_iter().map(|c| c.to_uppercase()).collect();
@@ -229,8 +266,9 @@ impl<'a> Validator<'a> {
         }
         Screening {
             embargoed,
+            regions: std::sync::Arc::new(in_force),
             review_countries,
-            denied_parties: self.words("screening.denied_parties"),
+            denied: std::sync::Arc::new(denied::DeniedParties::new(parties)),
             review_similarity,
             match_similarity,
             review_delay: self.duration("screening.review_delay"),
