@@ -148,6 +148,16 @@ pub fn parse_yes_no(answer: &str) -> Result<bool, String> {
     }
 }
 
+/// Whether a name holds a link (`https://…`, `www.…`, `host.tld/path`):
+/// names go into mails to other people, which must not carry links a
+/// customer typed. A bare domain (`Booking.com`) is a name.
+pub fn looks_like_link(text: &str) -> bool {
+    static LINK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)(://|\bwww\.|[a-z0-9-]+\.[a-z]{2,}/)").expect("link pattern")
+    });
+    LINK.is_match(text)
+}
+
 /// A syntactically valid address with a domain that has a dot, lower-cased
 /// domain part. Returns the address as it should be stored.
 pub fn parse_email(answer: &str) -> Result<String, String> {
@@ -256,6 +266,16 @@ pub fn parse_country(answer: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn links_in_names_are_recognised() {
+        for bad in ["URGENT Verify payment at https://evil.example/pay3", "www.evil.example", "pay evil.example/x"] {
+            assert!(super::looks_like_link(bad), "{bad}");
+        }
+        for good in ["Booking.com", "Initech, Ltd.", "Acme Widgets GmbH", "AT&T", "@everyone"] {
+            assert!(!super::looks_like_link(good), "{good}");
+        }
+    }
+
     use super::*;
 
     #[test]

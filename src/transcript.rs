@@ -15,6 +15,7 @@
 //! @jobs                    run the follow-ups due now ('! mail' lines may follow)
 //! ! mail to=ann@acme.example template=login_info
 //!                          the last turn queued exactly these mails, in order
+//! > {code}                 the code of the latest verification mail (email_code)
 //! ```
 //!
 //! Every `>` line is followed by the exact lines frontdesk must answer, as
@@ -110,6 +111,16 @@ fn parse(text: &str, file: &str) -> Result<Script, String> {
     Ok(Script { steps })
 }
 
+/// The code in the latest verification mail still in the outbox (what a
+/// customer would read in their mailbox).
+pub async fn latest_email_code(store: &Store) -> Result<Option<String>, crate::store::StoreError> {
+    let entries = crate::mail::outbox::entries(store).await?;
+    Ok(entries.iter().rev().filter(|e| e.template == "email_code").find_map(|e| {
+        let context: serde_json::Value = serde_json::from_str(&e.context).ok()?;
+        context["code"].as_str().map(str::to_string)
+    }))
+}
+
 /// Whether an actual line matches an expected one, where `...` matches any text.
 fn line_matches(expected: &str, actual: &str) -> bool {
     if !expected.contains("...") {
@@ -181,8 +192,17 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
                 Step::As(name) => who = name,
                 Step::Advance(d) => clock.advance(d),
                 Step::Say { line, text } => {
+                    let typed = if text.contains("{code}") {
+                        let code = latest_email_code(&store)
+                            .await
+                            .map_err(|e| format!("{file}:{line}: {e}"))?
+                            .ok_or_else(|| format!("{file}:{line}: {{code}}, but no verification code was mailed"))?;
+                        text.replace("{code}", &code)
+                    } else {
+                        text.clone()
+                    };
                     let reply = engine
-                        .handle(Inbound::new(CHANNEL, &who, &who, text.clone()))
+                        .handle(Inbound::new(CHANNEL, &who, &who, typed))
                         .await
                         .map_err(|e| format!("{file}:{line}: the turn failed: {e}"))?;
                     engine.delivered(&reply.messages).await.map_err(|e| format!("{file}:{line}: {e}"))?;

@@ -16,7 +16,9 @@ async fn mails(store: &Store) -> Vec<(String, String, String)> {
 
 /// Asks, through the real flow, for Carla to join Acme; returns the link token.
 async fn request(engine: &Engine, store: &Store) -> String {
-    for line in ["login", "4", "ABCD-1234-EFGH-5678", "3", "Carla", "Schmidt", "carla@acme.example", "030 901821"] {
+    for line in
+        ["login", "4", "ABCD-1234-EFGH-5678", "3", "Carla", "Schmidt", "carla@acme.example", "{code}", "030 901821"]
+    {
         common::say(engine, "carla", line).await;
     }
     let (_, template, context) = mails(store).await.pop().expect("a mail to the administrator");

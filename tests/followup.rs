@@ -17,6 +17,7 @@ const PROFILE: &[&str] = &[
     "Anna",
     "Petrova",
     "anna@volga.example",
+    "{code}",
     "Russia",
     "Tverskaya 1",
     "Moscow",

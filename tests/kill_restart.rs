@@ -21,6 +21,7 @@ const CREATE: &[&str] = &[
     "Jill",
     "Valentine",
     "jill@umbrella.example",
+    "{code}",
     "Germany",
     "Friedrichstrasse 100",
     "Berlin",
@@ -58,8 +59,17 @@ fn chat(data: &Path, lines: &[&str], crash_at: Option<&str>) -> Run {
     {
         let mut stdin = child.stdin.take().unwrap();
         for l in lines {
+            // The customer reads the code in their mailbox (the .eml spool).
+            let line = if *l == "{code}" {
+                match mailed_code(data, &mut child) {
+                    Some(code) => code,
+                    None => break,
+                }
+            } else {
+                l.to_string()
+            };
             // The process may be dead already; that is the point.
-            if writeln!(stdin, "{l}").is_err() {
+            if writeln!(stdin, "{line}").and_then(|_| stdin.flush()).is_err() {
                 break;
             }
         }
@@ -70,6 +80,26 @@ fn chat(data: &Path, lines: &[&str], crash_at: Option<&str>) -> Run {
         assert!(out.status.success(), "frontdesk failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Run { stdout: String::from_utf8(out.stdout).unwrap(), killed }
+}
+
+/// The verification code mailed into the spool, once it is there; `None`
+/// when the process died first (it was killed before the mail was queued).
+fn mailed_code(data: &Path, child: &mut std::process::Child) -> Option<String> {
+    let subject = regex::Regex::new(r"verification code: (\d{6})").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        for entry in std::fs::read_dir(data.join("mail/outbox")).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if let Some(c) = subject.captures(&text) {
+                return Some(c[1].to_string());
+            }
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no verification code was mailed within 20 s");
 }
 
 /// Inbound and outbound messages, queued mails, reset tokens, audit entries,
@@ -144,9 +174,10 @@ async fn a_killed_login_recovery_resumes_without_losing_or_repeating_anything() 
 
 #[tokio::test]
 async fn a_killed_account_creation_resumes_without_duplicating_anything() {
-    // Three effects: the duplicate check, the screening, the creation.
-    let counts = killed_at_every_point(CREATE, 3).await;
+    // Five effects: the code mailed, the code checked, the duplicate check,
+    // the screening, the creation.
+    let counts = killed_at_every_point(CREATE, 5).await;
     let [_, _, mails, tokens, _, companies, contacts, files] = counts;
-    assert_eq!([mails, tokens, files], [1, 0, 1], "one confirmation mail");
+    assert_eq!([mails, tokens, files], [2, 0, 2], "one code and one confirmation mail");
     assert_eq!([companies, contacts], [4, 6], "one company and one admin more");
 }

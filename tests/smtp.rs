@@ -196,6 +196,7 @@ async fn names_from_customers_cannot_inject_mail_headers() {
         "@everyone",
         "**Bold** <b>",
         "jane@evilcorp.example",
+        "{code}",
         "DE",
         "Hauptstrasse 1",
         "Berlin",
@@ -210,7 +211,7 @@ async fn names_from_customers_cannot_inject_mail_headers() {
     let port = stand_in(script.clone()).await;
     let data = tempfile::tempdir().unwrap();
     let outbox = Outbox::new(store.clone(), &smtp_settings(&settings, port), data.path()).unwrap();
-    assert_eq!(outbox.run_once(clock.now_ms()).await.unwrap(), 1);
+    assert_eq!(outbox.run_once(clock.now_ms()).await.unwrap(), 2, "the code, then the confirmation");
     let mail = script.lock().unwrap().received.pop().unwrap();
     // Unfold (RFC 5322: a line starting with white space continues the
     // header above), then look at whole headers.

@@ -5,12 +5,15 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::screening::{self, Applicant, Outcome};
+use super::{
+    limits,
+    screening::{self, Applicant, Outcome},
+};
 use crate::{
     config::Settings,
     directory::{keys, Company, Directory},
     engine::{EffectCall, EffectError},
-    store::{on_db, Write},
+    store::{Quota, Write},
 };
 
 /// The profile the create_account flow collects (validated field by field
@@ -60,29 +63,38 @@ pub(crate) fn profile(call: &EffectCall) -> Result<Profile, EffectError> {
             return Err(EffectError::Failed(format!("profile: {field} is empty")));
         }
     }
+    // Names go into mails to this address and to administrators: no links
+    // or addresses in them, whatever the flow let through.
+    for (field, v) in [("company", &p.company), ("first_name", &p.first_name), ("last_name", &p.last_name)] {
+        if crate::text::looks_like_link(v) {
+            return Err(EffectError::Failed(format!("profile: {field} may not hold a link")));
+        }
+    }
     crate::text::parse_email(&p.email).map_err(EffectError::Failed)?;
     crate::text::check_postal_code(&p.postal_code, &p.country).map_err(EffectError::Failed)?;
     crate::text::parse_phone(&p.phone, Some(&p.country)).map_err(EffectError::Failed)?;
     Ok(p)
 }
 
-/// An existing record for this e-mail address, or this company name in this
-/// country: the customer is offered recovery instead of a second account.
-pub(crate) async fn find_existing(d: &Directory, _: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
+/// The `find_existing_account(email)` effect, for an address the customer
+/// has just proven: when a contact has it, that address gets its login
+/// information (within the recovery quota) and the flow learns only
+/// `{exists: true}`. Counted as a search.
+pub(crate) async fn find_existing(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let email = call.arg_str(0)?;
-    let company = call.arg_str(1)?;
-    let country = call.arg_str(2)?;
-    if let Some(c) = d.contact_by_email(&email).await.map_err(EffectError::retry)? {
-        call.audit("duplicate_check", &keys::lower(&email), json!({ "found": "email", "org_id": c.org_id }));
-        return Ok(json!({ "exists": true, "by": "email", "contact_id": c.id, "org_id": c.org_id }));
+    let key = keys::lower(&email);
+    let quotas = limits::search(s, &limits::identity(call), &key);
+    if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
+        call.audit("search_refused", &key, json!({ "by": "duplicate_check", "reason": "rate limit" }));
+        return Ok(json!({ "exists": false, "reason": "rate_limited", "wait_minutes": limits::minutes(wait) }));
     }
-    let same = d.companies_named(&company, &country).await.map_err(EffectError::retry)?;
-    if let Some(c) = same.first() {
-        call.audit("duplicate_check", &keys::name(&company), json!({ "found": "company", "org_id": c.org_id }));
-        return Ok(json!({ "exists": true, "by": "company", "org_id": c.org_id, "name": c.name }));
-    }
-    call.audit("duplicate_check", &keys::lower(&email), json!({ "found": null }));
-    Ok(json!({ "exists": false }))
+    let Some(contact) = d.contact_by_email(&email).await.map_err(EffectError::retry)? else {
+        call.audit("duplicate_check", &key, json!({ "found": null }));
+        return Ok(json!({ "exists": false }));
+    };
+    call.audit("duplicate_check", &key, json!({ "found": "email", "org_id": contact.org_id }));
+    let sent = super::queue_login_info(d, s, call, &contact).await?;
+    Ok(json!({ "exists": true, "mailed": sent["sent"] }))
 }
 
 /// The quick screen: `passed`, `review` or `refused`.
@@ -100,20 +112,39 @@ pub(crate) async fn screen(_: &Directory, s: &Settings, call: &mut EffectCall) -
     })
 }
 
-/// A user name nobody has: the e-mail's local part, then with a number.
+/// A user name nobody has: the e-mail's local part, then with a number,
+/// then with a random suffix, which never runs out (a run of taken names
+/// costs a few lookups, not a failed account).
 pub(crate) async fn free_username(d: &Directory, email: &str) -> Result<String, EffectError> {
-    let base: String =
-        email.split('@').next().unwrap_or("user").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
+    let base: String = email
+        .split('@')
+        .next()
+        .unwrap_or("user")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .take(40)
+        .collect();
     let base = if base.is_empty() { "user".to_string() } else { base.to_lowercase() };
-    for n in 0..1000 {
-        let candidate = if n == 0 { base.clone() } else { format!("{base}{n}") };
-        const SQL: &str = "SELECT COUNT(*) FROM contacts WHERE username_key = $1";
-        let (taken,): (i64,) = on_db!(&d.store().db, p => sqlx::query_as(SQL).bind(&candidate).fetch_one(p).await.map_err(EffectError::retry)?);
-        if taken == 0 {
+    let mut tries = 0u32;
+    loop {
+        let candidate = match tries {
+            0 => base.clone(),
+            1..=9 => format!("{base}{}", tries + 1),
+            // Six random characters: a name is free on the first try unless
+            // millions share the base; each further try adds a character.
+            n => {
+                let len = 6 + (n as usize - 10) / 4;
+                let suffix: String = (0..len)
+                    .map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[rand::random::<usize>() % 32]))
+                    .collect();
+                format!("{base}.{suffix}")
+            }
+        };
+        if !d.username_taken(&candidate).await.map_err(EffectError::retry)? {
             return Ok(candidate);
         }
+        tries += 1;
     }
-    Err(EffectError::Failed("no free user name".into()))
 }
 
 async fn free_org_id(d: &Directory) -> Result<String, EffectError> {
@@ -129,7 +160,21 @@ async fn free_org_id(d: &Directory) -> Result<String, EffectError> {
 /// for an account in review schedules the follow-up.
 pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let p = profile(call)?;
-    let review = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
+    let mut review = call.args.get(1).and_then(Value::as_bool).unwrap_or(false);
+    let caps = [
+        Quota::new(format!("create:who:{}", limits::identity(call)), s.limits.creations_per_identity),
+        Quota::new("create:all", s.limits.creations),
+    ];
+    if limits::take(d.store(), call, &caps).await?.is_some() {
+        call.audit("account_refused", &keys::name(&p.company), json!({ "reason": "creation limit" }));
+        return Ok(json!({ "created": false, "reason": "limit" }));
+    }
+    // A company of that name in that country: never confirmed in the chat
+    // (nor its spelling on record); the account waits for a person, as one
+    // in screening review does, and the review job knows why.
+    let duplicate_of =
+        d.companies_named(&p.company, &p.country).await.map_err(EffectError::retry)?.first().map(|c| c.org_id.clone());
+    review |= duplicate_of.is_some();
     let org_id = free_org_id(d).await?;
     let username = free_username(d, &p.email).await?;
     let phone = crate::text::parse_phone(&p.phone, Some(&p.country)).map_err(EffectError::Failed)?;
@@ -165,14 +210,18 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
         let due = call.context.now_ms + s.screening.review_delay.as_millis() as i64;
         call.write(Write::Job {
             kind: "rescreen".into(),
-            payload: json!({ "org_id": org_id, "email": p.email }),
+            payload: json!({ "org_id": org_id, "email": p.email, "duplicate_of": duplicate_of }),
             due_at: due,
         });
     }
     call.audit(
         "account_created",
         &org_id,
-        json!({ "username": username, "status": if review { "pending_review" } else { "active" } }),
+        json!({
+            "username": username,
+            "status": if review { "pending_review" } else { "active" },
+            "duplicate_of": duplicate_of,
+        }),
     );
-    Ok(json!({ "org_id": org_id, "username": username }))
+    Ok(json!({ "created": true, "org_id": org_id, "username": username, "review": review, "hours": hours }))
 }

@@ -6,6 +6,7 @@
 mod create;
 pub mod followup;
 mod limits;
+mod proof;
 pub mod requests;
 pub mod screening;
 mod tokens;
@@ -51,7 +52,9 @@ account_effects! {
     "list_contacts" / 1 => list_contacts,
     "send_login_info" / 1 => send_login_info,
     "verified_contact" / 0 => verified_contact,
-    "find_existing_account" / 3 => create::find_existing,
+    "find_existing_account" / 1 => create::find_existing,
+    "send_email_code" / 1 => proof::send,
+    "check_email_code" / 3 => proof::check,
     "screen_account" / 1 => create::screen,
     "create_account" / 2 => create::create,
     "request_contact" / 2 => requests::request,
@@ -179,6 +182,20 @@ async fn send_login_info(d: &Directory, s: &Settings, call: &mut EffectCall) -> 
     let Some(contact) = contact else {
         return Err(EffectError::Failed(format!("no active contact {contact_id}")));
     };
+    queue_login_info(d, s, call, &contact).await
+}
+
+/// The login mail to a contact, within the contact's recovery quota: what
+/// [`send_login_info`] sends, and what an address already on record gets
+/// when someone (who proved it is theirs) asks to create or join an account
+/// with it.
+pub(crate) async fn queue_login_info(
+    d: &Directory,
+    s: &Settings,
+    call: &mut EffectCall,
+    contact: &crate::directory::Contact,
+) -> Result<Value, EffectError> {
+    let contact_id = contact.id;
     let subject = format!("contact:{contact_id}");
     let now = call.context.now_ms;
     let quota = [Quota::new(format!("login_info:{subject}"), s.limits.recovery_mails_per_contact)];

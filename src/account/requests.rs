@@ -23,6 +23,10 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
     if first.is_empty() || last.is_empty() {
         return Err(EffectError::Failed("request_contact: a first and a last name are needed".into()));
     }
+    // The names go to the company's administrators: no links in them.
+    if crate::text::looks_like_link(&first) || crate::text::looks_like_link(&last) {
+        return Err(EffectError::Failed("request_contact: names may not hold links".into()));
+    }
     let company = d
         .company(&org_id)
         .await
@@ -32,9 +36,20 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
         p if p.is_empty() => String::new(),
         p => crate::text::parse_phone(&p, Some(&company.country)).map_err(EffectError::Failed)?,
     };
+    // It tells whether the address is on record, as a search would.
+    let quotas = super::limits::search(s, &super::limits::identity(call), &crate::directory::keys::lower(&email));
+    if let Some(wait) = super::limits::take(d.store(), call, &quotas).await? {
+        call.audit("contact_request_refused", &org_id, json!({ "reason": "rate limit" }));
+        return Ok(
+            json!({ "requested": false, "reason": "rate_limited", "wait_minutes": super::limits::minutes(wait) }),
+        );
+    }
     if let Some(existing) = d.contact_by_email(&email).await.map_err(EffectError::retry)? {
+        // The flow proved the address is the customer's: it gets its own
+        // login information, and the chat learns nothing more.
         call.audit("contact_request_refused", &org_id, json!({ "reason": "e-mail already a contact" }));
-        return Ok(json!({ "requested": false, "reason": "already_contact", "contact_id": existing.id }));
+        let sent = super::queue_login_info(d, s, call, &existing).await?;
+        return Ok(json!({ "requested": false, "reason": "already_contact", "mailed": sent["sent"] }));
     }
     let admins: Vec<_> =
         d.contacts(&org_id).await.map_err(EffectError::retry)?.into_iter().filter(|c| c.role == "admin").collect();

@@ -257,6 +257,9 @@ pub struct Limits {
     pub searches_per_identity: Limit,
     pub searches_per_identifier: Limit,
     pub recovery_mails_per_contact: Limit,
+    /// Codes proving an address, per address and per identity asking.
+    pub email_codes_per_address: Limit,
+    pub email_codes_per_identity: Limit,
     /// Accounts one identity may create.
     pub creations_per_identity: Limit,
     /// Accounts created through the assistant altogether.

@@ -167,6 +167,8 @@ impl<'a> Validator<'a> {
             searches_per_identity: self.limit("limits.searches_per_identity"),
             searches_per_identifier: self.limit("limits.searches_per_identifier"),
             recovery_mails_per_contact: self.limit("limits.recovery_mails_per_contact"),
+            email_codes_per_address: self.limit("limits.email_codes_per_address"),
+            email_codes_per_identity: self.limit("limits.email_codes_per_identity"),
             creations_per_identity: self.limit("limits.creations_per_identity"),
             creations: self.limit("limits.creations"),
         };

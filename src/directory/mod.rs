@@ -149,6 +149,14 @@ impl Directory {
         Ok(company.map_or(Found::NotFound, |company| Found::Company { company }))
     }
 
+    /// Whether a contact has this user name (any case).
+    pub async fn username_taken(&self, username: &str) -> Result<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM contacts WHERE username_key = $1";
+        let (n,): (i64,) =
+            on_db!(&self.store.db, p => sqlx::query_as(SQL).bind(keys::lower(username)).fetch_one(p).await?);
+        Ok(n > 0)
+    }
+
     /// Sets a company's status (`active`, `pending_review`, `refused`).
     pub async fn set_company_status(&self, org_id: &str, status: &str, now: i64) -> Result<bool> {
         const SQL: &str = "UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3";
