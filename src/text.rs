@@ -67,9 +67,13 @@ pub fn parse_choice(answer: &str, options: &[String]) -> Result<usize, String> {
     }
     if a.len() >= 3 {
         // Part of exactly one option ("serial", "other articles"), or an
-        // answer that quotes exactly one option in full.
-        let partial: Vec<usize> =
-            (0..n).filter(|&i| contains_words(&norm[i], &a) || contains_words(&a, &norm[i])).collect();
+        // answer that quotes exactly one option in full, unless that option
+        // is itself part of another ("serial ser" quotes "serial" but means
+        // "serial user": the spelling below decides).
+        let inside_another = |i: usize| (0..n).any(|j| j != i && contains_words(&norm[j], &norm[i]));
+        let partial: Vec<usize> = (0..n)
+            .filter(|&i| contains_words(&norm[i], &a) || (contains_words(&a, &norm[i]) && !inside_another(i)))
+            .collect();
         if partial.len() == 1 {
             return Ok(partial[0]);
         }

@@ -54,6 +54,12 @@ struct Script {
     steps: Vec<(Step, Vec<String>, Vec<ExpectedMail>)>,
 }
 
+/// Reads a transcript without running it: `Ok(steps)`, or the first
+/// `file:line: problem`.
+pub fn check_syntax(text: &str, file: &str) -> Result<usize, String> {
+    parse(text, file).map(|s| s.steps.len())
+}
+
 fn parse(text: &str, file: &str) -> Result<Script, String> {
     let mut steps: Vec<(Step, Vec<String>, Vec<ExpectedMail>)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {

@@ -6,7 +6,7 @@
 pub mod demo;
 pub mod import;
 pub mod keys;
-mod records;
+pub mod records;
 
 use serde::{Deserialize, Serialize};
 
