@@ -50,6 +50,7 @@ impl App {
             tokio::spawn(crate::background::every("follow-ups", followups_every, stop.clone(), move || {
                 let (store, settings, now) = (store.clone(), settings.clone(), clock.now_ms());
                 async move {
+                    crate::account::limits::prune(&store, &settings, now).await?;
                     let expired = crate::account::requests::expire_due(&store, &settings, now).await?;
                     Ok(crate::account::followup::run_due(&store, &settings, now).await? + expired)
                 }

@@ -255,3 +255,41 @@ fn screening_check_decides_by_the_rules_and_the_sdn_list() {
     let out = check(&["--country", "DE", "--name", "Acme Widgets GmbH"]);
     assert!(out.starts_with("passed\n"), "{out}");
 }
+
+/// THREATS.md names the test that proves each defence: each must exist.
+#[test]
+fn threats_md_names_only_tests_that_exist() {
+    let threats = std::fs::read_to_string(common::repo_path("THREATS.md")).unwrap();
+    let mut sources = String::new();
+    for dir in ["tests", "tests/discord", "src"] {
+        let mut stack = vec![common::repo_path(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() && dir == "src" {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    sources.push_str(&std::fs::read_to_string(&p).unwrap());
+                }
+            }
+        }
+    }
+    let tests_paragraphs = threats.split("- **").filter(|p| p.starts_with("Tests.**"));
+    let name = regex::Regex::new(r"`([a-z0-9_]+|flows/tests/[a-z_]+\.chat)`").unwrap();
+    let mut named = 0;
+    for paragraph in tests_paragraphs {
+        for cap in name.captures_iter(paragraph) {
+            let n = &cap[1];
+            named += 1;
+            if n.ends_with(".chat") {
+                assert!(common::repo_path(n).is_file(), "THREATS.md names {n}, which does not exist");
+            } else {
+                assert!(
+                    sources.contains(&format!("fn {n}(")) || sources.contains(&format!("both_backends!({n},")),
+                    "THREATS.md names the test {n}, which does not exist"
+                );
+            }
+        }
+    }
+    assert!(named > 30, "only {named} tests named");
+}

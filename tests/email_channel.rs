@@ -151,6 +151,21 @@ both_backends!(a_verified_sender_on_record_skips_the_search, |url: String| async
     store.flush().await;
     let last = outbox::entries(&store).await.unwrap().pop().unwrap();
     assert!(last.context.contains("How would you like to find your company record?"), "{}", last.context);
+
+    // Authenticated From, but answers aimed elsewhere (Reply-To): the
+    // authentication proves nothing about that address, so no shortcut.
+    let aimed = mail(
+        "ann.lee@acme.example",
+        "v4@acme.example",
+        &format!("{verified}Reply-To: eve@evil.example\r\n"),
+        "I forgot my password",
+    );
+    ch.handle(&aimed, &Source::Ingest).await.unwrap();
+    store.flush().await;
+    let last = outbox::entries(&store).await.unwrap().pop().unwrap();
+    assert_eq!(last.to_addr, "eve@evil.example");
+    assert!(last.context.contains("How would you like to find your company record?"), "{}", last.context);
+    assert!(!last.context.contains("You wrote from"), "{}", last.context);
     store.close().await;
 });
 

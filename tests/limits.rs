@@ -149,6 +149,11 @@ both_backends!(a_quota_is_taken_atomically_and_once_per_hold, |url: String| asyn
     assert_eq!(store.quota_used("q", 0).await.unwrap(), 7);
     // Once the period has passed, it is free again.
     assert_eq!(store.take_quota("later", &quota, 61_001).await.unwrap(), Taken::Granted);
+    // Uses no limit looks back to are pruned.
+    let settings = common::settings();
+    let day = 86_400_000;
+    assert_eq!(frontdesk::account::limits::prune(&store, &settings, 61_001 + day).await.unwrap(), 7);
+    assert_eq!(store.quota_used("q", 0).await.unwrap(), 1);
     store.close().await;
 });
 

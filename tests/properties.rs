@@ -145,18 +145,16 @@ const WORDS: &[&str] = &[
 ];
 
 fn options() -> impl Strategy<Value = Vec<String>> {
-    proptest::collection::vec(proptest::collection::vec(proptest::sample::select(WORDS), 1..4), 2..7).prop_map(
-        |opts| {
-            let mut out: Vec<String> = Vec::new();
-            for words in opts {
-                let o = words.join(" ");
-                if !out.contains(&o) {
-                    out.push(o);
-                }
+    proptest::collection::vec(proptest::collection::vec(proptest::sample::select(WORDS), 1..4), 2..7).prop_map(|opts| {
+        let mut out: Vec<String> = Vec::new();
+        for words in opts {
+            let o = words.join(" ");
+            if !out.contains(&o) {
+                out.push(o);
             }
-            out
-        },
-    )
+        }
+        out
+    })
 }
 
 fn choices(cases: u32) {
@@ -300,7 +298,10 @@ fn template_rendering(cases: u32) {
                 .map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
             prop_assert!(!r.subject.contains(['\r', '\n']), "{name} subject {:?}", r.subject);
             prop_assert!(!r.html.contains("<script>"), "{name}: markup from customer text reached the HTML");
-            prop_assert!(!r.text.contains("49") || a.contains("49") || b.contains("49"), "{name}: template code in customer text ran");
+            prop_assert!(
+                !r.text.contains("49") || a.contains("49") || b.contains("49"),
+                "{name}: template code in customer text ran"
+            );
         }
         Ok(())
     });

@@ -16,3 +16,6 @@ CREATE TABLE quota_uses (
 );
 
 CREATE INDEX quota_uses_by_quota ON quota_uses (quota, at);
+
+-- Old uses are pruned by time.
+CREATE INDEX quota_uses_by_time ON quota_uses (at);

@@ -50,3 +50,28 @@ pub(crate) async fn take_as(
 pub(crate) fn minutes(wait: Duration) -> u64 {
     wait.as_secs().div_ceil(60).max(1)
 }
+
+/// The longest any quota looks back (the e-mail caps count a day): uses
+/// older than that can go.
+pub fn longest_period(s: &Settings) -> Duration {
+    let l = &s.limits;
+    [
+        l.searches_per_identity,
+        l.searches_per_identifier,
+        l.recovery_mails_per_contact,
+        l.email_codes_per_address,
+        l.email_codes_per_identity,
+        l.creations_per_identity,
+        l.creations,
+    ]
+    .iter()
+    .map(|l| l.period)
+    .chain(std::iter::once(Duration::from_secs(86_400)))
+    .max()
+    .unwrap_or_default()
+}
+
+/// Forgets quota uses no limit looks back to; returns how many went.
+pub async fn prune(store: &Store, s: &Settings, now: i64) -> Result<u64, crate::store::StoreError> {
+    store.prune_quota_uses(now - longest_period(s).as_millis() as i64).await
+}

@@ -5,7 +5,7 @@
 
 mod create;
 pub mod followup;
-mod limits;
+pub mod limits;
 mod proof;
 pub mod requests;
 pub mod screening;
