@@ -44,6 +44,18 @@ fn is_format_char(ch: char) -> bool {
     matches!(ch, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// The words of a name as compared across spellings and scripts:
+/// transliterated to ASCII ("Крым" → "krym", "Sídorov" → "sidorov"),
+/// lower-case, split at anything not a letter or digit.
+pub fn folded_words(name: &str) -> Vec<String> {
+    deunicode::deunicode(name)
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Lower-cases and strips surrounding punctuation: "Stop!" → "stop".
 pub fn normalize_word(text: &str) -> String {
     text.trim().trim_matches(|c: char| c.is_ascii_punctuation() && c != '?').trim().to_lowercase()

@@ -14,6 +14,16 @@ async fn mails(store: &Store) -> Vec<(String, String, String)> {
     entries.into_iter().map(|e| (e.to_addr, e.template, e.context)).collect()
 }
 
+/// A store with the fixture directory, the default settings and the engine.
+async fn setup(url: &str) -> (Store, std::sync::Arc<frontdesk::config::Settings>, Engine) {
+    let store = Store::open(url, 4).await.unwrap();
+    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
+    let settings = std::sync::Arc::new(common::settings());
+    let engine =
+        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    (store, settings, engine)
+}
+
 /// Asks, through the real flow, for Carla to join Acme; returns the link token.
 async fn request(engine: &Engine, store: &Store) -> String {
     for line in
@@ -29,11 +39,7 @@ async fn request(engine: &Engine, store: &Store) -> String {
 }
 
 both_backends!(an_administrator_approves_by_link_once, |url: String| async move {
-    let store = Store::open(&url, 4).await.unwrap();
-    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
-    let settings = std::sync::Arc::new(common::settings());
-    let engine =
-        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    let (store, settings, engine) = setup(&url).await;
     let token = request(&engine, &store).await;
     let dir = Directory::new(store.clone());
     assert_eq!(dir.contacts("ORG-1001").await.unwrap().len(), 2, "nothing changes before the decision");
@@ -54,11 +60,7 @@ both_backends!(an_administrator_approves_by_link_once, |url: String| async move 
 });
 
 both_backends!(an_agent_declines_and_the_requester_is_told, |url: String| async move {
-    let store = Store::open(&url, 4).await.unwrap();
-    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
-    let settings = std::sync::Arc::new(common::settings());
-    let engine =
-        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    let (store, settings, engine) = setup(&url).await;
     request(&engine, &store).await;
     let number = pending(&store).await.unwrap().pop().expect("one pending request").number;
     let by = Decider::Agent { name: "dana".into(), number: number.to_lowercase() };
@@ -73,11 +75,7 @@ both_backends!(an_agent_declines_and_the_requester_is_told, |url: String| async 
 });
 
 both_backends!(an_undecided_request_expires_and_the_requester_is_told, |url: String| async move {
-    let store = Store::open(&url, 4).await.unwrap();
-    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
-    let settings = std::sync::Arc::new(common::settings());
-    let engine =
-        Engine::builder(store.clone(), settings.clone()).effects(frontdesk::app::effects(&store, &settings)).build();
+    let (store, settings, engine) = setup(&url).await;
     let token = request(&engine, &store).await;
     let asked = pending(&store).await.unwrap()[0].created_at;
     let ttl = settings.account.contact_request_ttl.as_millis() as i64;

@@ -44,12 +44,7 @@ const LEGAL_FORMS: &[&str] = &[
 
 /// A name's comparable tokens.
 pub fn tokens(name: &str) -> Vec<String> {
-    deunicode::deunicode(name)
-        .to_lowercase()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| !t.is_empty() && !LEGAL_FORMS.contains(t))
-        .map(str::to_string)
-        .collect()
+    crate::text::folded_words(name).into_iter().filter(|t| !LEGAL_FORMS.contains(&t.as_str())).collect()
 }
 
 /// How alike two token lists are, 0 to 1, in any word order.

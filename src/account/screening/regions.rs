@@ -106,12 +106,7 @@ fn compile(r: Region) -> Result<Compiled, String> {
 /// A place name as compared: transliterated to ASCII, lower-case, split
 /// into words, generic words dropped.
 pub fn words(name: &str) -> Vec<String> {
-    deunicode::deunicode(name)
-        .to_lowercase()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty() && !GENERIC.contains(w))
-        .map(str::to_string)
-        .collect()
+    crate::text::folded_words(name).into_iter().filter(|w| !GENERIC.contains(&w.as_str())).collect()
 }
 
 /// Whether `text` (already [`words`]) names `name`: every word of the name
