@@ -196,3 +196,26 @@ both_backends!(unproven_addresses_are_capped_per_domain_and_never_get_the_sender
     }
     store.close().await;
 });
+
+both_backends!(a_chat_identity_spends_no_search_on_the_verified_sender_shortcut, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    import_dir(&store, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();
+    let settings = Arc::new(common::settings());
+    let engine = engine(&store, &settings).await;
+    // A Discord member is verified by the platform, but a user id is no
+    // address on record: each of their searches is one search.
+    let allowed = settings.limits.searches_per_identity.count;
+    for i in 0..allowed {
+        let mut last = Vec::new();
+        for line in ["I forgot my password", "user name", "alee"] {
+            let mut inbound =
+                frontdesk::engine::Inbound::new("discord", &format!("thread{i}"), "900000000000000042", line);
+            inbound.verified = Some("discord".into());
+            let reply = engine.handle(inbound).await.unwrap();
+            engine.delivered(&reply.messages).await.unwrap();
+            last = common::lines(&reply);
+        }
+        assert!(last[0].starts_with("I found your company record"), "search {}: {last:?}", i + 1);
+    }
+    store.close().await;
+});
