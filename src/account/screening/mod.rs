@@ -80,22 +80,33 @@ fn denied_rule(score: f64, party: &denied::Party) -> String {
     format!("{:?} ({}), likeness {score:.2}", party.name, party.source)
 }
 
-/// The screen at sign-up: conservative, anything uncertain goes to review.
-pub fn quick(s: &Screening, a: &Applicant) -> Outcome {
+/// What both passes refuse (an embargo, a denied party's match), or else
+/// the embargo rules' doubt and the closest denied party.
+type Findings<'s> = (Option<Outcome>, Option<(f64, &'s denied::Party)>);
+
+fn refusal<'s>(s: &'s Screening, a: &Applicant) -> Result<Findings<'s>, Outcome> {
     let embargo = embargo(s, a);
-    if let Some(refused @ Outcome::Refused(_)) = &embargo {
-        return refused.clone();
+    if let Some(refused @ Outcome::Refused(_)) = embargo {
+        return Err(refused);
     }
     match closest_denied(s, a) {
         Some((score, p)) if score >= s.match_similarity => {
-            return Outcome::Refused(format!("denied party {}", denied_rule(score, p)))
+            Err(Outcome::Refused(format!("denied party {}", denied_rule(score, p))))
         }
-        Some((score, p)) if score >= s.review_similarity => {
-            return Outcome::Review(format!("name close to denied party {}", denied_rule(score, p)))
-        }
-        _ => {}
+        closest => Ok((embargo, closest)),
     }
-    if let Some(review) = embargo {
+}
+
+/// The screen at sign-up: conservative, anything uncertain goes to review.
+pub fn quick(s: &Screening, a: &Applicant) -> Outcome {
+    let (doubt, closest) = match refusal(s, a) {
+        Ok(findings) => findings,
+        Err(refused) => return refused,
+    };
+    if let Some((score, p)) = closest.filter(|(score, _)| *score >= s.review_similarity) {
+        return Outcome::Review(format!("name close to denied party {}", denied_rule(score, p)));
+    }
+    if let Some(review) = doubt {
         return review;
     }
     if s.review_countries.iter().any(|c| c == a.country) {
@@ -108,15 +119,9 @@ pub fn quick(s: &Screening, a: &Applicant) -> Outcome {
 /// rules refuse, passes what they clear, and leaves an address it still
 /// cannot place to a person (`Review`).
 pub fn full(s: &Screening, a: &Applicant) -> Outcome {
-    let embargo = embargo(s, a);
-    if let Some(refused @ Outcome::Refused(_)) = &embargo {
-        return refused.clone();
-    }
-    match closest_denied(s, a) {
-        Some((score, p)) if score >= s.match_similarity => {
-            Outcome::Refused(format!("denied party {}", denied_rule(score, p)))
-        }
-        _ => embargo.unwrap_or(Outcome::Passed),
+    match refusal(s, a) {
+        Ok((doubt, _)) => doubt.unwrap_or(Outcome::Passed),
+        Err(refused) => refused,
     }
 }
 
