@@ -59,6 +59,20 @@ pub enum ScreeningCommand {
     /// `review` or `refused` with the rule that decided, at sign-up and at
     /// the full review.
     Check(crate::account::screening::CheckArgs),
+    /// Approve an account the review left to a person (or a possible
+    /// duplicate): it becomes active and its administrator is told by mail.
+    Approve(ReviewArgs),
+    /// Refuse an account in review: its administrator is told by mail.
+    Refuse(ReviewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// The account's Org ID.
+    pub org_id: String,
+    /// Who decides (in the audit log).
+    #[arg(long)]
+    pub agent: String,
 }
 
 #[derive(Args, Debug)]
@@ -282,6 +296,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(if failed == 0 { 0 } else { 1 })
         }
         Command::Screening(ScreeningCommand::Check(args)) => crate::account::screening::check(&settings, &args),
+        Command::Screening(decision @ (ScreeningCommand::Approve(_) | ScreeningCommand::Refuse(_))) => {
+            let (approve, args) = match decision {
+                ScreeningCommand::Approve(a) => (true, a),
+                ScreeningCommand::Refuse(a) => (false, a),
+                ScreeningCommand::Check(_) => unreachable!("matched above"),
+            };
+            let app = crate::app::App::open(settings, cli.data).await?;
+            let now = app.engine.clock().now_ms();
+            let decided =
+                crate::account::followup::decide(&app.store, &app.settings, &args.org_id, approve, &args.agent, now)
+                    .await;
+            app.store.close().await;
+            if decided? {
+                println!(
+                    "{}: {}; the administrator is told by mail",
+                    args.org_id,
+                    if approve { "approved" } else { "refused" }
+                );
+                Ok(0)
+            } else {
+                eprintln!("{} is not an account in review", args.org_id);
+                Ok(1)
+            }
+        }
         Command::Agent(command) => {
             let app = crate::app::App::open(settings, cli.data).await?;
             let code = crate::agent::cli::run(&app, command).await;

@@ -19,31 +19,24 @@ fn frontdesk() -> Command {
     c
 }
 
+/// Every command path clap knows (so none is forgotten), and `--help` works for each.
 #[test]
 fn every_command_has_help() {
-    for args in [
-        &["--help"][..],
-        &["chat", "--help"],
-        &["serve", "--help"],
-        &["flows", "--help"],
-        &["flows", "check", "--help"],
-        &["flows", "test", "--help"],
-        &["bench", "engine", "--help"],
-        &["bench", "directory", "--help"],
-        &["import", "--help"],
-        &["demo-data", "--help"],
-        &["contact-request", "approve", "--help"],
-        &["contact-request", "decline", "--help"],
-        &["agent", "start", "--help"],
-        &["agent", "lookup", "--help"],
-        &["agent", "transcript", "--help"],
-        &["agent", "take-over", "--help"],
-        &["agent", "say", "--help"],
-        &["agent", "hand-back", "--help"],
-    ] {
-        let out = frontdesk().args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    fn paths(cmd: &clap::Command, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = prefix.clone();
+            path.push(sub.get_name().to_string());
+            out.push(path.clone());
+            paths(sub, path, out);
+        }
+    }
+    let mut all = vec![Vec::new()];
+    paths(&<frontdesk::cli::Cli as clap::CommandFactory>::command(), Vec::new(), &mut all);
+    assert!(all.iter().any(|p| p == &["screening", "check"]) && all.len() > 25, "{all:?}");
+    for path in all {
+        let out = frontdesk().args(&path).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{path:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{path:?}");
     }
 }
 
@@ -292,4 +285,17 @@ fn threats_md_names_only_tests_that_exist() {
         }
     }
     assert!(named > 30, "only {named} tests named");
+}
+
+#[test]
+fn screening_approve_says_when_an_account_is_not_in_review() {
+    let data = tempfile::tempdir().unwrap();
+    let out = frontdesk()
+        .arg("--data")
+        .arg(data.path())
+        .args(["screening", "approve", "ORG-404", "--agent", "dana"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ORG-404 is not an account in review"));
 }

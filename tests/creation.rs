@@ -171,3 +171,21 @@ both_backends!(user_names_never_run_out, |url: String| async move {
     assert_eq!(unique.len(), names.len());
     store.close().await;
 });
+
+both_backends!(a_possible_duplicate_waits_for_a_person_after_the_review, |url: String| async move {
+    let (store, engine) = setup(&url, roomy()).await;
+    create_with(&engine, "hank", "GLOBEX   corporation", "hank@globex-two.example").await;
+    let mut last = Vec::new();
+    for line in ["{code}", "United States", "1 Cypress Creek", "Cypress Creek", "OR", "97000", "(541) 555 0123", "yes"]
+    {
+        last = common::say(&engine, "hank", line).await;
+    }
+    assert!(last[0].contains("needs a full trade-compliance review"), "{last:?}");
+    let org_id = last[0].split("Org ID ").nth(1).unwrap().split(',').next().unwrap().to_string();
+    let later = frontdesk::engine::Clock::System.now_ms() + 7 * 3600 * 1000;
+    let settings = roomy();
+    assert_eq!(frontdesk::account::followup::run_due(&store, &settings, later).await.unwrap(), 1);
+    let company = frontdesk::directory::Directory::new(store.clone()).company(&org_id).await.unwrap().unwrap();
+    assert_eq!(company.status, "pending_review", "screening passes, but a person decides about a duplicate");
+    store.close().await;
+});

@@ -105,4 +105,14 @@ both_backends!(an_address_the_review_still_cannot_place_stays_with_a_person, |ur
     assert_eq!(Directory::new(store.clone()).company(&org_id).await.unwrap().unwrap().status, "pending_review");
     assert_eq!(frontdesk::mail::outbox::entries(&store).await.unwrap().len(), mails, "nothing is promised on doubt");
     assert_eq!(run_due(&store, &settings, clock.now_ms()).await.unwrap(), 0, "the job is done: a person decides");
+
+    // The person: `frontdesk screening approve ORG --agent dana`.
+    let decide = frontdesk::account::followup::decide;
+    assert!(decide(&store, &settings, &org_id, true, "dana", clock.now_ms()).await.unwrap());
+    assert_eq!(Directory::new(store.clone()).company(&org_id).await.unwrap().unwrap().status, "active");
+    let last = frontdesk::mail::outbox::entries(&store).await.unwrap().pop().unwrap();
+    assert_eq!((last.to_addr.as_str(), last.template.as_str()), ("anna@kyivsoft.example", "account_approved"));
+    let audit = store.audit_log(1).await.unwrap();
+    assert_eq!((audit[0].2.as_str(), audit[0].4.as_str()), ("agent:dana", "screening_decided"));
+    assert!(!decide(&store, &settings, &org_id, false, "dana", clock.now_ms()).await.unwrap(), "decided once");
 });

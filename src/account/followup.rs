@@ -93,7 +93,7 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
     let company = directory.company(org_id).await?.ok_or_else(|| anyhow::anyhow!("no company {org_id}"))?;
     let admin = directory.contacts(org_id).await?.into_iter().find(|c| c.role == "admin");
     let person = admin.as_ref().map(|a| format!("{} {}", a.first_name, a.last_name)).unwrap_or_default();
-    let outcome = screening::full(
+    let mut outcome = screening::full(
         &settings.screening,
         &Applicant {
             company: &company.name,
@@ -104,6 +104,11 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
             postal_code: &company.postal_code,
         },
     );
+    // A company of the same name was on record when it was created: a
+    // person decides whether it is a second account of the same company.
+    if let (Outcome::Passed, Some(other)) = (&outcome, payload["duplicate_of"].as_str()) {
+        outcome = Outcome::Review(format!("a company of the same name is on record: {other}"));
+    }
     // What the rules still cannot place stays in review for a person (the
     // audit log says why); nothing is approved on doubt.
     let (status, template) = match outcome {
@@ -111,35 +116,85 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
         Outcome::Passed => ("active", Some("account_approved")),
         Outcome::Review(_) => ("pending_review", None),
     };
-    let mut writes: Vec<Write> = admin
-        .into_iter()
-        .filter_map(|a| template.map(|t| (a, t)))
-        .map(|(a, template)| Write::Mail {
-            message_id: crate::mail::new_message_id(&settings.mail.from),
-            template: template.into(),
-            to: a.email,
-            context: json!({
-                "first_name": a.first_name, "company": company.name, "org_id": org_id, "username": a.username,
-                "region": region_for(settings, &company.country),
-            }),
-        })
-        .collect();
-    writes.push(Write::Audit {
+    let audit = Write::Audit {
         channel: "system".into(),
         actor: "followup".into(),
         by_agent: None,
         action: "screening".into(),
         subject: org_id.to_string(),
         detail: json!({ "stage": "full", "result": outcome, "job": job.id }),
-    });
-    on_db!(&store.db, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query("UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3 AND status = 'pending_review'")
-            .bind(status).bind(now).bind(org_id).execute(&mut *tx).await?;
-        tx.apply_writes(&writes, now).await?;
-        sqlx::query("UPDATE jobs SET status = 'done' WHERE id = $1").bind(job.id).execute(&mut *tx).await?;
-        tx.commit().await?;
-    });
+    };
+    let review = Review { company: &company, admin, status, template, audit };
+    review.apply(store, settings, Some(job.id), now).await?;
     tracing::info!(org_id, status, "account review finished");
     Ok(())
+}
+
+/// The end of a review: the company's new status, the mail to its
+/// administrator (none while it stays in review) and the audit entry, in one
+/// transaction that changes only a company still in review.
+struct Review<'a> {
+    company: &'a crate::directory::Company,
+    admin: Option<crate::directory::Contact>,
+    status: &'static str,
+    template: Option<&'static str>,
+    audit: Write,
+}
+
+impl Review<'_> {
+    /// Whether the company was still in review (and so changed).
+    async fn apply(self, store: &Store, settings: &Settings, job: Option<i64>, now: i64) -> anyhow::Result<bool> {
+        let org_id = &self.company.org_id;
+        let mut writes: Vec<Write> = self
+            .admin
+            .into_iter()
+            .filter_map(|a| self.template.map(|t| (a, t)))
+            .map(|(a, template)| Write::Mail {
+                message_id: crate::mail::new_message_id(&settings.mail.from),
+                template: template.into(),
+                to: a.email,
+                context: json!({
+                    "first_name": a.first_name, "company": self.company.name, "org_id": org_id, "username": a.username,
+                    "region": region_for(settings, &self.company.country),
+                }),
+            })
+            .collect();
+        writes.push(self.audit);
+        let changed = on_db!(&store.db, p => {
+            let mut tx = p.begin().await?;
+            let changed = sqlx::query("UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3 AND status = 'pending_review'")
+                .bind(self.status).bind(now).bind(org_id).execute(&mut *tx).await?.rows_affected() == 1;
+            if changed {
+                tx.apply_writes(&writes, now).await?;
+            }
+            if let Some(job) = job {
+                sqlx::query("UPDATE jobs SET status = 'done' WHERE id = $1").bind(job).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            changed
+        });
+        Ok(changed)
+    }
+}
+
+/// A person decides an account the review left to them (or a possible
+/// duplicate): approved or refused, the administrator told by mail, the
+/// agent's name in the audit log. `false` when the company is not in review.
+pub async fn decide(
+    store: &Store,
+    settings: &Settings,
+    org_id: &str,
+    approve: bool,
+    agent: &str,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let directory = Directory::new(store.clone());
+    let Some(company) = directory.company(org_id).await?.filter(|c| c.status == "pending_review") else {
+        return Ok(false);
+    };
+    let admin = directory.contacts(org_id).await?.into_iter().find(|c| c.role == "admin");
+    let (status, template) = if approve { ("active", "account_approved") } else { ("refused", "account_refused") };
+    let audit = Write::agent_audit("command", agent, "screening_decided", org_id, json!({ "status": status }));
+    let review = Review { company: &company, admin, status, template: Some(template), audit };
+    review.apply(store, settings, None, now).await
 }
