@@ -3,20 +3,21 @@
 //! Why not count audit rows: they are written when a turn commits, so turns
 //! running at the same moment all saw the old count, and ten concurrent
 //! "pick your name" turns sent ten login mails to one contact under a limit
-//! of three. Here a use is taken *before* the thing it limits happens, in a
-//! transaction that no other taker of the same quota can interleave with:
-//! SQLite's write lock (`BEGIN IMMEDIATE`) on the embedded store, a
-//! transaction-scoped advisory lock per quota on PostgreSQL, so instances
-//! sharing one database are serialised too.
+//! of three. Here a use is taken *before* the thing it limits happens, by the
+//! store's writer ([`super::writer`]): one task per instance, so takes on one
+//! instance never interleave, batched into the writer's transaction, so a
+//! take costs a few statements rather than a transaction of its own (a take
+//! per inbound mail in its own `BEGIN IMMEDIATE` cut the e-mail bench from
+//! 8,000 to 727 mails/s). Across instances on PostgreSQL the writer takes a
+//! transaction-scoped advisory lock per quota first.
 //!
 //! A use is taken under a *hold* key; taking again under the same hold
 //! grants without counting, so a turn that fails after taking (and is tried
 //! again with the same state) does not pay twice. A turn that never commits
-//! keeps its use: limits err on the side of refusing.
+//! keeps its use: limits err on the side of refusing. Uses are counted in
+//! buckets of a sixtieth of the period, so a check reads at most ~61 rows.
 
-use sqlx::Connection as _;
-
-use super::{Db, Result, Store};
+use super::{Result, Store, StoreError};
 
 /// At most `count` uses of `key` in any `period_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,32 @@ pub enum Taken {
     Refused { quota: String, wait_ms: i64 },
 }
 
+/// One take, as the writer gets it.
+#[derive(Debug, Clone)]
+pub(crate) struct Take {
+    pub hold: String,
+    pub quotas: Vec<Quota>,
+    pub now: i64,
+}
+
+impl Take {
+    /// Its quota keys, to lock in one order everywhere (no deadlock between
+    /// instances taking overlapping sets).
+    pub fn keys(takes: &[Take]) -> Vec<&str> {
+        let mut keys: Vec<&str> = takes.iter().flat_map(|t| t.quotas.iter().map(|q| q.key.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+/// The statement that serialises takers of one quota across PostgreSQL
+/// instances, until their transaction ends.
+pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+
+/// Most tries of a take that lost to a concurrent writer.
+const TAKE_ATTEMPTS: usize = 5;
+
 impl Store {
     /// Takes one use of every quota in `quotas`, or of none when any is used
     /// up. Atomic against every other taker, on this instance or another.
@@ -48,84 +75,177 @@ impl Store {
         if quotas.is_empty() {
             return Ok(Taken::Granted);
         }
-        // Locks in one order everywhere, so two takers of overlapping sets
-        // cannot deadlock.
-        let mut keys: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        match &self.db {
-            Db::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                let taken = take_locked::<sqlx::Sqlite>(&mut tx, hold, quotas, now_ms).await?;
-                tx.commit().await?;
-                Ok(taken)
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for key in keys {
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let taken = take_locked::<sqlx::Postgres>(&mut tx, hold, quotas, now_ms).await?;
-                tx.commit().await?;
-                Ok(taken)
+        let take = Take { hold: hold.to_string(), quotas: quotas.to_vec(), now: now_ms };
+        let mut attempt = 0;
+        loop {
+            match self.writer.take(take.clone()).await {
+                Err(StoreError::Contention) if attempt + 1 < TAKE_ATTEMPTS => attempt += 1,
+                other => return other,
             }
         }
     }
 
-    /// Uses of `key` counted since `since_ms` (for tests and operators).
+    /// Uses of `key` counted in buckets that end after `since_ms` (for tests
+    /// and operators).
     pub async fn quota_used(&self, key: &str, since_ms: i64) -> Result<i64> {
-        const SQL: &str = "SELECT COUNT(*) FROM quota_uses WHERE quota = $1 AND at > $2";
+        const SQL: &str =
+            "SELECT CAST(COALESCE(SUM(uses), 0) AS BIGINT) FROM quota_counts WHERE quota = $1 AND bucket >= $2";
         let (n,): (i64,) =
             super::on_db!(&self.db, p => sqlx::query_as(SQL).bind(key).bind(since_ms).fetch_one(p).await?);
         Ok(n)
     }
 
-    /// Forgets uses older than `before_ms` (no quota looks back that far).
+    /// Forgets uses and holds older than `before_ms` (no quota looks back
+    /// that far); returns how many buckets went.
     pub async fn prune_quota_uses(&self, before_ms: i64) -> Result<u64> {
-        const SQL: &str = "DELETE FROM quota_uses WHERE at < $1";
-        Ok(super::on_db!(&self.db, p => sqlx::query(SQL).bind(before_ms).execute(p).await?.rows_affected()))
+        super::on_db!(&self.db, p => {
+            sqlx::query("DELETE FROM quota_holds WHERE at < $1").bind(before_ms).execute(p).await?;
+            Ok(sqlx::query("DELETE FROM quota_counts WHERE bucket < $1").bind(before_ms).execute(p).await?.rows_affected())
+        })
     }
 }
 
-/// The check and the count, once the quotas are locked: the same SQL on
-/// both backends.
-async fn take_locked<DB>(conn: &mut DB::Connection, hold: &str, quotas: &[Quota], now: i64) -> Result<Taken>
+/// The length of a quota's buckets.
+fn bucket_ms(q: &Quota) -> i64 {
+    (q.period_ms / 60).max(1000)
+}
+
+/// Rows per multi-row statement (3 values each).
+const ROWS: usize = 500;
+
+/// `$first, $first+1, …` for `rows` rows of `width` values: `($1, $2), ($3, $4)`
+/// for width 2, `$1, $2` for width 1 (both dialects number placeholders).
+fn placeholders(first: usize, rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (0..width).map(|c| format!("${}", first + r * width + c)).collect();
+            if width == 1 {
+                row.join(", ")
+            } else {
+                format!("({})", row.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The takes of one writer batch, once their quotas are locked: decided in
+/// order, in memory, from one read of the holds and one of the buckets, and
+/// written back in two multi-row statements, so a batch of takes costs four
+/// round trips however many it holds (a statement per take made the writer
+/// the bottleneck of the e-mail channel).
+pub(crate) async fn take_batch<DB>(conn: &mut DB::Connection, takes: &[Take]) -> Result<Vec<Taken>>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    let (held,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM quota_uses WHERE hold = $1").bind(hold).fetch_one(&mut *conn).await?;
-    if held > 0 {
-        return Ok(Taken::Granted);
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    if takes.is_empty() {
+        return Ok(Vec::new());
     }
-    for q in quotas {
-        let (used, oldest): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MIN(at) FROM quota_uses WHERE quota = $1 AND at > $2")
-                .bind(q.key.as_str())
-                .bind(now - q.period_ms)
-                .fetch_one(&mut *conn)
-                .await?;
-        if used >= q.count {
-            let wait_ms = (oldest.unwrap_or(now) + q.period_ms - now).max(1000);
-            return Ok(Taken::Refused { quota: q.key.clone(), wait_ms });
+    // 1. Holds taken before.
+    let mut holds: Vec<&str> = takes.iter().map(|t| t.hold.as_str()).collect();
+    holds.sort_unstable();
+    holds.dedup();
+    let mut held: HashSet<String> = HashSet::new();
+    for chunk in holds.chunks(ROWS) {
+        let sql = format!("SELECT DISTINCT hold FROM quota_holds WHERE hold IN ({})", placeholders(1, chunk.len(), 1));
+        let mut q = sqlx::query_as::<DB, (String,)>(&sql);
+        for h in chunk {
+            q = q.bind(*h);
+        }
+        held.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(h,)| h));
+    }
+    // 2. The buckets of every quota in the batch that reach into a window.
+    let since =
+        takes.iter().flat_map(|t| t.quotas.iter().map(move |q| t.now - q.period_ms - bucket_ms(q))).min().unwrap_or(0);
+    let mut buckets: HashMap<String, BTreeMap<i64, i64>> = HashMap::new();
+    for chunk in Take::keys(takes).chunks(ROWS) {
+        let sql = format!(
+            "SELECT quota, bucket, uses FROM quota_counts WHERE bucket > $1 AND quota IN ({})",
+            placeholders(2, chunk.len(), 1)
+        );
+        let mut q = sqlx::query_as::<DB, (String, i64, i64)>(&sql).bind(since);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        for (quota, bucket, uses) in q.fetch_all(&mut *conn).await? {
+            buckets.entry(quota).or_default().insert(bucket, uses);
         }
     }
-    for q in quotas {
-        sqlx::query("INSERT INTO quota_uses (hold, quota, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(hold)
-            .bind(q.key.as_str())
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+    // 3. Each take in turn, on the counts as the takes before it left them.
+    let mut taken = Vec::with_capacity(takes.len());
+    let mut added: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    let mut new_holds: Vec<(&str, &str, i64)> = Vec::new();
+    for t in takes {
+        if held.contains(&t.hold) {
+            taken.push(Taken::Granted);
+            continue;
+        }
+        let refused = t.quotas.iter().find_map(|q| {
+            let size = bucket_ms(q);
+            // Every bucket that reaches into the window counts whole.
+            let window = buckets.get(&q.key).map(|b| b.range(t.now - q.period_ms - size + 1..));
+            let (used, oldest) = window
+                .into_iter()
+                .flatten()
+                .fold((0, None), |(n, oldest), (bucket, uses)| (n + uses, oldest.or(Some(*bucket))));
+            (used >= q.count).then(|| Taken::Refused {
+                quota: q.key.clone(),
+                wait_ms: (oldest.unwrap_or(t.now) + size + q.period_ms - t.now).max(1000),
+            })
+        });
+        if let Some(refused) = refused {
+            taken.push(refused);
+            continue;
+        }
+        for q in &t.quotas {
+            let bucket = t.now - t.now.rem_euclid(bucket_ms(q));
+            *buckets.entry(q.key.clone()).or_default().entry(bucket).or_default() += 1;
+            *added.entry((q.key.as_str(), bucket)).or_default() += 1;
+            new_holds.push((t.hold.as_str(), q.key.as_str(), t.now));
+        }
+        held.insert(t.hold.clone());
+        taken.push(Taken::Granted);
     }
-    Ok(Taken::Granted)
+    // 4. The new uses and holds.
+    let added: Vec<((&str, i64), i64)> = added.into_iter().collect();
+    for chunk in added.chunks(ROWS) {
+        let sql = format!(
+            "INSERT INTO quota_counts (quota, bucket, uses) VALUES {} \
+             ON CONFLICT (quota, bucket) DO UPDATE SET uses = quota_counts.uses + excluded.uses",
+            placeholders(1, chunk.len(), 3)
+        );
+        let mut q = sqlx::query::<DB>(&sql);
+        for ((quota, bucket), uses) in chunk {
+            q = q.bind(*quota).bind(*bucket).bind(*uses);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for chunk in new_holds.chunks(ROWS) {
+        let sql = format!(
+            "INSERT INTO quota_holds (hold, quota, at) VALUES {} ON CONFLICT DO NOTHING",
+            placeholders(1, chunk.len(), 3)
+        );
+        let mut q = sqlx::query::<DB>(&sql);
+        for (hold, quota, at) in chunk {
+            q = q.bind(*hold).bind(*quota).bind(*at);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_rows_and_values() {
+        assert_eq!(super::placeholders(2, 3, 1), "$2, $3, $4");
+        assert_eq!(super::placeholders(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }

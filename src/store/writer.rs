@@ -26,7 +26,10 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::{Connection, QueryBuilder};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ConversationRow, Db, Result, StoreError};
+use super::{
+    quotas::{Take, Taken},
+    ConversationRow, Db, Result, StoreError,
+};
 
 /// Most turns committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -122,6 +125,7 @@ pub enum CommitOutcome {
 
 enum Job {
     Turn(Box<TurnCommit>, oneshot::Sender<Result<CommitOutcome>>),
+    Take(Box<Take>, oneshot::Sender<Result<Taken>>),
     Ack { acks: Vec<(i64, i64)>, now_ms: i64, reply: oneshot::Sender<Result<()>> },
     Flush(oneshot::Sender<()>),
 }
@@ -160,6 +164,13 @@ impl Writer {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Takes quota uses in the next batch ([`super::quotas`]).
+    pub(crate) async fn take(&self, take: Take) -> Result<Taken> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job::Take(Box::new(take), reply)).await.map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
     /// `ids` are `(conversation_id, seq)` of delivered outbound messages.
     pub(crate) async fn ack(&self, ids: Vec<(i64, i64)>, now_ms: i64) -> Result<()> {
         let (reply, rx) = oneshot::channel();
@@ -192,6 +203,8 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
 async fn process(db: &Db, jobs: Vec<Job>) {
     let mut turns = Vec::new();
     let mut turn_replies = Vec::new();
+    let mut takes = Vec::new();
+    let mut take_replies = Vec::new();
     let mut acks = Vec::new();
     let mut ack_replies = Vec::new();
     let mut flushes = Vec::new();
@@ -202,6 +215,10 @@ async fn process(db: &Db, jobs: Vec<Job>) {
                 turns.push(*t);
                 turn_replies.push(r);
             }
+            Job::Take(t, r) => {
+                takes.push(*t);
+                take_replies.push(r);
+            }
             Job::Ack { acks: a, now_ms, reply } => {
                 acks.extend(a);
                 ack_time = ack_time.max(now_ms);
@@ -211,12 +228,21 @@ async fn process(db: &Db, jobs: Vec<Job>) {
         }
     }
     let started = std::time::Instant::now();
-    let result = apply(db, &turns, &acks, ack_time).await;
-    tracing::trace!(turns = turns.len(), acks = acks.len(), micros = started.elapsed().as_micros() as u64, "batch");
+    let result = apply(db, &turns, &takes, &acks, ack_time).await;
+    tracing::trace!(
+        turns = turns.len(),
+        takes = takes.len(),
+        acks = acks.len(),
+        micros = started.elapsed().as_micros() as u64,
+        "batch"
+    );
     match result {
-        Ok(outcomes) => {
+        Ok((outcomes, taken)) => {
             for (reply, outcome) in turn_replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
+            }
+            for (reply, taken) in take_replies.into_iter().zip(taken) {
+                let _ = reply.send(Ok(taken));
             }
             for reply in ack_replies {
                 let _ = reply.send(Ok(()));
@@ -227,17 +253,24 @@ async fn process(db: &Db, jobs: Vec<Job>) {
             for reply in turn_replies {
                 let _ = reply.send(Ok(CommitOutcome::Conflict));
             }
+            for reply in take_replies {
+                let _ = reply.send(Err(StoreError::Contention));
+            }
             for reply in ack_replies {
                 let _ = reply.send(Err(StoreError::Contention));
             }
         }
-        Err(e) if turns.len() + usize::from(!acks.is_empty()) > 1 => {
-            tracing::warn!(error = %e, turns = turns.len(), "batch failed; retrying one turn per transaction");
+        Err(e) if turns.len() + takes.len() + usize::from(!acks.is_empty()) > 1 => {
+            tracing::warn!(error = %e, turns = turns.len(), "batch failed; retrying one job per transaction");
             for (turn, reply) in turns.iter().zip(turn_replies) {
-                let one = apply(db, std::slice::from_ref(turn), &[], 0).await;
-                let _ = reply.send(one.map(|mut o| o.pop().unwrap_or(CommitOutcome::Conflict)));
+                let one = apply(db, std::slice::from_ref(turn), &[], &[], 0).await;
+                let _ = reply.send(one.map(|(mut o, _)| o.pop().unwrap_or(CommitOutcome::Conflict)));
             }
-            let acked = apply(db, &[], &acks, ack_time).await.map_err(|e| e.to_string());
+            for (take, reply) in takes.iter().zip(take_replies) {
+                let one = apply(db, &[], std::slice::from_ref(take), &[], 0).await;
+                let _ = reply.send(one.and_then(|(_, mut t)| t.pop().ok_or(StoreError::WriterGone)));
+            }
+            let acked = apply(db, &[], &[], &acks, ack_time).await.map_err(|e| e.to_string());
             for reply in ack_replies {
                 let _ = reply.send(acked.as_ref().map(|_| ()).map_err(|e| StoreError::Batch(e.clone())));
             }
@@ -246,11 +279,15 @@ async fn process(db: &Db, jobs: Vec<Job>) {
             // A single job: it gets the error itself.
             let text = e.to_string();
             let mut err = Some(e);
+            let mut next = || err.take().unwrap_or_else(|| StoreError::Batch(text.clone()));
             for reply in turn_replies {
-                let _ = reply.send(Err(err.take().unwrap_or_else(|| StoreError::Batch(text.clone()))));
+                let _ = reply.send(Err(next()));
+            }
+            for reply in take_replies {
+                let _ = reply.send(Err(next()));
             }
             for reply in ack_replies {
-                let _ = reply.send(Err(err.take().unwrap_or_else(|| StoreError::Batch(text.clone()))));
+                let _ = reply.send(Err(next()));
             }
         }
     }
@@ -270,15 +307,18 @@ fn is_contention(e: &StoreError) -> bool {
     }
 }
 
-async fn apply(db: &Db, turns: &[TurnCommit], acks: &[(i64, i64)], ack_time: i64) -> Result<Vec<CommitOutcome>> {
+/// What a batch yields: each turn's outcome, each take's answer.
+type Applied = (Vec<CommitOutcome>, Vec<Taken>);
+
+async fn apply(db: &Db, turns: &[TurnCommit], takes: &[Take], acks: &[(i64, i64)], ack_time: i64) -> Result<Applied> {
     match db {
         Db::Sqlite(pool) => {
             let mut conn = pool.acquire().await?;
-            apply_sqlite(&mut conn, turns, acks, ack_time).await
+            apply_sqlite(&mut conn, turns, takes, acks, ack_time).await
         }
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
-            apply_postgres(&mut conn, turns, acks, ack_time).await
+            apply_postgres(&mut conn, turns, takes, acks, ack_time).await
         }
     }
 }
@@ -286,14 +326,26 @@ async fn apply(db: &Db, turns: &[TurnCommit], acks: &[(i64, i64)], ack_time: i64
 /// The batch transaction, written once and expanded for each backend (the
 /// SQL is the same; only the connection type differs).
 macro_rules! apply_batch {
-    ($fn_name:ident, $db:ty, $apply_writes:ident, $begin:literal) => {
+    ($fn_name:ident, $db:ty, $apply_writes:ident, $begin:literal, $advisory_locks:literal) => {
         async fn $fn_name(
             conn: &mut <$db as sqlx::Database>::Connection,
             turns: &[TurnCommit],
+            takes: &[Take],
             acks: &[(i64, i64)],
             ack_time: i64,
-        ) -> Result<Vec<CommitOutcome>> {
+        ) -> Result<Applied> {
             let mut tx = conn.begin_with($begin).await?;
+
+            // 0. Quota takes, first and in order: SQLite's write lock (taken
+            //    by BEGIN IMMEDIATE) serialises them against every other
+            //    writer; on PostgreSQL an advisory lock per quota does, across
+            //    instances.
+            if $advisory_locks {
+                for key in Take::keys(takes) {
+                    sqlx::query(super::quotas::LOCK_SQL).bind(key).execute(&mut *tx).await?;
+                }
+            }
+            let taken = super::quotas::take_batch::<$db>(&mut *tx, takes).await?;
 
             // 1. Inbound messages already processed, by platform id: one
             //    `channel = $1 AND external_id IN (...)` per channel, which
@@ -450,7 +502,7 @@ macro_rules! apply_batch {
             }
 
             tx.commit().await?;
-            Ok(outcomes)
+            Ok((outcomes, taken))
         }
     };
 }
@@ -458,8 +510,8 @@ macro_rules! apply_batch {
 // On SQLite the batch reads before it writes; a deferred transaction would
 // fail with SQLITE_BUSY_SNAPSHOT (which no busy timeout waits out) whenever
 // another connection wrote in between, so it takes the write lock up front.
-apply_batch!(apply_sqlite, sqlx::Sqlite, apply_sqlite, "BEGIN IMMEDIATE");
-apply_batch!(apply_postgres, sqlx::Postgres, apply_postgres, "BEGIN");
+apply_batch!(apply_sqlite, sqlx::Sqlite, apply_sqlite, "BEGIN IMMEDIATE", false);
+apply_batch!(apply_postgres, sqlx::Postgres, apply_postgres, "BEGIN", true);
 
 #[cfg(test)]
 mod tests {
