@@ -158,6 +158,22 @@ both_backends!(a_quota_is_taken_atomically_and_once_per_hold, |url: String| asyn
     store.close().await;
 });
 
+// One effect may take several quotas in turn under its hold (a duplicate
+// check takes the search quotas, then the contact's login-mail quota): the
+// second take counts against its own quota, it is no repeat of the first.
+both_backends!(one_hold_counts_once_per_quota, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let search = [Quota { key: "search".into(), count: 100, period_ms: 60_000 }];
+    let mails = [Quota { key: "mails".into(), count: 1, period_ms: 60_000 }];
+    assert_eq!(store.take_quota("effect-1", &search, 1_000).await.unwrap(), Taken::Granted);
+    assert_eq!(store.take_quota("effect-1", &mails, 1_000).await.unwrap(), Taken::Granted);
+    assert_eq!(store.quota_used("mails", 0).await.unwrap(), 1, "the hold counted the second quota");
+    assert_eq!(store.take_quota("effect-1", &mails, 1_000).await.unwrap(), Taken::Granted, "a retry is no new use");
+    assert!(matches!(store.take_quota("effect-2", &search, 1_000).await.unwrap(), Taken::Granted));
+    assert!(matches!(store.take_quota("effect-2", &mails, 1_000).await.unwrap(), Taken::Refused { .. }));
+    store.close().await;
+});
+
 fn first_mail(i: usize, reply_to: &str) -> Vec<u8> {
     format!(
         "From: sender{i}@elsewhere.example\r\nReply-To: {reply_to}\r\nTo: support@frontdesk.example\r\n\

@@ -11,9 +11,11 @@
 //! 8,000 to 727 mails/s). Across instances on PostgreSQL the writer takes a
 //! transaction-scoped advisory lock per quota first.
 //!
-//! A use is taken under a *hold* key; taking again under the same hold
+//! A use is taken under a *hold* key (one effect in one state of its
+//! conversation), once per quota: taking a quota again under the same hold
 //! grants without counting, so a turn that fails after taking (and is tried
-//! again with the same state) does not pay twice. A turn that never commits
+//! again with the same state) does not pay twice, while one effect that takes
+//! several quotas in turn pays each. A turn that never commits
 //! keeps its use: limits err on the side of refusing. Uses are counted in
 //! buckets of a sixtieth of the period, so a check reads at most ~61 rows.
 
@@ -148,18 +150,19 @@ where
     if takes.is_empty() {
         return Ok(Vec::new());
     }
-    // 1. Holds taken before.
+    // 1. Which of their quotas each hold has taken before (a hold is one
+    //    effect, which may take several quotas in turn).
     let mut holds: Vec<&str> = takes.iter().map(|t| t.hold.as_str()).collect();
     holds.sort_unstable();
     holds.dedup();
-    let mut held: HashSet<String> = HashSet::new();
+    let mut held: HashSet<(String, String)> = HashSet::new();
     for chunk in holds.chunks(ROWS) {
-        let sql = format!("SELECT DISTINCT hold FROM quota_holds WHERE hold IN ({})", placeholders(1, chunk.len(), 1));
-        let mut q = sqlx::query_as::<DB, (String,)>(&sql);
+        let sql = format!("SELECT hold, quota FROM quota_holds WHERE hold IN ({})", placeholders(1, chunk.len(), 1));
+        let mut q = sqlx::query_as::<DB, (String, String)>(&sql);
         for h in chunk {
             q = q.bind(*h);
         }
-        held.extend(q.fetch_all(&mut *conn).await?.into_iter().map(|(h,)| h));
+        held.extend(q.fetch_all(&mut *conn).await?);
     }
     // 2. The buckets of every quota in the batch that reach into a window.
     let since =
@@ -183,11 +186,9 @@ where
     let mut added: BTreeMap<(&str, i64), i64> = BTreeMap::new();
     let mut new_holds: Vec<(&str, &str, i64)> = Vec::new();
     for t in takes {
-        if held.contains(&t.hold) {
-            taken.push(Taken::Granted);
-            continue;
-        }
-        let refused = t.quotas.iter().find_map(|q| {
+        // What this hold took before (a turn run again) is no new use.
+        let fresh: Vec<&Quota> = t.quotas.iter().filter(|q| !held.contains(&(t.hold.clone(), q.key.clone()))).collect();
+        let refused = fresh.iter().find_map(|q| {
             let size = bucket_ms(q);
             // Every bucket that reaches into the window counts whole.
             let window = buckets.get(&q.key).map(|b| b.range(t.now - q.period_ms - size + 1..));
@@ -204,13 +205,13 @@ where
             taken.push(refused);
             continue;
         }
-        for q in &t.quotas {
+        for q in fresh {
             let bucket = t.now - t.now.rem_euclid(bucket_ms(q));
             *buckets.entry(q.key.clone()).or_default().entry(bucket).or_default() += 1;
             *added.entry((q.key.as_str(), bucket)).or_default() += 1;
             new_holds.push((t.hold.as_str(), q.key.as_str(), t.now));
+            held.insert((t.hold.clone(), q.key.clone()));
         }
-        held.insert(t.hold.clone());
         taken.push(Taken::Granted);
     }
     // 4. The new uses and holds.
