@@ -282,17 +282,17 @@ pub fn parse_country(answer: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn links_in_names_are_recognised() {
         for bad in ["URGENT Verify payment at https://evil.example/pay3", "www.evil.example", "pay evil.example/x"] {
-            assert!(super::looks_like_link(bad), "{bad}");
+            assert!(looks_like_link(bad), "{bad}");
         }
         for good in ["Booking.com", "Initech, Ltd.", "Acme Widgets GmbH", "AT&T", "@everyone"] {
-            assert!(!super::looks_like_link(good), "{good}");
+            assert!(!looks_like_link(good), "{good}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn cleaning_removes_controls_and_caps_length() {

@@ -30,17 +30,8 @@ pub(crate) fn search(s: &Settings, identity: &str, identifier: &str) -> Vec<Quot
 /// Takes one use of each of `quotas` for this effect; `Some(wait)` when one
 /// is used up (nothing is counted then).
 pub(crate) async fn take(store: &Store, call: &EffectCall, quotas: &[Quota]) -> Result<Option<Duration>, EffectError> {
-    take_as(store, &call.context.hold, quotas, call.context.now_ms).await
-}
-
-/// [`take`] under a hold of the caller's own.
-pub(crate) async fn take_as(
-    store: &Store,
-    hold: &str,
-    quotas: &[Quota],
-    now: i64,
-) -> Result<Option<Duration>, EffectError> {
-    match store.take_quota(hold, quotas, now).await.map_err(EffectError::retry)? {
+    let taken = store.take_quota(&call.context.hold, quotas, call.context.now_ms).await;
+    match taken.map_err(EffectError::retry)? {
         Taken::Granted => Ok(None),
         Taken::Refused { wait_ms, .. } => Ok(Some(Duration::from_millis(wait_ms.max(0) as u64))),
     }

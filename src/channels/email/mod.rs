@@ -111,8 +111,15 @@ pub struct EmailChannel {
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// `(from, answer to, verified by, proven)` of a mail that will be answered.
-type Sender = (String, String, Option<&'static str>, bool);
+/// Who a mail that will be answered is from, and where the answers go.
+struct Sender {
+    from: String,
+    answer_to: String,
+    /// How `from` was authenticated (only when answers go to it).
+    verified: Option<&'static str>,
+    /// Whether `answer_to` has proven itself: authenticated, or on record.
+    proven: bool,
+}
 
 impl EmailChannel {
     pub fn new(engine: Engine, settings: Arc<Settings>) -> EmailChannel {
@@ -205,7 +212,7 @@ impl EmailChannel {
             Some(skip) => Err(skip),
             None => self.sender_of(raw, &mail).await?,
         };
-        let (sender, reply_to, verified, proven) = match skip {
+        let Sender { from: sender, answer_to: reply_to, verified, proven } = match skip {
             Ok(who) => who,
             Err(skip) => {
                 tracing::info!(key = %mail.key, sender = ?mail.from, reason = %skip, "mail recorded, not answered");
@@ -311,7 +318,7 @@ impl EmailChannel {
         }
         let now = self.engine.clock().now_ms();
         Ok(match store.take_quota(&format!("mail:{}", mail.key), &quotas, now).await? {
-            Taken::Granted => Ok((sender, reply_to, verified, proven)),
+            Taken::Granted => Ok(Sender { from: sender, answer_to: reply_to, verified, proven }),
             Taken::Refused { quota, .. } if quota.starts_with("answers:domain:") => Err(Skip::DomainCap),
             Taken::Refused { quota, .. } if quota == "answers:unproven" => Err(Skip::UnprovenCap),
             Taken::Refused { .. } => Err(Skip::DailyCap),
