@@ -43,13 +43,13 @@ async fn mails(store: &Store) -> Vec<(String, String)> {
     entries(store).await.unwrap().into_iter().map(|e| (e.to_addr.to_lowercase(), e.template)).collect()
 }
 
-/// Begins an account creation up to the e-mail address; returns what the
-/// assistant answered to the address.
-async fn create_with(engine: &Engine, who: &str, company: &str, email: &str) -> Vec<String> {
+/// Begins an account creation in conversation `key` of `sender` up to the
+/// e-mail address; returns what the assistant answered to the address.
+async fn create_with(engine: &Engine, (key, sender): (&str, &str), company: &str, email: &str) -> Vec<String> {
     for line in ["create a new account", company, "Eve", "Mallory"] {
-        common::say(engine, who, line).await;
+        common::say_in(engine, key, sender, line).await;
     }
-    common::say(engine, who, email).await
+    common::say_in(engine, key, sender, email).await
 }
 
 const ON_RECORD: &[&str] = &[
@@ -66,7 +66,8 @@ both_backends!(creation_does_not_tell_whether_an_address_is_on_record, |url: Str
     // and nothing but a code goes to them.
     let mut answers = Vec::new();
     for (i, email) in ON_RECORD.iter().chain(&["nobody1@acme.example", "nobody2@globex.example"]).enumerate() {
-        let reply = create_with(&engine, &format!("eve{i}"), "Anything Ltd", email).await;
+        let who = format!("eve{i}");
+        let reply = create_with(&engine, (&who, &who), "Anything Ltd", email).await;
         answers.push(reply.join("\n").replace(email, "ADDRESS"));
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:#?}");
@@ -101,8 +102,8 @@ both_backends!(codes_to_one_address_are_capped, |url: String| async move {
     let mut refused = 0;
     for i in 0..6 {
         // Sub-addresses are the same mailbox.
-        let reply =
-            create_with(&engine, &format!("bomber{i}"), "Anything Ltd", &format!("victim+{i}@target.example")).await;
+        let who = format!("bomber{i}");
+        let reply = create_with(&engine, (&who, &who), "Anything Ltd", &format!("victim+{i}@target.example")).await;
         refused += usize::from(reply[0].starts_with("I can't send another code to that address right now"));
     }
     assert_eq!(refused, 3);
@@ -111,11 +112,11 @@ both_backends!(codes_to_one_address_are_capped, |url: String| async move {
 });
 
 /// Runs a whole creation with a proven address; returns the last answer.
-async fn create_account(engine: &Engine, who: &str, company: &str, email: &str) -> String {
+async fn create_account(engine: &Engine, who: (&str, &str), company: &str, email: &str) -> String {
     create_with(engine, who, company, email).await;
     let mut last = Vec::new();
     for line in ["{code}", "DE", "Hauptstrasse 5", "Berlin", "none", "10115", "030 901820", "yes"] {
-        last = common::say(engine, who, line).await;
+        last = common::say_in(engine, who.0, who.1, line).await;
     }
     last.join("\n")
 }
@@ -128,21 +129,8 @@ both_backends!(one_identity_creates_at_most_its_cap, |url: String| async move {
     for i in 0..5 {
         // One identity across several conversations.
         let key = format!("thread{i}");
-        let mut last = String::new();
-        for line in ["create a new account", &format!("Spam Co {i}"), "Eve", "Mallory", &format!("eve{i}@spam.example")]
-        {
-            let reply = engine.handle(frontdesk::engine::Inbound::new("test", &key, "eve", line)).await.unwrap();
-            engine.delivered(&reply.messages).await.unwrap();
-        }
-        for line in ["{code}", "DE", "Hauptstrasse 5", "Berlin", "none", "10115", "030 901820", "yes"] {
-            let typed = match line {
-                "{code}" => frontdesk::transcript::latest_email_code(&store).await.unwrap().unwrap(),
-                other => other.to_string(),
-            };
-            let reply = engine.handle(frontdesk::engine::Inbound::new("test", &key, "eve", typed)).await.unwrap();
-            engine.delivered(&reply.messages).await.unwrap();
-            last = common::lines(&reply).join("\n");
-        }
+        let last =
+            create_account(&engine, (&key, "eve"), &format!("Spam Co {i}"), &format!("eve{i}@spam.example")).await;
         if last.contains("Your account is ready") {
             created += 1;
         } else {
@@ -157,9 +145,13 @@ both_backends!(user_names_never_run_out, |url: String| async move {
     let (store, engine) = setup(&url, roomy()).await;
     let mut names = Vec::new();
     for i in 0..13 {
-        let last =
-            create_account(&engine, &format!("info{i}"), &format!("Info Company {i}"), &format!("info@co{i}.example"))
-                .await;
+        let last = create_account(
+            &engine,
+            (&format!("info{i}"), &format!("info{i}")),
+            &format!("Info Company {i}"),
+            &format!("info@co{i}.example"),
+        )
+        .await;
         assert!(last.contains("Your account is ready"), "{last}");
         names.push(last.split("user name ").nth(1).unwrap().split(". I've").next().unwrap().to_string());
     }
@@ -174,7 +166,7 @@ both_backends!(user_names_never_run_out, |url: String| async move {
 
 both_backends!(a_possible_duplicate_waits_for_a_person_after_the_review, |url: String| async move {
     let (store, engine) = setup(&url, roomy()).await;
-    create_with(&engine, "hank", "GLOBEX   corporation", "hank@globex-two.example").await;
+    create_with(&engine, ("hank", "hank"), "GLOBEX   corporation", "hank@globex-two.example").await;
     let mut last = Vec::new();
     for line in ["{code}", "United States", "1 Cypress Creek", "Cypress Creek", "OR", "97000", "(541) 555 0123", "yes"]
     {

@@ -111,18 +111,14 @@ both_backends!(concurrent_searches_by_one_identity_get_exactly_the_limit, |url: 
     for i in 0..CONCURRENT {
         let key = format!("thread{i}");
         for line in ["I forgot my password", "user name"] {
-            let reply = engine.handle(frontdesk::engine::Inbound::new("test", &key, "mallory", line)).await.unwrap();
-            engine.delivered(&reply.messages).await.unwrap();
+            common::say_in(&engine, &key, "mallory", line).await;
         }
         keys.push(key);
     }
     let searches = keys.iter().map(|key| {
         let engine = engine.clone();
         let key = key.clone();
-        tokio::spawn(async move {
-            let reply = engine.handle(frontdesk::engine::Inbound::new("test", &key, "mallory", "alee")).await.unwrap();
-            common::lines(&reply).join("\n")
-        })
+        tokio::spawn(async move { common::say_in(&engine, &key, "mallory", "alee").await.join("\n") })
     });
     let answers: Vec<String> = futures::future::join_all(searches).await.into_iter().map(Result::unwrap).collect();
     let found = answers.iter().filter(|a| a.contains("I found your company record")).count();
@@ -182,18 +178,30 @@ fn first_mail(i: usize, reply_to: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Handles `CONCURRENT` first mails at once, mail `i` answered to
+/// `reply_to(i)`; returns how many were answered and how many skipped for `cap`.
+async fn first_mails_at_once(
+    store: &Store,
+    settings: Settings,
+    reply_to: impl Fn(usize) -> String,
+    cap: Skip,
+) -> (usize, usize) {
+    let settings = Arc::new(settings);
+    let channel = EmailChannel::new(engine(store, &settings).await, settings.clone());
+    let mails = (0..CONCURRENT).map(|i| (i, first_mail(i, &reply_to(i)), Source::Ingest));
+    let outcomes = channel.handle_many(mails.collect(), CONCURRENT).await;
+    let answered = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Answered { .. }))).count();
+    let capped = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Skipped(s)) if *s == cap)).count();
+    (answered, capped)
+}
+
 both_backends!(concurrent_first_mails_naming_one_address_get_exactly_the_cap, |url: String| async move {
     let store = Store::open(&url, 8).await.unwrap();
     let mut s = common::settings();
     s.email.answers_per_sender_per_day = 20;
-    let settings = Arc::new(s);
-    let channel = EmailChannel::new(engine(&store, &settings).await, settings.clone());
     // Sub-addresses of one mailbox count as that mailbox.
-    let mails = (0..CONCURRENT).map(|i| (i, first_mail(i, &format!("victim+{i}@target.example")), Source::Ingest));
-    let outcomes = channel.handle_many(mails.collect(), CONCURRENT).await;
-    let answered = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Answered { .. }))).count();
-    let capped = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Skipped(Skip::DailyCap)))).count();
-    assert_eq!((answered, capped), (20, CONCURRENT - 20), "{outcomes:?}");
+    let counts = first_mails_at_once(&store, s, |i| format!("victim+{i}@target.example"), Skip::DailyCap).await;
+    assert_eq!(counts, (20, CONCURRENT - 20));
     store.close().await;
 });
 
@@ -201,13 +209,8 @@ both_backends!(unproven_addresses_are_capped_per_domain_and_never_get_the_sender
     let store = Store::open(&url, 8).await.unwrap();
     let mut s = common::settings();
     s.email.answers_per_unproven_domain_per_day = 10;
-    let settings = Arc::new(s);
-    let channel = EmailChannel::new(engine(&store, &settings).await, settings.clone());
-    let mails = (0..CONCURRENT).map(|i| (i, first_mail(i, &format!("person{i}@target.example")), Source::Ingest));
-    let outcomes = channel.handle_many(mails.collect(), CONCURRENT).await;
-    let answered = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Answered { .. }))).count();
-    let capped = outcomes.iter().filter(|(_, o)| matches!(o, Ok(Outcome::Skipped(Skip::DomainCap)))).count();
-    assert_eq!((answered, capped), (10, CONCURRENT - 10), "{outcomes:?}");
+    let counts = first_mails_at_once(&store, s, |i| format!("person{i}@target.example"), Skip::DomainCap).await;
+    assert_eq!(counts, (10, CONCURRENT - 10));
     for e in frontdesk::mail::outbox::entries(&store).await.unwrap() {
         assert!(!e.context.contains("evil.example") && !e.context.contains("URGENT"), "{}", e.context);
     }

@@ -94,16 +94,22 @@ pub fn lines(reply: &TurnReply) -> Vec<String> {
     reply.messages.iter().flat_map(|d| frontdesk::channels::terminal::render(&d.message)).collect()
 }
 
-/// `who` says `text` and reads the answer. `{code}` types the code of the
-/// latest verification mail, as a customer reading their mailbox would.
+/// `who` says `text` in their own conversation and reads the answer.
 pub async fn say(engine: &Engine, who: &str, text: &str) -> Vec<String> {
+    say_in(engine, who, who, text).await
+}
+
+/// `sender` says `text` in the conversation `key` (one identity may have
+/// several) and reads the answer. `{code}` types the code of the latest
+/// verification mail, as a customer reading their mailbox would.
+pub async fn say_in(engine: &Engine, key: &str, sender: &str, text: &str) -> Vec<String> {
     let typed = if text.contains("{code}") {
         let code = frontdesk::transcript::latest_email_code(engine.store()).await.expect("outbox");
         text.replace("{code}", &code.expect("a verification code was mailed"))
     } else {
         text.to_string()
     };
-    let reply = engine.handle(msg(who, &typed)).await.expect("turn");
+    let reply = engine.handle(Inbound::new("test", key, sender, typed)).await.expect("turn");
     engine.delivered(&reply.messages).await.expect("ack");
     lines(&reply)
 }
