@@ -5,11 +5,11 @@
 //! Workers claim due mails with a lease (`locked_until`) and a fencing token
 //! (`claim_token`), so several processes (`serve`, `chat`, other instances on
 //! PostgreSQL, where claims use `FOR UPDATE SKIP LOCKED`) never send the same
-//! mail at the same time: right before each send the worker extends the
-//! mail's lease past the longest a send may take (the send is cut off there),
-//! and only while its token still holds the claim; marking the mail sent or
-//! due again also needs the token. A claim that lapsed and went to another
-//! worker is therefore never sent, nor changed, by the first.
+//! mail at the same time: while a mail is being sent, its worker renews that
+//! mail's lease, and only while its token still holds the claim; marking the
+//! mail sent or due again also needs the token. A claim that lapsed and went
+//! to another worker is therefore never sent, nor changed, by the first, and a
+//! worker that dies holds its mails no longer than one lease.
 //! A failed attempt is retried with exponential backoff; a permanent SMTP
 //! failure (5xx) or too many attempts marks the mail failed.
 
@@ -30,13 +30,11 @@ use crate::{
 /// How long a claimed mail stays reserved for the worker that claimed it.
 /// Short, because a worker killed mid-round holds its claims this long; a
 /// round stops starting sends once half of it has passed, and releases the
-/// rest.
+/// rest. The mail being sent has its lease renewed while the send runs.
 const LEASE: Duration = Duration::from_secs(20);
 /// The longest one send may take (lettre's 30 s is per SMTP command, and a
-/// send is several); it is cut off there and retried later. A mail's lease is
-/// extended past this, plus [`SEND_MARGIN`], before it is sent.
+/// send is several); it is cut off there and retried later.
 const SEND_TIMEOUT: Duration = Duration::from_secs(150);
-const SEND_MARGIN: Duration = Duration::from_secs(30);
 /// Mails claimed per round.
 const CLAIM: i64 = 50;
 
@@ -158,10 +156,14 @@ impl Outbox {
 
     /// Sends every mail due now; returns how many were sent.
     pub async fn run_once(&self, now_ms: i64) -> anyhow::Result<usize> {
+        // The clock of this run: `now_ms` as it started, moved on by the time
+        // spent, as other workers' clocks will be.
+        let started = std::time::Instant::now();
+        let now = || now_ms + started.elapsed().as_millis() as i64;
         let mut sent = 0;
         loop {
             let token = format!("{:032x}", rand::random::<u128>());
-            let batch = self.claim(now_ms, &token).await?;
+            let batch = self.claim(now(), &token).await?;
             if batch.is_empty() {
                 return Ok(sent);
             }
@@ -172,37 +174,30 @@ impl Outbox {
                     break;
                 }
                 done += 1;
-                // The clock of this round: `now_ms` as it started, moved on
-                // by the time spent, as other workers' clocks will be.
-                let now = now_ms + claimed.elapsed().as_millis() as i64;
-                let until = now + (self.send_timeout + SEND_MARGIN).as_millis() as i64;
-                if !self.extend(mail.id, &token, until).await? {
-                    tracing::warn!(message_id = %mail.message_id, "claim lapsed and was taken by another worker; not sending");
-                    continue;
-                }
-                let outcome = match tokio::time::timeout(self.send_timeout, self.send(mail)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(Failure::Transient(format!("no answer within {:?}", self.send_timeout))),
-                };
                 let claim = Claim { id: mail.id, token: &token };
+                let outcome = match self.send_holding(mail, claim, &now).await? {
+                    Some(outcome) => outcome,
+                    None => continue,
+                };
+                let at = now();
                 match outcome {
                     Ok(()) => {
-                        self.finish(claim, "sent", None, now_ms, mail.attempts + 1).await?;
+                        self.finish(claim, "sent", None, at, mail.attempts + 1).await?;
                         sent += 1;
                     }
                     Err(Failure::Permanent(why)) => {
                         tracing::error!(message_id = %mail.message_id, template = %mail.template, "mail failed permanently: {why}");
-                        self.finish(claim, "failed", Some(&why), now_ms, mail.attempts + 1).await?;
+                        self.finish(claim, "failed", Some(&why), at, mail.attempts + 1).await?;
                     }
                     Err(Failure::Transient(why)) => {
                         let attempts = mail.attempts + 1;
                         if attempts >= i64::from(self.max_attempts) {
                             tracing::error!(message_id = %mail.message_id, attempts, "mail failed after its last attempt: {why}");
-                            self.finish(claim, "failed", Some(&why), now_ms, attempts).await?;
+                            self.finish(claim, "failed", Some(&why), at, attempts).await?;
                         } else {
                             let wait = backoff(self.retry_base, attempts);
                             tracing::warn!(message_id = %mail.message_id, attempts, retry_in = ?wait, "mail not sent yet: {why}");
-                            self.retry(claim, &why, now_ms + wait.as_millis() as i64, attempts).await?;
+                            self.retry(claim, &why, at + wait.as_millis() as i64, attempts).await?;
                         }
                     }
                 }
@@ -215,6 +210,48 @@ impl Outbox {
         }
     }
 
+    /// Sends one mail while keeping its claim alive: the lease is renewed to
+    /// one [`LEASE`] ahead every quarter lease for as long as the send runs
+    /// (cut off at the send time-out), so a slow relay never lets another
+    /// worker take the mail, and a worker that dies mid-send holds it one
+    /// lease at most. `None` if the claim was lost (it lapsed and another
+    /// worker owns the mail): then this worker does not send, or stops
+    /// sending, that mail.
+    async fn send_holding(
+        &self,
+        mail: &Queued,
+        claim: Claim<'_>,
+        now: &impl Fn() -> i64,
+    ) -> anyhow::Result<Option<Result<(), Failure>>> {
+        let lost = || {
+            tracing::warn!(message_id = %mail.message_id, "claim lapsed and was taken by another worker; not sending");
+            Ok(None)
+        };
+        if !self.extend(claim, now() + self.lease.as_millis() as i64).await? {
+            return lost();
+        }
+        let send = tokio::time::timeout(self.send_timeout, self.send(mail));
+        tokio::pin!(send);
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + self.lease / 4, self.lease / 4);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                outcome = &mut send => {
+                    return Ok(Some(outcome.unwrap_or_else(|_| {
+                        Err(Failure::Transient(format!("no answer within {:?}", self.send_timeout)))
+                    })));
+                }
+                _ = beat.tick() => match self.extend(claim, now() + self.lease.as_millis() as i64).await {
+                    Ok(true) => {}
+                    Ok(false) => return lost(),
+                    // The store is out of reach: so it is for every other
+                    // worker, and the claim holds until it lapses.
+                    Err(e) => tracing::warn!(message_id = %mail.message_id, "renewing the claim: {e:#}"),
+                },
+            }
+        }
+    }
+
     /// Gives back whatever this claim still holds.
     async fn release(&self, token: &str) -> anyhow::Result<()> {
         const SQL: &str =
@@ -223,11 +260,11 @@ impl Outbox {
         Ok(())
     }
 
-    /// Moves a mail's lease to `until` if `token` still holds its claim.
-    async fn extend(&self, id: i64, token: &str, until: i64) -> anyhow::Result<bool> {
+    /// Moves a mail's lease to `until` if its token still holds the claim.
+    async fn extend(&self, claim: Claim<'_>, until: i64) -> anyhow::Result<bool> {
         const SQL: &str =
             "UPDATE outbox SET locked_until = $1 WHERE id = $2 AND claim_token = $3 AND status = 'queued'";
-        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(until).bind(id).bind(token).execute(p).await?.rows_affected());
+        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(until).bind(claim.id).bind(claim.token).execute(p).await?.rows_affected());
         Ok(n == 1)
     }
 
