@@ -109,7 +109,7 @@ async fn a_member_recovers_their_login_with_buttons_and_a_select_menu_on_sqlite(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_recovers_their_login_with_buttons_and_a_select_menu_on_postgres() {
-    let Some(db) = common::TestDb::postgres().await else { return };
+    let db = common::TestDb::postgres().await;
     recovery_with_buttons_and_a_select_menu(Some(db.url.clone())).await;
 }
 
@@ -547,7 +547,7 @@ async fn serve_runs_the_discord_channel_from_the_environment() {
 /// stands by and takes over when the first stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_stands_by_until_the_first_goes() {
-    let Some(db) = common::TestDb::postgres().await else { return };
+    let db = common::TestDb::postgres().await;
     let first = Bot::start(Some(db.url.clone()), |_| {}).await;
     let data = tempfile::tempdir().unwrap();
     let second = frontdesk::app::App::open((*first.app.settings).clone(), data.path().to_path_buf()).await.unwrap();

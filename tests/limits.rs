@@ -74,7 +74,7 @@ both_backends!(concurrent_picks_send_exactly_the_limit_of_login_mails, |url: Str
 /// Two instances (own stores, writers and caches) on one PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_one_postgres_send_exactly_the_limit() {
-    let Some(db) = common::TestDb::postgres().await else { return };
+    let db = common::TestDb::postgres().await;
     let a = Store::open(&db.url, 8).await.unwrap();
     let b = Store::open(&db.url, 8).await.unwrap();
     import_dir(&a, &common::repo_path("tests/fixtures/directory"), &Default::default(), 1).await.unwrap();

@@ -236,12 +236,12 @@ async fn queue(store: &Store, n: usize, now: i64) -> Vec<String> {
     let ids: Vec<String> = (0..n).map(|i| format!("mail{i}@frontdesk.example")).collect();
     let writes: Vec<Write> = ids
         .iter()
-        .map(|id| Write::Mail {
+        .map(|id| Write::Mail(frontdesk::store::outbox::NewMail {
             message_id: id.clone(),
             template: "reply".into(),
             to: "ann.lee@acme.example".into(),
             context: serde_json::json!({ "messages": [{ "text": "hello", "options": [] }], "asks": false, "subject": "Hi" }),
-        })
+        }))
         .collect();
     store.record(&writes, now).await.unwrap();
     ids

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use frontdesk::store::{CommitOutcome, ConversationRow, ConversationWrite, NewMessage, Store, TurnCommit};
 
 fn row(id: i64, key: &str) -> ConversationRow {
@@ -313,3 +315,69 @@ both_backends!(work_led_by_one_instance_moves_when_it_stops, |url: String| async
     a.close().await;
     b.close().await;
 });
+
+/// The schema as a comparable set: each table's columns, and each index
+/// created by name (constraint indexes are the tables' business).
+type Schema = (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>);
+
+async fn sqlite_schema(url: &str) -> Schema {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    let mut columns = BTreeMap::new();
+    for (t,) in tables {
+        let cols: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM pragma_table_info($1)").bind(&t).fetch_all(&mut c).await.unwrap();
+        columns.insert(t, cols.into_iter().map(|(c,)| c).collect());
+    }
+    let indexes: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    (columns, indexes.into_iter().map(|(i,)| i).collect())
+}
+
+async fn postgres_schema(url: &str) -> Schema {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    let cols: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    let mut columns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (t, col) in cols {
+        columns.entry(t).or_default().insert(col);
+    }
+    let indexes: Vec<(String,)> = sqlx::query_as(
+        "SELECT i.indexname::text FROM pg_indexes i WHERE i.schemaname = 'public' AND NOT EXISTS \
+         (SELECT 1 FROM pg_constraint k WHERE k.conname = i.indexname)",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    (columns, indexes.into_iter().map(|(i,)| i).collect())
+}
+
+// The two migration sets are written twice (the dialects differ in types and
+// defaults), so this proves they define the same tables, columns and named
+// indexes: a migration added to one side only fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_and_postgres_migrations_define_the_same_schema() {
+    let lite = common::TestDb::sqlite();
+    Store::open(&lite.url, 2).await.unwrap().close().await;
+    let pg = common::TestDb::postgres().await;
+    Store::open(&pg.url, 2).await.unwrap().close().await;
+    let (sqlite, postgres) = (sqlite_schema(&lite.url).await, postgres_schema(&pg.url).await);
+    assert!(sqlite.0.len() >= 15, "tables found: {:?}", sqlite.0.keys());
+    assert_eq!(sqlite.0, postgres.0, "tables and columns");
+    assert_eq!(sqlite.1, postgres.1, "named indexes");
+}

@@ -190,7 +190,7 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
         status: if review { "pending_review" } else { "active" }.into(),
     };
     call.write(Write::Company(company));
-    call.write(Write::Contact {
+    call.write(Write::Contact(crate::store::directory::NewContact {
         org_id: org_id.clone(),
         username: username.clone(),
         first_name: p.first_name.clone(),
@@ -198,21 +198,21 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
         email: p.email.clone(),
         phone,
         role: "admin".into(),
-    });
+    }));
     let hours = s.screening.review_delay.as_secs().div_ceil(3600);
-    call.write(Write::Mail {
+    call.write(Write::Mail(crate::store::outbox::NewMail {
         message_id: crate::mail::new_message_id(&s.mail.from),
         template: if review { "account_pending" } else { "account_created" }.into(),
         to: p.email.clone(),
         context: json!({ "first_name": p.first_name, "company": p.company, "org_id": org_id, "username": username, "hours": hours }),
-    });
+    }));
     if review {
         let due = call.context.now_ms + s.screening.review_delay.as_millis() as i64;
-        call.write(Write::Job {
+        call.write(Write::Job(crate::store::NewJob {
             kind: "rescreen".into(),
             payload: json!({ "org_id": org_id, "email": p.email, "duplicate_of": duplicate_of }),
             due_at: due,
-        });
+        }));
     }
     call.audit(
         "account_created",

@@ -12,20 +12,12 @@ use super::screening::{self, Applicant, Outcome};
 use crate::{
     config::Settings,
     directory::Directory,
-    store::{on_db, ApplyWrites, Db, Store, Write},
+    store::{outbox::NewMail, Audit, Job, Store, Write},
 };
 
 const LEASE: Duration = Duration::from_secs(300);
 const CLAIM: i64 = 20;
 const MAX_ATTEMPTS: i64 = 10;
-
-#[derive(Debug, sqlx::FromRow)]
-struct Job {
-    id: i64,
-    kind: String,
-    payload: String,
-    attempts: i64,
-}
 
 /// The regional customer service for a country, for mails that point there.
 fn region_for(settings: &Settings, country: &str) -> Value {
@@ -41,30 +33,7 @@ fn region_for(settings: &Settings, country: &str) -> Value {
 /// Runs every job due at `now`; returns how many finished.
 pub async fn run_due(store: &Store, settings: &Settings, now: i64) -> anyhow::Result<usize> {
     let until = now + LEASE.as_millis() as i64;
-    let jobs: Vec<Job> = match &store.db {
-        Db::Sqlite(p) => {
-            sqlx::query_as(
-                "UPDATE jobs SET due_at = $1, attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' \
-                 AND due_at <= $2 ORDER BY due_at LIMIT $3) RETURNING id, kind, payload, attempts",
-            )
-            .bind(until)
-            .bind(now)
-            .bind(CLAIM)
-            .fetch_all(p)
-            .await?
-        }
-        Db::Postgres(p) => {
-            sqlx::query_as(
-                "UPDATE jobs SET due_at = $1, attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' \
-                 AND due_at <= $2 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, kind, payload, attempts",
-            )
-            .bind(until)
-            .bind(now)
-            .bind(CLAIM)
-            .fetch_all(p)
-            .await?
-        }
-    };
+    let jobs = store.claim_jobs(now, until, CLAIM).await?;
     let mut done = 0;
     for job in jobs {
         let result = match job.kind.as_str() {
@@ -76,8 +45,7 @@ pub async fn run_due(store: &Store, settings: &Settings, now: i64) -> anyhow::Re
             Err(e) => {
                 let status = if job.attempts >= MAX_ATTEMPTS { "failed" } else { "pending" };
                 tracing::warn!(job = job.id, kind = %job.kind, attempts = job.attempts, status, "job failed: {e:#}");
-                const SQL: &str = "UPDATE jobs SET status = $1, last_error = $2 WHERE id = $3";
-                on_db!(&store.db, p => sqlx::query(SQL).bind(status).bind(format!("{e:#}")).bind(job.id).execute(p).await.map(|_| ())?);
+                store.job_failed(job.id, status, &format!("{e:#}")).await?;
             }
         }
     }
@@ -116,14 +84,14 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
         Outcome::Passed => ("active", Some("account_approved")),
         Outcome::Review(_) => ("pending_review", None),
     };
-    let audit = Write::Audit {
+    let audit = Write::Audit(Audit {
         channel: "system".into(),
         actor: "followup".into(),
         by_agent: None,
         action: "screening".into(),
         subject: org_id.to_string(),
         detail: json!({ "stage": "full", "result": outcome, "job": job.id }),
-    };
+    });
     let review = Review { company: &company, admin, status, template, audit };
     review.apply(store, settings, Some(job.id), now).await?;
     tracing::info!(org_id, status, "account review finished");
@@ -149,30 +117,20 @@ impl Review<'_> {
             .admin
             .into_iter()
             .filter_map(|a| self.template.map(|t| (a, t)))
-            .map(|(a, template)| Write::Mail {
-                message_id: crate::mail::new_message_id(&settings.mail.from),
-                template: template.into(),
-                to: a.email,
-                context: json!({
-                    "first_name": a.first_name, "company": self.company.name, "org_id": org_id, "username": a.username,
-                    "region": region_for(settings, &self.company.country),
-                }),
+            .map(|(a, template)| {
+                Write::Mail(NewMail {
+                    message_id: crate::mail::new_message_id(&settings.mail.from),
+                    template: template.into(),
+                    to: a.email,
+                    context: json!({
+                        "first_name": a.first_name, "company": self.company.name, "org_id": org_id,
+                        "username": a.username, "region": region_for(settings, &self.company.country),
+                    }),
+                })
             })
             .collect();
         writes.push(self.audit);
-        let changed = on_db!(&store.db, p => {
-            let mut tx = p.begin().await?;
-            let changed = sqlx::query("UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3 AND status = 'pending_review'")
-                .bind(self.status).bind(now).bind(org_id).execute(&mut *tx).await?.rows_affected() == 1;
-            if changed {
-                tx.apply_writes(&writes, now).await?;
-            }
-            if let Some(job) = job {
-                sqlx::query("UPDATE jobs SET status = 'done' WHERE id = $1").bind(job).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            changed
-        });
+        let changed = store.end_review(org_id, self.status, job, &writes, now).await?;
         Ok(changed)
     }
 }

@@ -211,8 +211,12 @@ pub(crate) async fn queue_login_info(
     // Only the hash is stored; the token itself goes into the mail alone.
     let (token, token_hash) = tokens::new();
     let ttl = s.mail.token_ttl;
-    call.write(Write::RecoveryToken { token_hash, contact_id, expires_at: now + ttl.as_millis() as i64 });
-    call.write(Write::Mail {
+    call.write(Write::RecoveryToken(crate::store::requests::NewRecoveryToken {
+        token_hash,
+        contact_id,
+        expires_at: now + ttl.as_millis() as i64,
+    }));
+    call.write(Write::Mail(crate::store::outbox::NewMail {
         message_id: crate::mail::new_message_id(&s.mail.from),
         template: "login_info".into(),
         to: contact.email.clone(),
@@ -223,7 +227,7 @@ pub(crate) async fn queue_login_info(
             "reset_url": s.mail.reset_url.replace("{token}", &token),
             "expires_minutes": ttl.as_secs() / 60,
         }),
-    });
+    }));
     call.audit("login_info_sent", &subject, json!({ "org_id": contact.org_id }));
     // The journal and the chat see only the masked address, never the token.
     Ok(json!({ "sent": true, "to": crate::mail::mask_email(&contact.email), "expires_minutes": ttl.as_secs() / 60 }))

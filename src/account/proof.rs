@@ -43,12 +43,12 @@ pub(crate) async fn send(d: &Directory, s: &Settings, call: &mut EffectCall) -> 
     let expires_at = call.context.now_ms + CODE_TTL_MINUTES * 60_000;
     // The mail holds our words only: nothing the customer typed reaches an
     // address before it is proven.
-    call.write(Write::Mail {
+    call.write(Write::Mail(crate::store::outbox::NewMail {
         message_id: crate::mail::new_message_id(&s.mail.from),
         template: "email_code".into(),
         to: email.clone(),
         context: json!({ "code": code, "minutes": CODE_TTL_MINUTES }),
-    });
+    }));
     call.audit("email_code_sent", &crate::mail::limit_key(&email), json!({}));
     let proof = format!("{expires_at}:{}", digest(call.context.conversation_id, &email, &code, expires_at));
     Ok(json!({ "sent": true, "proof": proof, "minutes": CODE_TTL_MINUTES }))

@@ -10,7 +10,11 @@ use crate::{
     config::Settings,
     directory::Directory,
     engine::{EffectCall, EffectError},
-    store::{on_db, ApplyWrites, Store, Write},
+    store::{
+        outbox::NewMail,
+        requests::{NewContactRequest, RequestRef},
+        Audit, Store, Write,
+    },
 };
 
 /// The `request_contact(org_id, profile)` effect.
@@ -59,7 +63,7 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
     // Only the hash is stored; the token itself goes into the mails alone.
     let (token, token_hash) = super::tokens::new();
     let number = format!("CR-{:08}", rand::random::<u32>() % 100_000_000);
-    call.write(Write::ContactRequest {
+    call.write(Write::ContactRequest(NewContactRequest {
         number: number.clone(),
         org_id: org_id.clone(),
         first_name: first.clone(),
@@ -68,9 +72,9 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
         phone,
         requester: call.context.sender.clone(),
         token_hash,
-    });
+    }));
     for admin in &admins {
-        call.write(Write::Mail {
+        call.write(Write::Mail(NewMail {
             message_id: crate::mail::new_message_id(&s.mail.from),
             template: "contact_request".into(),
             to: admin.email.clone(),
@@ -78,7 +82,7 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
                 "admin_first_name": admin.first_name, "company": company.name, "first_name": first, "last_name": last,
                 "email": email, "number": number, "decide_url": s.mail.contact_request_url.replace("{token}", &token),
             }),
-        });
+        }));
     }
     call.audit("contact_requested", &org_id, json!({ "number": number, "admins": admins.len() }));
     Ok(json!({ "requested": true, "number": number, "admins": admins.len() }))
@@ -100,17 +104,6 @@ pub enum DecisionError {
     Store(String),
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct Pending {
-    id: i64,
-    number: String,
-    org_id: String,
-    first_name: String,
-    last_name: String,
-    email: String,
-    phone: String,
-}
-
 /// Approves or declines a pending request, once: the contact is created and
 /// welcomed, or the requester is told. Returns the request number.
 pub async fn decide(
@@ -120,25 +113,20 @@ pub async fn decide(
     approve: bool,
     now: i64,
 ) -> Result<String, DecisionError> {
-    let err = |e: sqlx::Error| DecisionError::Store(e.to_string());
-    const COLUMNS: &str = "id, number, org_id, first_name, last_name, email, phone";
+    let err = |e: crate::store::StoreError| DecisionError::Store(e.to_string());
     let by_agent = match &by {
         Decider::Agent { name, .. } => Some(name.clone()),
         Decider::Link { .. } => None,
     };
-    let (sql, key, actor) = match &by {
-        Decider::Link { token } => (
-            format!("SELECT {COLUMNS} FROM contact_requests WHERE token_hash = $1 AND status = 'pending' AND created_at > $2"),
-            super::tokens::hash(token),
-            "admin link".to_string(),
-        ),
-        Decider::Agent { name, number } => (
-            format!("SELECT {COLUMNS} FROM contact_requests WHERE number = $1 AND status = 'pending' AND created_at > $2"),
-            number.trim().to_uppercase(),
-            format!("agent:{name}"),
-        ),
+    let (key, actor) = match &by {
+        Decider::Link { token } => (super::tokens::hash(token), "admin link".to_string()),
+        Decider::Agent { name, number } => (number.trim().to_uppercase(), format!("agent:{name}")),
     };
-    let pending: Option<Pending> = on_db!(&store.db, p => sqlx::query_as(&sql).bind(&key).bind(expired_before(settings, now)).fetch_optional(p).await.map_err(err)?);
+    let which = match &by {
+        Decider::Link { .. } => RequestRef::TokenHash(&key),
+        Decider::Agent { .. } => RequestRef::Number(&key),
+    };
+    let pending = store.open_request(which, expired_before(settings, now)).await.map_err(err)?;
     let req = pending.ok_or(DecisionError::NotPending)?;
     let directory = Directory::new(store.clone());
     let company = directory
@@ -164,7 +152,7 @@ pub async fn decide(
     };
     let mut writes = Vec::new();
     if let Some(u) = &username {
-        writes.push(Write::Contact {
+        writes.push(Write::Contact(crate::store::directory::NewContact {
             org_id: req.org_id.clone(),
             username: u.clone(),
             first_name: req.first_name.clone(),
@@ -172,52 +160,34 @@ pub async fn decide(
             email: req.email.clone(),
             phone: req.phone.clone(),
             role: "user".into(),
-        });
+        }));
     }
-    writes.push(Write::Mail {
+    writes.push(Write::Mail(NewMail {
         message_id: crate::mail::new_message_id(&settings.mail.from),
         template: template.into(),
         to: req.email.clone(),
         context,
-    });
-    writes.push(Write::Audit {
+    }));
+    writes.push(Write::Audit(Audit {
         channel: "command".into(),
         actor,
         by_agent,
         action: format!("contact_request_{status}"),
         subject: req.org_id.clone(),
         detail: json!({ "number": req.number, "decision": status, "username": username }),
-    });
-    on_db!(&store.db, p => {
-        let mut tx = p.begin().await.map_err(err)?;
-        // Single use: only a request still pending changes.
-        let changed = sqlx::query("UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'")
-            .bind(status).bind(&decided_by).bind(now).bind(req.id).execute(&mut *tx).await.map_err(err)?.rows_affected();
-        if changed != 1 {
-            return Err(DecisionError::NotPending);
-        }
-        tx.apply_writes(&writes, now).await.map_err(err)?;
-        tx.commit().await.map_err(err)?;
-    });
+    }));
+    // Single use: only a request still pending changes.
+    if !store.close_request(req.id, status, &decided_by, &writes, now).await.map_err(err)? {
+        return Err(DecisionError::NotPending);
+    }
     Ok(req.number)
 }
 
-/// A request still waiting for a decision.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct PendingRequest {
-    pub number: String,
-    pub org_id: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub email: String,
-    pub created_at: i64,
-}
+pub use crate::store::requests::PendingRequest;
 
 /// Every pending request, oldest first.
 pub async fn pending(store: &Store) -> Result<Vec<PendingRequest>, crate::store::StoreError> {
-    const SQL: &str = "SELECT number, org_id, first_name, last_name, email, created_at FROM contact_requests \
-                       WHERE status = 'pending' ORDER BY created_at, id";
-    Ok(on_db!(&store.db, p => sqlx::query_as(SQL).fetch_all(p).await?))
+    store.pending_requests().await
 }
 
 /// Requests made at or before this moment have expired.
@@ -225,56 +195,37 @@ fn expired_before(settings: &Settings, now: i64) -> i64 {
     now - settings.account.contact_request_ttl.as_millis() as i64
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct Expiring {
-    id: i64,
-    number: String,
-    org_id: String,
-    first_name: String,
-    email: String,
-}
-
 /// Expires requests nobody decided within `account.contact_request_ttl`
 /// and tells each requester; returns how many expired. (Their links stopped
 /// working at that moment already: [`decide`] checks the age too.)
 pub async fn expire_due(store: &Store, settings: &Settings, now: i64) -> anyhow::Result<usize> {
-    const DUE: &str = "SELECT id, number, org_id, first_name, email FROM contact_requests \
-                       WHERE status = 'pending' AND created_at <= $1 ORDER BY created_at LIMIT 100";
-    let due: Vec<Expiring> =
-        on_db!(&store.db, p => sqlx::query_as(DUE).bind(expired_before(settings, now)).fetch_all(p).await?);
+    let due = store.requests_made_by(expired_before(settings, now), 100).await?;
     let directory = Directory::new(store.clone());
     let mut expired = 0;
     for req in due {
         let company = directory.company(&req.org_id).await?.map(|c| c.name).unwrap_or_default();
         let days = settings.account.contact_request_ttl.as_secs().div_ceil(86_400);
         let writes = [
-            Write::Mail {
+            Write::Mail(NewMail {
                 message_id: crate::mail::new_message_id(&settings.mail.from),
                 template: "contact_expired".into(),
                 to: req.email.clone(),
                 context: json!({ "first_name": req.first_name, "company": company, "number": req.number, "days": days }),
-            },
-            Write::Audit {
+            }),
+            Write::Audit(Audit {
                 channel: "system".into(),
                 actor: "contact request expiry".into(),
                 by_agent: None,
                 action: "contact_request_expired".into(),
                 subject: req.org_id.clone(),
                 detail: json!({ "number": req.number }),
-            },
+            }),
         ];
-        on_db!(&store.db, p => {
-            let mut tx = p.begin().await?;
-            // Only a request still pending expires (an administrator may
-            // have decided it a moment ago).
-            let changed = sqlx::query("UPDATE contact_requests SET status = 'expired', decided_by = 'expiry', decided_at = $1 WHERE id = $2 AND status = 'pending'")
-                .bind(now).bind(req.id).execute(&mut *tx).await?.rows_affected();
-            if changed == 1 {
-                tx.apply_writes(&writes, now).await?;
-                expired += 1;
-            }
-            tx.commit().await?;
-        });
+        // Only a request still pending expires (an administrator may have
+        // decided it a moment ago).
+        if store.close_request(req.id, "expired", "expiry", &writes, now).await? {
+            expired += 1;
+        }
     }
     Ok(expired)
 }

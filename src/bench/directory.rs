@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::{
     config::Settings,
     directory::{import, Directory, Found, Search},
-    store::{on_db, Store},
+    store::Store,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -173,10 +173,9 @@ pub async fn run(settings: Settings, args: DirectoryBenchArgs) -> anyhow::Result
     let mut floor_us = Vec::with_capacity(k);
     for c in &contacts {
         let t = Instant::now();
-        const SQL: &str = "SELECT org_id FROM companies WHERE org_id = $1";
-        let row: Option<(String,)> = on_db!(&store.db, p => sqlx::query_as(SQL).bind(&c[0]).fetch_optional(p).await?);
+        let exists = store.company_exists(&c[0]).await?;
         floor_us.push(t.elapsed().as_micros() as u64);
-        anyhow::ensure!(row.is_some(), "company {} is missing", &c[0]);
+        anyhow::ensure!(exists, "company {} is missing", &c[0]);
     }
     floor_us.sort_unstable();
 

@@ -371,14 +371,14 @@ fn round(x: f64) -> f64 {
 /// The shape of the saturation phase's writes, so the floor writes rows of
 /// the same shape in the same mix of inserts and updates.
 async fn shape(store: &Store, channel: &str) -> anyhow::Result<Shape> {
-    use crate::store::on_db;
-    const J: &str = "SELECT CAST(COALESCE(AVG(LENGTH(journal)), 0) AS BIGINT), \
-                     CAST(COALESCE(AVG(LENGTH(prompt)), 0) AS BIGINT), COUNT(*) FROM conversations WHERE channel = $1";
-    const M: &str = "SELECT COUNT(*), CAST(COALESCE(AVG(LENGTH(body)), 0) AS BIGINT) FROM messages WHERE channel = $1";
-    const T: &str = "SELECT COUNT(*) FROM messages WHERE channel = $1 AND direction = 'in'";
-    let (j, pr, c): (i64, i64, i64) = on_db!(&store.db, p => sqlx::query_as(J).bind(channel).fetch_one(p).await?);
-    let (m, mb): (i64, i64) = on_db!(&store.db, p => sqlx::query_as(M).bind(channel).fetch_one(p).await?);
-    let (t,): (i64,) = on_db!(&store.db, p => sqlx::query_as(T).bind(channel).fetch_one(p).await?);
+    let crate::store::ChannelShape {
+        journal_bytes: j,
+        prompt_bytes: pr,
+        conversations: c,
+        messages: m,
+        message_bytes: mb,
+        inbound: t,
+    } = store.channel_shape(channel).await?;
     Ok(Shape {
         journal_bytes: j.max(2) as usize,
         prompt_bytes: pr.max(2) as usize,

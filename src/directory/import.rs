@@ -9,16 +9,18 @@
 //! skipped. Re-importing updates rows by their key; it never duplicates.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     path::{Path, PathBuf},
     time::Instant,
 };
 
 use anyhow::{bail, Context as _};
-use sqlx::{Connection, QueryBuilder};
 
 use super::{keys, records::Records};
-use crate::store::{Db, Store};
+use crate::store::{
+    directory::{DirectoryRow as Row, Import},
+    Store,
+};
 
 /// Rows per chunk (and per upsert statement). Measured on 1.5 M rows: 500
 /// rows gave ~46,000 rows/s, 2,000 rows ~58,700. The ceiling is SQLite's
@@ -230,16 +232,8 @@ async fn import_from(
     };
 
     let mut report = FileReport { file: PathBuf::from(&display), ..Default::default() };
-    let result = match &store.db {
-        Db::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
-            import_sqlite(&mut conn, kind, &mut rx, &mut report, &display, options, now_ms, bar.as_ref()).await
-        }
-        Db::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
-            import_postgres(&mut conn, kind, &mut rx, &mut report, &display, options, now_ms, bar.as_ref()).await
-        }
-    };
+    let import = store.begin_import().await?;
+    let result = write_file(import, kind, &mut rx, &mut report, &display, options, now_ms, bar.as_ref()).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -264,40 +258,6 @@ impl Kind {
             _ => Kind::Licenses,
         }
     }
-}
-
-/// A validated row, ready to upsert.
-enum Row {
-    Company {
-        org_id: String,
-        name: String,
-        street: String,
-        city: String,
-        region: String,
-        postal_code: String,
-        country: String,
-        phone: String,
-    },
-    Contact {
-        org_id: String,
-        username: String,
-        first: String,
-        last: String,
-        email: String,
-        phone: String,
-        role: String,
-    },
-    Contract {
-        number: String,
-        org_id: String,
-        admin: String,
-    },
-    License {
-        serial: String,
-        org_id: String,
-        product: String,
-        machine_code: Option<String>,
-    },
 }
 
 fn field(r: &csv::StringRecord, i: usize) -> String {
@@ -379,233 +339,180 @@ fn parse(kind: Kind, r: &csv::StringRecord) -> Result<Row, String> {
     }
 }
 
-macro_rules! import_impl {
-    ($fn_name:ident, $db:ty) => {
-        #[allow(clippy::too_many_arguments)]
-        async fn $fn_name(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            kind: Kind,
-            rx: &mut tokio::sync::mpsc::Receiver<Read>,
-            report: &mut FileReport,
-            file: &str,
-            options: &ImportOptions,
-            now: i64,
-            bar: Option<&indicatif::ProgressBar>,
-        ) -> anyhow::Result<()> {
-            let mut tx = conn.begin().await?;
-            let mut read_to_end = false;
-            while let Some(msg) = rx.recv().await {
-                let (parsed, pos) = match msg {
-                    Read::Chunk(parsed, pos) => (parsed, pos),
-                    Read::Bad(bad) => {
-                        report.rows += 1;
-                        report.bad.push(bad);
-                        continue;
-                    }
-                    Read::Failed(why) => {
-                        report.failed = Some(why);
-                        break;
-                    }
-                    Read::End => {
-                        read_to_end = true;
-                        break;
-                    }
-                };
-                report.rows += parsed.len() as u64;
-                // Problems of this chunk, reported in line order.
-                let mut bad: Vec<(u64, String)> = Vec::new();
-                let mut rows = Vec::with_capacity(parsed.len());
-                for (line, result) in parsed {
-                    match result {
-                        Ok(row) => rows.push((line, row)),
-                        Err(why) => bad.push((line, format!("{file}:{line}: {why}"))),
-                    }
-                }
-
-                // References, checked against the store one chunk at a time.
-                let org_ids: Vec<String> = rows
-                    .iter()
-                    .map(|(_, r)| match r {
-                        Row::Company { org_id, .. } | Row::Contact { org_id, .. } | Row::Contract { org_id, .. } | Row::License { org_id, .. } => org_id.clone(),
-                    })
-                    .collect::<HashSet<_>>()
-                    .into_iter()
-                    .collect();
-                let countries: HashMap<String, String> = if kind == Kind::Companies || org_ids.is_empty() {
-                    HashMap::new()
-                } else {
-                    let mut q = QueryBuilder::<$db>::new("SELECT org_id, country FROM companies WHERE org_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in &org_ids {
-                        list.push_bind(id.as_str());
-                    }
-                    q.push(")");
-                    q.build_query_as::<(String, String)>().fetch_all(&mut *tx).await?.into_iter().collect()
-                };
-                let mut checked = Vec::with_capacity(rows.len());
-                match kind {
-                    Kind::Contacts => {
-                        // Who already uses these e-mail addresses?
-                        let emails: Vec<String> = rows.iter().filter_map(|(_, r)| match r { Row::Contact { email, .. } => Some(keys::lower(email)), _ => None }).collect();
-                        let mut owners: HashMap<String, String> = HashMap::new();
-                        if !emails.is_empty() {
-                            let mut q = QueryBuilder::<$db>::new("SELECT email_key, username_key FROM contacts WHERE email_key IN (");
-                            let mut list = q.separated(", ");
-                            for e in &emails {
-                                list.push_bind(e.as_str());
-                            }
-                            q.push(")");
-                            owners = q.build_query_as::<(String, String)>().fetch_all(&mut *tx).await?.into_iter().collect();
-                        }
-                        // A user name written earlier in this same import (this
-                        // import's timestamp) appears twice in the file.
-                        let usernames: Vec<String> =
-                            rows.iter().filter_map(|(_, r)| match r { Row::Contact { username, .. } => Some(keys::lower(username)), _ => None }).collect();
-                        let mut written: HashSet<String> = HashSet::new();
-                        if !usernames.is_empty() {
-                            let mut q = QueryBuilder::<$db>::new("SELECT username_key FROM contacts WHERE updated_at = ");
-                            q.push_bind(now);
-                            q.push(" AND username_key IN (");
-                            let mut list = q.separated(", ");
-                            for u in &usernames {
-                                list.push_bind(u.as_str());
-                            }
-                            q.push(")");
-                            written = q.build_query_as::<(String,)>().fetch_all(&mut *tx).await?.into_iter().map(|(u,)| u).collect();
-                        }
-                        let mut in_chunk: HashSet<String> = HashSet::new();
-                        let mut names_in_chunk: HashSet<String> = HashSet::new();
-                        for (line, row) in rows {
-                            let Row::Contact { org_id, username, email, phone, .. } = &row else { unreachable!() };
-                            let Some(country) = countries.get(org_id) else {
-                                bad.push((line, format!("{file}:{line}: org_id {org_id:?} is not a known company")));
-                                continue;
-                            };
-                            let (ekey, ukey) = (keys::lower(email), keys::lower(username));
-                            if written.contains(&ukey) || !names_in_chunk.insert(ukey.clone()) {
-                                bad.push((line, format!("{file}:{line}: username {username:?} appears more than once in this import")));
-                                continue;
-                            }
-                            if owners.get(&ekey).is_some_and(|u| *u != ukey) || !in_chunk.insert(ekey) {
-                                bad.push((line, format!("{file}:{line}: email {email:?} already belongs to another contact")));
-                                continue;
-                            }
-                            let phone = if phone.is_empty() {
-                                String::new()
-                            } else {
-                                match crate::text::parse_phone(phone, Some(country)) {
-                                    Ok(p) => p,
-                                    Err(e) => {
-                                        bad.push((line, format!("{file}:{line}: phone {phone:?}: {e}")));
-                                        continue;
-                                    }
-                                }
-                            };
-                            let Row::Contact { org_id, username, first, last, email, role, .. } = row else { unreachable!() };
-                            checked.push(Row::Contact { org_id, username, first, last, email, phone, role });
-                        }
-                    }
-                    Kind::Contracts => {
-                        let mut q = QueryBuilder::<$db>::new("SELECT org_id, username_key FROM contacts WHERE role = 'admin' AND org_id IN (");
-                        let mut list = q.separated(", ");
-                        for id in &org_ids {
-                            list.push_bind(id.as_str());
-                        }
-                        q.push(")");
-                        let admins: HashSet<(String, String)> =
-                            if org_ids.is_empty() { HashSet::new() } else { q.build_query_as::<(String, String)>().fetch_all(&mut *tx).await?.into_iter().collect() };
-                        for (line, row) in rows {
-                            let Row::Contract { org_id, admin, .. } = &row else { unreachable!() };
-                            if !countries.contains_key(org_id) {
-                                bad.push((line, format!("{file}:{line}: org_id {org_id:?} is not a known company")));
-                            } else if !admins.contains(&(org_id.clone(), keys::lower(admin))) {
-                                bad.push((line, format!("{file}:{line}: admin_username {admin:?} is not an administrator of {org_id}")));
-                            } else {
-                                checked.push(row);
-                            }
-                        }
-                    }
-                    Kind::Licenses => {
-                        for (line, row) in rows {
-                            let Row::License { org_id, .. } = &row else { unreachable!() };
-                            if countries.contains_key(org_id) {
-                                checked.push(row);
-                            } else {
-                                bad.push((line, format!("{file}:{line}: org_id {org_id:?} is not a known company")));
-                            }
-                        }
-                    }
-                    Kind::Companies => checked = rows.into_iter().map(|(_, r)| r).collect(),
-                }
-
-                bad.sort_by_key(|(line, _)| *line);
-                report.bad.extend(bad.into_iter().map(|(_, msg)| msg));
-                if !checked.is_empty() && (report.bad.is_empty() || options.skip_bad_rows) {
-                    let mut q = match kind {
-                        Kind::Companies => QueryBuilder::<$db>::new(
-                            "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, created_at, updated_at) ",
-                        ),
-                        Kind::Contacts => QueryBuilder::<$db>::new(
-                            "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, email_key, phone, role, created_at, updated_at) ",
-                        ),
-                        Kind::Contracts => QueryBuilder::<$db>::new("INSERT INTO contracts (contract_key, contract_number, org_id, admin_username_key, updated_at) "),
-                        Kind::Licenses => QueryBuilder::<$db>::new(
-                            "INSERT INTO licenses (serial_key, serial_number, org_id, product, machine_code, machine_code_key, updated_at) ",
-                        ),
-                    };
-                    q.push_values(&checked, |mut b, row| match row {
-                        Row::Company { org_id, name, street, city, region, postal_code, country, phone } => {
-                            b.push_bind(org_id.clone()).push_bind(name.clone()).push_bind(keys::name(name)).push_bind(street.clone()).push_bind(city.clone())
-                                .push_bind(region.clone()).push_bind(postal_code.clone()).push_bind(country.clone()).push_bind(phone.clone()).push_bind(now).push_bind(now);
-                        }
-                        Row::Contact { org_id, username, first, last, email, phone, role } => {
-                            b.push_bind(org_id.clone()).push_bind(username.clone()).push_bind(keys::lower(username)).push_bind(first.clone()).push_bind(last.clone())
-                                .push_bind(keys::name(last)).push_bind(email.clone()).push_bind(keys::lower(email)).push_bind(phone.clone()).push_bind(role.clone())
-                                .push_bind(now).push_bind(now);
-                        }
-                        Row::Contract { number, org_id, admin } => {
-                            b.push_bind(keys::code(number)).push_bind(number.clone()).push_bind(org_id.clone()).push_bind(keys::lower(admin)).push_bind(now);
-                        }
-                        Row::License { serial, org_id, product, machine_code } => {
-                            b.push_bind(keys::code(serial)).push_bind(serial.clone()).push_bind(org_id.clone()).push_bind(product.clone())
-                                .push_bind(machine_code.clone()).push_bind(machine_code.as_deref().map(keys::code)).push_bind(now);
-                        }
-                    });
-                    q.push(match kind {
-                        Kind::Companies => " ON CONFLICT (org_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key, street = excluded.street, \
-                            city = excluded.city, region = excluded.region, postal_code = excluded.postal_code, country = excluded.country, \
-                            phone = excluded.phone, updated_at = excluded.updated_at",
-                        Kind::Contacts => " ON CONFLICT (username_key) DO UPDATE SET org_id = excluded.org_id, username = excluded.username, \
-                            first_name = excluded.first_name, last_name = excluded.last_name, last_name_key = excluded.last_name_key, email = excluded.email, \
-                            email_key = excluded.email_key, phone = excluded.phone, role = excluded.role, updated_at = excluded.updated_at",
-                        Kind::Contracts => " ON CONFLICT (contract_key) DO UPDATE SET contract_number = excluded.contract_number, org_id = excluded.org_id, \
-                            admin_username_key = excluded.admin_username_key, updated_at = excluded.updated_at",
-                        Kind::Licenses => " ON CONFLICT (serial_key) DO UPDATE SET serial_number = excluded.serial_number, org_id = excluded.org_id, \
-                            product = excluded.product, machine_code = excluded.machine_code, machine_code_key = excluded.machine_code_key, updated_at = excluded.updated_at",
-                    });
-                    let done = q.build().persistent(false).execute(&mut *tx).await.with_context(|| format!("{file}: writing rows"))?;
-                    report.imported += done.rows_affected().min(checked.len() as u64);
-                }
-                if let Some(bar) = bar {
-                    bar.set_position(pos);
-                }
+/// Writes what the reader sends, chunk by chunk, in the import's one
+/// transaction: kept if the file was read to its end and is clean (or bad
+/// rows are to be skipped), rolled back otherwise.
+#[allow(clippy::too_many_arguments)]
+async fn write_file(
+    mut import: Import,
+    kind: Kind,
+    rx: &mut tokio::sync::mpsc::Receiver<Read>,
+    report: &mut FileReport,
+    file: &str,
+    options: &ImportOptions,
+    now: i64,
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<()> {
+    let mut read_to_end = false;
+    while let Some(msg) = rx.recv().await {
+        let (parsed, pos) = match msg {
+            Read::Chunk(parsed, pos) => (parsed, pos),
+            Read::Bad(bad) => {
+                report.rows += 1;
+                report.bad.push(bad);
+                continue;
             }
-            if !read_to_end && report.failed.is_none() {
-                report.failed = Some(format!("{file}: the reader stopped before the end of the file"));
+            Read::Failed(why) => {
+                report.failed = Some(why);
+                break;
             }
-            if report.failed.is_none() && (report.bad.is_empty() || options.skip_bad_rows) {
-                tx.commit().await?;
-                report.committed = true;
-            } else {
-                tx.rollback().await?;
+            Read::End => {
+                read_to_end = true;
+                break;
             }
-            Ok(())
+        };
+        report.rows += parsed.len() as u64;
+        // Problems of this chunk, reported in line order.
+        let mut bad: Vec<(u64, String)> = Vec::new();
+        let mut rows = Vec::with_capacity(parsed.len());
+        for (line, result) in parsed {
+            match result {
+                Ok(row) => rows.push((line, row)),
+                Err(why) => bad.push((line, format!("{file}:{line}: {why}"))),
+            }
         }
-    };
+        let checked = check_references(&mut import, kind, rows, file, now, &mut bad).await?;
+        bad.sort_by_key(|(line, _)| *line);
+        report.bad.extend(bad.into_iter().map(|(_, msg)| msg));
+        if !checked.is_empty() && (report.bad.is_empty() || options.skip_bad_rows) {
+            report.imported += import.upsert(&checked, now).await.with_context(|| format!("{file}: writing rows"))?;
+        }
+        if let Some(bar) = bar {
+            bar.set_position(pos);
+        }
+    }
+    if !read_to_end && report.failed.is_none() {
+        report.failed = Some(format!("{file}: the reader stopped before the end of the file"));
+    }
+    if report.failed.is_none() && (report.bad.is_empty() || options.skip_bad_rows) {
+        import.commit().await?;
+        report.committed = true;
+    } else {
+        import.rollback().await?;
+    }
+    Ok(())
 }
 
-import_impl!(import_sqlite, sqlx::Sqlite);
-import_impl!(import_postgres, sqlx::Postgres);
+/// The org id every kind of row refers to.
+fn org_id(row: &Row) -> &str {
+    match row {
+        Row::Company { org_id, .. }
+        | Row::Contact { org_id, .. }
+        | Row::Contract { org_id, .. }
+        | Row::License { org_id, .. } => org_id,
+    }
+}
+
+/// One chunk's references, checked against the store: the company of a
+/// contact, contract or license, the administrator of a contract, e-mail
+/// addresses used by someone else, user names twice in one import. Rows that
+/// fail go to `bad` as `(line, message)`; the rest come back.
+async fn check_references(
+    import: &mut Import,
+    kind: Kind,
+    rows: Vec<(u64, Row)>,
+    file: &str,
+    now: i64,
+    bad: &mut Vec<(u64, String)>,
+) -> anyhow::Result<Vec<Row>> {
+    if kind == Kind::Companies {
+        return Ok(rows.into_iter().map(|(_, r)| r).collect());
+    }
+    let org_ids: Vec<&str> = rows.iter().map(|(_, r)| org_id(r)).collect::<HashSet<_>>().into_iter().collect();
+    let countries = import.countries(&org_ids).await?;
+    let unknown = |line: u64, org_id: &str| (line, format!("{file}:{line}: org_id {org_id:?} is not a known company"));
+    let mut checked = Vec::with_capacity(rows.len());
+    match kind {
+        Kind::Contacts => {
+            let emails: Vec<String> = rows
+                .iter()
+                .filter_map(|(_, r)| match r {
+                    Row::Contact { email, .. } => Some(keys::lower(email)),
+                    _ => None,
+                })
+                .collect();
+            let usernames: Vec<String> = rows
+                .iter()
+                .filter_map(|(_, r)| match r {
+                    Row::Contact { username, .. } => Some(keys::lower(username)),
+                    _ => None,
+                })
+                .collect();
+            // Who already uses these addresses; which user names this same
+            // import wrote already (its timestamp).
+            let owners = import.email_owners(&emails).await?;
+            let written = import.written_at(&usernames, now).await?;
+            let (mut emails_in_chunk, mut names_in_chunk) = (HashSet::new(), HashSet::new());
+            for (line, row) in rows {
+                let Row::Contact { org_id, username, first, last, email, phone, role } = row else { continue };
+                let Some(country) = countries.get(&org_id) else {
+                    bad.push(unknown(line, &org_id));
+                    continue;
+                };
+                let (ekey, ukey) = (keys::lower(&email), keys::lower(&username));
+                if written.contains(&ukey) || !names_in_chunk.insert(ukey.clone()) {
+                    bad.push((
+                        line,
+                        format!("{file}:{line}: username {username:?} appears more than once in this import"),
+                    ));
+                    continue;
+                }
+                if owners.get(&ekey).is_some_and(|u| *u != ukey) || !emails_in_chunk.insert(ekey) {
+                    bad.push((line, format!("{file}:{line}: email {email:?} already belongs to another contact")));
+                    continue;
+                }
+                let phone = if phone.is_empty() {
+                    phone
+                } else {
+                    match crate::text::parse_phone(&phone, Some(country)) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            bad.push((line, format!("{file}:{line}: phone {phone:?}: {e}")));
+                            continue;
+                        }
+                    }
+                };
+                checked.push(Row::Contact { org_id, username, first, last, email, phone, role });
+            }
+        }
+        Kind::Contracts => {
+            let admins = import.admins(&org_ids).await?;
+            for (line, row) in rows {
+                let Row::Contract { org_id, admin, .. } = &row else { continue };
+                if !countries.contains_key(org_id) {
+                    bad.push(unknown(line, org_id));
+                } else if !admins.contains(&(org_id.clone(), keys::lower(admin))) {
+                    bad.push((
+                        line,
+                        format!("{file}:{line}: admin_username {admin:?} is not an administrator of {org_id}"),
+                    ));
+                } else {
+                    checked.push(row);
+                }
+            }
+        }
+        Kind::Licenses | Kind::Companies => {
+            for (line, row) in rows {
+                if countries.contains_key(org_id(&row)) {
+                    checked.push(row);
+                } else {
+                    bad.push(unknown(line, org_id(&row)));
+                }
+            }
+        }
+    }
+    Ok(checked)
+}
 
 #[cfg(test)]
 mod tests {

@@ -61,14 +61,14 @@ impl EffectCall {
 
     /// An audit entry for this conversation's identity.
     pub fn audit(&mut self, action: &str, subject: &str, detail: Value) {
-        let w = crate::store::Write::Audit {
+        let w = crate::store::Write::Audit(crate::store::Audit {
             channel: self.context.channel.clone(),
             actor: self.context.sender.clone(),
             by_agent: self.context.by_agent.clone(),
             action: action.to_string(),
             subject: subject.to_string(),
             detail,
-        };
+        });
         self.writes.push(w);
     }
 

@@ -22,9 +22,10 @@ use lettre::{
 };
 use serde_json::Value;
 
+pub use crate::store::outbox::Entry;
 use crate::{
     config::{MailSettings, SmtpSecurity},
-    store::{on_db, Db, Store},
+    store::{outbox::QueuedMail as Queued, Store},
 };
 
 /// How long a claimed mail stays reserved for the worker that claimed it.
@@ -75,16 +76,6 @@ pub struct Outbox {
     pub spool: Option<PathBuf>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct Queued {
-    id: i64,
-    message_id: String,
-    template: String,
-    to_addr: String,
-    context: String,
-    attempts: i64,
-}
-
 /// A mail as claimed by one round: its id and the round's fencing token.
 #[derive(Clone, Copy)]
 struct Claim<'a> {
@@ -94,8 +85,8 @@ struct Claim<'a> {
 
 impl Claim<'_> {
     /// A write under a claim that changed nothing: the claim had lapsed.
-    fn check(self, rows: u64) {
-        if rows == 0 {
+    fn check(self, held: bool) {
+        if !held {
             tracing::error!(
                 outbox_id = self.id,
                 "the mail's claim lapsed while it was being sent; another worker owns it"
@@ -254,37 +245,16 @@ impl Outbox {
 
     /// Gives back whatever this claim still holds.
     async fn release(&self, token: &str) -> anyhow::Result<()> {
-        const SQL: &str =
-            "UPDATE outbox SET locked_until = NULL, claim_token = NULL WHERE claim_token = $1 AND status = 'queued'";
-        on_db!(&self.store.db, p => sqlx::query(SQL).bind(token).execute(p).await.map(|_| ())?);
-        Ok(())
+        Ok(self.store.release_mail_claims(token).await?)
     }
 
     /// Moves a mail's lease to `until` if its token still holds the claim.
     async fn extend(&self, claim: Claim<'_>, until: i64) -> anyhow::Result<bool> {
-        const SQL: &str =
-            "UPDATE outbox SET locked_until = $1 WHERE id = $2 AND claim_token = $3 AND status = 'queued'";
-        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(until).bind(claim.id).bind(claim.token).execute(p).await?.rows_affected());
-        Ok(n == 1)
+        Ok(self.store.extend_mail_claim(claim.id, claim.token, until).await?)
     }
 
     async fn claim(&self, now: i64, token: &str) -> anyhow::Result<Vec<Queued>> {
-        let until = now + self.lease.as_millis() as i64;
-        // SQLite has one writer at a time: the UPDATE is the claim. On
-        // PostgreSQL, concurrent claimers skip each other's rows.
-        let lock = match &self.store.db {
-            Db::Sqlite(_) => "",
-            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
-            "UPDATE outbox SET locked_until = $1, claim_token = $2 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' \
-             AND next_attempt_at <= $3 AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4{lock}) \
-             RETURNING id, message_id, template, to_addr, context, attempts"
-        );
-        let mut rows: Vec<Queued> = on_db!(&self.store.db, p => sqlx::query_as(&sql).bind(until).bind(token).bind(now).bind(CLAIM).fetch_all(p).await?);
-        // RETURNING gives no order; send oldest first.
-        rows.sort_by_key(|m| m.id);
-        Ok(rows)
+        Ok(self.store.claim_mails(now, now + self.lease.as_millis() as i64, token, CLAIM).await?)
     }
 
     async fn finish(
@@ -295,23 +265,12 @@ impl Outbox {
         now: i64,
         attempts: i64,
     ) -> anyhow::Result<()> {
-        // The context held what the template needed, reset links included:
-        // once the mail is sent or given up, it goes.
-        const SQL: &str =
-            "UPDATE outbox SET status = $1, last_error = $2, sent_at = $3, attempts = $4, locked_until = NULL, \
-             claim_token = NULL, context = '{}' WHERE id = $5 AND claim_token = $6";
-        let sent_at = (status == "sent").then_some(now);
-        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(status).bind(error).bind(sent_at).bind(attempts).bind(claim.id).bind(claim.token).execute(p).await?.rows_affected());
-        claim.check(n);
+        claim.check(self.store.finish_mail(claim.id, claim.token, status, error, now, attempts).await?);
         Ok(())
     }
 
     async fn retry(&self, claim: Claim<'_>, error: &str, at: i64, attempts: i64) -> anyhow::Result<()> {
-        const SQL: &str =
-            "UPDATE outbox SET last_error = $1, next_attempt_at = $2, attempts = $3, locked_until = NULL, \
-                           claim_token = NULL WHERE id = $4 AND claim_token = $5";
-        let n = on_db!(&self.store.db, p => sqlx::query(SQL).bind(error).bind(at).bind(attempts).bind(claim.id).bind(claim.token).execute(p).await?.rows_affected());
-        claim.check(n);
+        claim.check(self.store.retry_mail(claim.id, claim.token, error, at, attempts).await?);
         Ok(())
     }
 
@@ -365,18 +324,7 @@ fn backoff(base: Duration, attempts: i64) -> Duration {
     wait.mul_f64(jitter)
 }
 
-/// One outbox entry, for operators and tests.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct Entry {
-    pub to_addr: String,
-    pub template: String,
-    /// The template's values; emptied once the mail is sent or given up.
-    pub context: String,
-    pub status: String,
-}
-
 /// Every mail in the outbox, in the order queued.
 pub async fn entries(store: &Store) -> Result<Vec<Entry>, crate::store::StoreError> {
-    const SQL: &str = "SELECT to_addr, template, context, status FROM outbox ORDER BY id";
-    Ok(on_db!(&store.db, p => sqlx::query_as(SQL).fetch_all(p).await?))
+    store.outbox_entries().await
 }

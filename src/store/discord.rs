@@ -1,7 +1,7 @@
 //! Discord's private places (a member's private thread or DM channel), and
 //! the replies a channel still owes its customers.
 
-use super::{on_db, Result, Store};
+use super::{Result, Store};
 
 /// Where a member's private conversation lives.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -24,13 +24,13 @@ pub struct Undelivered {
 impl Store {
     pub async fn discord_private(&self, user_id: &str) -> Result<Option<PrivatePlace>> {
         const SQL: &str = "SELECT user_id, channel_id, kind FROM discord_private WHERE user_id = $1";
-        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(user_id).fetch_optional(p).await?))
+        Ok(sqlx::query_as(SQL).bind(user_id).fetch_optional(&self.pool).await?)
     }
 
     /// Whose private place a channel is, if anyone's.
     pub async fn discord_private_owner(&self, channel_id: &str) -> Result<Option<PrivatePlace>> {
         const SQL: &str = "SELECT user_id, channel_id, kind FROM discord_private WHERE channel_id = $1";
-        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel_id).fetch_optional(p).await?))
+        Ok(sqlx::query_as(SQL).bind(channel_id).fetch_optional(&self.pool).await?)
     }
 
     /// Records `place` unless the member already has one, and returns the one
@@ -39,7 +39,14 @@ impl Store {
         const SQL: &str =
             "INSERT INTO discord_private (user_id, channel_id, kind, created_at) VALUES ($1, $2, $3, $4) \
                            ON CONFLICT (user_id) DO NOTHING";
-        on_db!(&self.db, p => sqlx::query(SQL).bind(&place.user_id).bind(&place.channel_id).bind(&place.kind).bind(now_ms).execute(p).await.map(|_| ())?);
+        sqlx::query(SQL)
+            .bind(&place.user_id)
+            .bind(&place.channel_id)
+            .bind(&place.kind)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())?;
         Ok(self.discord_private(&place.user_id).await?.unwrap_or_else(|| place.clone()))
     }
 
@@ -47,7 +54,7 @@ impl Store {
     /// message opens a new one.
     pub async fn forget_discord_private(&self, user_id: &str, channel_id: &str) -> Result<()> {
         const SQL: &str = "DELETE FROM discord_private WHERE user_id = $1 AND channel_id = $2";
-        on_db!(&self.db, p => sqlx::query(SQL).bind(user_id).bind(channel_id).execute(p).await.map(|_| ())?);
+        sqlx::query(SQL).bind(user_id).bind(channel_id).execute(&self.pool).await.map(|_| ())?;
         Ok(())
     }
 
@@ -65,16 +72,6 @@ impl Store {
                            JOIN conversations c ON c.id = m.conversation_id \
                            WHERE m.channel = $1 AND m.direction = 'out' AND m.delivered_at IS NULL \
                            AND m.created_at > $2 AND m.created_at < $3 ORDER BY m.id LIMIT $4";
-        Ok(
-            on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(since_ms).bind(before_ms).bind(limit).fetch_all(p).await?),
-        )
-    }
-
-    /// The latest conversation of a customer on a channel, by who they are
-    /// rather than by conversation key.
-    pub async fn latest_conversation_of(&self, channel: &str, sender: &str) -> Result<Option<super::ConversationRow>> {
-        const SQL: &str =
-            "SELECT * FROM conversations WHERE channel = $1 AND sender = $2 ORDER BY created_at DESC, id DESC LIMIT 1";
-        Ok(on_db!(&self.db, p => sqlx::query_as(SQL).bind(channel).bind(sender).fetch_optional(p).await?))
+        Ok(sqlx::query_as(SQL).bind(channel).bind(since_ms).bind(before_ms).bind(limit).fetch_all(&self.pool).await?)
     }
 }

@@ -5,15 +5,15 @@
 //! is one process's store: that process always leads.
 
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, PgConnection};
+use sqlx::{AnyConnection, Connection};
 
-use super::{Db, Result, Store};
+use super::{Backend, Result, Store};
 
 /// Held while this instance leads; dropping it (or losing its connection)
 /// gives the lead up.
 pub struct Leadership {
     /// `None` on SQLite.
-    connection: Option<PgConnection>,
+    connection: Option<AnyConnection>,
 }
 
 impl Leadership {
@@ -37,12 +37,12 @@ fn key(name: &str) -> i64 {
 impl Store {
     /// Takes the lead of `name` if no other instance holds it.
     pub async fn try_lead(&self, name: &str) -> Result<Option<Leadership>> {
-        let Db::Postgres(pool) = &self.db else {
+        if self.backend == Backend::Sqlite {
             return Ok(Some(Leadership { connection: None }));
-        };
+        }
         // Detached: the lock must live and die with this connection, never
         // go back to the pool with it.
-        let mut connection = pool.acquire().await?.detach();
+        let mut connection = self.pool.acquire().await?.detach();
         let (won,): (bool,) =
             sqlx::query_as("SELECT pg_try_advisory_lock($1)").bind(key(name)).fetch_one(&mut connection).await?;
         Ok(won.then_some(Leadership { connection: Some(connection) }))

@@ -19,7 +19,7 @@
 //! keeps its use: limits err on the side of refusing. Uses are counted in
 //! buckets of a sixtieth of the period, so a check reads at most ~61 rows.
 
-use super::{Result, Store, StoreError};
+use super::{sql::Sql, Result, Store, StoreError};
 
 /// At most `count` uses of `key` in any `period_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,18 +92,17 @@ impl Store {
     pub async fn quota_used(&self, key: &str, since_ms: i64) -> Result<i64> {
         const SQL: &str =
             "SELECT CAST(COALESCE(SUM(uses), 0) AS BIGINT) FROM quota_counts WHERE quota = $1 AND bucket >= $2";
-        let (n,): (i64,) =
-            super::on_db!(&self.db, p => sqlx::query_as(SQL).bind(key).bind(since_ms).fetch_one(p).await?);
+        let (n,): (i64,) = sqlx::query_as(SQL).bind(key).bind(since_ms).fetch_one(&self.pool).await?;
         Ok(n)
     }
 
     /// Forgets uses and holds older than `before_ms` (no quota looks back
     /// that far); returns how many buckets went.
     pub async fn prune_quota_uses(&self, before_ms: i64) -> Result<u64> {
-        super::on_db!(&self.db, p => {
-            sqlx::query("DELETE FROM quota_holds WHERE at < $1").bind(before_ms).execute(p).await?;
-            Ok(sqlx::query("DELETE FROM quota_counts WHERE bucket < $1").bind(before_ms).execute(p).await?.rows_affected())
-        })
+        sqlx::query("DELETE FROM quota_holds WHERE at < $1").bind(before_ms).execute(&self.pool).await?;
+        let gone =
+            sqlx::query("DELETE FROM quota_counts WHERE bucket < $1").bind(before_ms).execute(&self.pool).await?;
+        Ok(gone.rows_affected())
     }
 }
 
@@ -115,37 +114,12 @@ fn bucket_ms(q: &Quota) -> i64 {
 /// Rows per multi-row statement (3 values each).
 const ROWS: usize = 500;
 
-/// `$first, $first+1, …` for `rows` rows of `width` values: `($1, $2), ($3, $4)`
-/// for width 2, `$1, $2` for width 1 (both dialects number placeholders).
-fn placeholders(first: usize, rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (0..width).map(|c| format!("${}", first + r * width + c)).collect();
-            if width == 1 {
-                row.join(", ")
-            } else {
-                format!("({})", row.join(", "))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The takes of one writer batch, once their quotas are locked: decided in
 /// order, in memory, from one read of the holds and one of the buckets, and
 /// written back in two multi-row statements, so a batch of takes costs four
 /// round trips however many it holds (a statement per take made the writer
 /// the bottleneck of the e-mail channel).
-pub(crate) async fn take_batch<DB>(conn: &mut DB::Connection, takes: &[Take]) -> Result<Vec<Taken>>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
+pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -> Result<Vec<Taken>> {
     use std::collections::{BTreeMap, HashMap, HashSet};
     if takes.is_empty() {
         return Ok(Vec::new());
@@ -157,27 +131,18 @@ where
     holds.dedup();
     let mut held: HashSet<(String, String)> = HashSet::new();
     for chunk in holds.chunks(ROWS) {
-        let sql = format!("SELECT hold, quota FROM quota_holds WHERE hold IN ({})", placeholders(1, chunk.len(), 1));
-        let mut q = sqlx::query_as::<DB, (String, String)>(&sql);
-        for h in chunk {
-            q = q.bind(*h);
-        }
-        held.extend(q.fetch_all(&mut *conn).await?);
+        let mut q = Sql::new("SELECT hold, quota FROM quota_holds WHERE hold IN (");
+        q.list(chunk.iter().copied()).push(")");
+        held.extend(q.fetch_all::<(String, String), _>(&mut *conn).await?);
     }
     // 2. The buckets of every quota in the batch that reach into a window.
     let since =
         takes.iter().flat_map(|t| t.quotas.iter().map(move |q| t.now - q.period_ms - bucket_ms(q))).min().unwrap_or(0);
     let mut buckets: HashMap<String, BTreeMap<i64, i64>> = HashMap::new();
     for chunk in Take::keys(takes).chunks(ROWS) {
-        let sql = format!(
-            "SELECT quota, bucket, uses FROM quota_counts WHERE bucket > $1 AND quota IN ({})",
-            placeholders(2, chunk.len(), 1)
-        );
-        let mut q = sqlx::query_as::<DB, (String, i64, i64)>(&sql).bind(since);
-        for k in chunk {
-            q = q.bind(*k);
-        }
-        for (quota, bucket, uses) in q.fetch_all(&mut *conn).await? {
+        let mut q = Sql::new("SELECT quota, bucket, uses FROM quota_counts WHERE bucket > ");
+        q.bind(since).push(" AND quota IN (").list(chunk.iter().copied()).push(")");
+        for (quota, bucket, uses) in q.fetch_all::<(String, i64, i64), _>(&mut *conn).await? {
             buckets.entry(quota).or_default().insert(bucket, uses);
         }
     }
@@ -217,36 +182,20 @@ where
     // 4. The new uses and holds.
     let added: Vec<((&str, i64), i64)> = added.into_iter().collect();
     for chunk in added.chunks(ROWS) {
-        let sql = format!(
-            "INSERT INTO quota_counts (quota, bucket, uses) VALUES {} \
-             ON CONFLICT (quota, bucket) DO UPDATE SET uses = quota_counts.uses + excluded.uses",
-            placeholders(1, chunk.len(), 3)
-        );
-        let mut q = sqlx::query::<DB>(&sql);
-        for ((quota, bucket), uses) in chunk {
-            q = q.bind(*quota).bind(*bucket).bind(*uses);
-        }
+        let mut q = Sql::new("INSERT INTO quota_counts (quota, bucket, uses) VALUES ");
+        q.rows(chunk, |v, ((quota, bucket), uses)| {
+            v.bind(*quota).bind(*bucket).bind(*uses);
+        });
+        q.push(" ON CONFLICT (quota, bucket) DO UPDATE SET uses = quota_counts.uses + excluded.uses");
         q.execute(&mut *conn).await?;
     }
     for chunk in new_holds.chunks(ROWS) {
-        let sql = format!(
-            "INSERT INTO quota_holds (hold, quota, at) VALUES {} ON CONFLICT DO NOTHING",
-            placeholders(1, chunk.len(), 3)
-        );
-        let mut q = sqlx::query::<DB>(&sql);
-        for (hold, quota, at) in chunk {
-            q = q.bind(*hold).bind(*quota).bind(*at);
-        }
+        let mut q = Sql::new("INSERT INTO quota_holds (hold, quota, at) VALUES ");
+        q.rows(chunk, |v, (hold, quota, at)| {
+            v.bind(*hold).bind(*quota).bind(*at);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
         q.execute(&mut *conn).await?;
     }
     Ok(taken)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders_number_rows_and_values() {
-        assert_eq!(super::placeholders(2, 3, 1), "$2, $3, $4");
-        assert_eq!(super::placeholders(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
-    }
 }

@@ -23,12 +23,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use sqlx::{Connection, QueryBuilder};
+use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     quotas::{Take, Taken},
-    ConversationRow, Db, Result, StoreError,
+    sql::{pow2_chunks, Sql},
+    Backend, ConversationRow, Result, StoreError,
 };
 
 /// Most turns committed in one transaction.
@@ -38,24 +39,6 @@ const MAX_BATCH: usize = 512;
 const ROWS_PER_STATEMENT: usize = 256;
 /// Most terms of one OR chain (SQLite's parser limits expression depth to 1000).
 const ACK_RANGES_PER_STATEMENT: usize = 128;
-
-/// Splits `items` into chunks whose sizes are powers of two (300 rows:
-/// 256 + 32 + 8 + 4). Statements of a few fixed shapes stay in sqlx's
-/// prepared-statement cache; a fresh shape per batch would be parsed again
-/// every time, which on small batches costs more than the writes.
-fn pow2_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
-    debug_assert!(max.is_power_of_two());
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let size = (1usize << (usize::BITS - 1 - rest.len().leading_zeros())).min(max);
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        Some(chunk)
-    })
-}
 
 /// `(conversation, seq)` pairs as `(conversation, first seq, last seq)`
 /// ranges of consecutive seqs.
@@ -123,6 +106,12 @@ pub enum CommitOutcome {
     Duplicate,
 }
 
+/// Where the writer writes.
+struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
 enum Job {
     Turn(Box<TurnCommit>, oneshot::Sender<Result<CommitOutcome>>),
     Take(Box<Take>, oneshot::Sender<Result<Taken>>),
@@ -136,22 +125,23 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) async fn start(db: Db) -> Result<Writer> {
+    pub(crate) async fn start(pool: AnyPool, backend: Backend) -> Result<Writer> {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        match db {
+        let db = Db { pool, backend };
+        match backend {
             // The SQLite writer gets a thread of its own: it makes several
             // round trips to sqlx's connection thread per batch, and on the
             // shared runtime it would queue behind every ready turn after
             // each one. (SQLite connections are thread-based, so any runtime
             // can drive them.)
-            Db::Sqlite(_) => {
+            Backend::Sqlite => {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 std::thread::Builder::new()
                     .name("frontdesk-writer".into())
                     .spawn(move || runtime.block_on(run(db, rx)))?;
             }
             // PostgreSQL sockets belong to the runtime that opened them.
-            Db::Postgres(_) => {
+            Backend::Postgres => {
                 tokio::spawn(run(db, rx));
             }
         }
@@ -311,220 +301,184 @@ fn is_contention(e: &StoreError) -> bool {
 type Applied = (Vec<CommitOutcome>, Vec<Taken>);
 
 async fn apply(db: &Db, turns: &[TurnCommit], takes: &[Take], acks: &[(i64, i64)], ack_time: i64) -> Result<Applied> {
-    match db {
-        Db::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
-            apply_sqlite(&mut conn, turns, takes, acks, ack_time).await
-        }
-        Db::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
-            apply_postgres(&mut conn, turns, takes, acks, ack_time).await
+    let mut conn = db.pool.acquire().await?;
+    let mut tx = conn.begin_with(db.backend.begin_batch()).await?;
+    // 0. Quota takes, first and in order: SQLite's write lock (taken by
+    //    BEGIN IMMEDIATE) serialises them against every other writer; on
+    //    PostgreSQL an advisory lock per quota does, across instances.
+    if db.backend.locks_quotas() {
+        for key in Take::keys(takes) {
+            sqlx::query(super::quotas::LOCK_SQL).bind(key).execute(&mut *tx).await?;
         }
     }
+    let taken = super::quotas::take_batch(&mut tx, takes).await?;
+    let outcomes = commit_turns(&mut tx, turns).await?;
+    ack(&mut tx, acks, ack_time).await?;
+    tx.commit().await?;
+    Ok((outcomes, taken))
 }
 
-/// The batch transaction, written once and expanded for each backend (the
-/// SQL is the same; only the connection type differs).
-macro_rules! apply_batch {
-    ($fn_name:ident, $db:ty, $apply_writes:ident, $begin:literal, $advisory_locks:literal) => {
-        async fn $fn_name(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            turns: &[TurnCommit],
-            takes: &[Take],
-            acks: &[(i64, i64)],
-            ack_time: i64,
-        ) -> Result<Applied> {
-            let mut tx = conn.begin_with($begin).await?;
-
-            // 0. Quota takes, first and in order: SQLite's write lock (taken
-            //    by BEGIN IMMEDIATE) serialises them against every other
-            //    writer; on PostgreSQL an advisory lock per quota does, across
-            //    instances.
-            if $advisory_locks {
-                for key in Take::keys(takes) {
-                    sqlx::query(super::quotas::LOCK_SQL).bind(key).execute(&mut *tx).await?;
-                }
-            }
-            let taken = super::quotas::take_batch::<$db>(&mut *tx, takes).await?;
-
-            // 1. Inbound messages already processed, by platform id: one
-            //    `channel = $1 AND external_id IN (...)` per channel, which
-            //    both backends answer from the unique index.
-            let mut seen: HashSet<(String, String)> = HashSet::new();
-            let mut wanted: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-            for t in turns {
-                for id in t.messages.iter().filter_map(|m| m.external_id.as_deref()) {
-                    wanted.entry(t.conversation.row().channel.as_str()).or_default().push(id);
-                }
-            }
-            for (channel, ids) in &wanted {
-                for chunk in pow2_chunks(ids, ROWS_PER_STATEMENT) {
-                    let mut q = QueryBuilder::<$db>::new("SELECT channel, external_id FROM messages WHERE channel = ");
-                    q.push_bind(*channel);
-                    q.push(" AND external_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
-                    let rows: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
-                    seen.extend(rows);
-                }
-            }
-
-            // 2. The guarded conversation writes, as multi-row statements
-            //    whose RETURNING lists the turns that won. A conversation
-            //    appears at most once per round, so that each winner is
-            //    known; a second turn for it goes to the next round, where
-            //    its version no longer matches.
-            let mut outcome: Vec<Option<CommitOutcome>> = vec![None; turns.len()];
-            let mut pending: Vec<usize> = Vec::with_capacity(turns.len());
-            for (i, turn) in turns.iter().enumerate() {
-                let channel = &turn.conversation.row().channel;
-                let mut dup = false;
-                for id in turn.messages.iter().filter_map(|m| m.external_id.as_ref()) {
-                    dup |= !seen.insert((channel.clone(), id.clone()));
-                }
-                if dup {
-                    outcome[i] = Some(CommitOutcome::Duplicate);
-                } else {
-                    pending.push(i);
-                }
-            }
-            while !pending.is_empty() {
-                let mut ids = HashSet::new();
-                let (round, later): (Vec<usize>, Vec<usize>) = pending.iter().partition(|&&i| ids.insert(turns[i].conversation.row().id));
-                let inserts: Vec<&ConversationRow> = round.iter().filter_map(|&i| match &turns[i].conversation {
-                    ConversationWrite::Insert(r) => Some(r),
-                    _ => None,
-                }).collect();
-                let updates: Vec<(&ConversationRow, i64)> = round.iter().filter_map(|&i| match &turns[i].conversation {
-                    ConversationWrite::Update { row, expected_version } => Some((row, *expected_version)),
-                    _ => None,
-                }).collect();
-                let mut won: HashSet<i64> = HashSet::new();
-                for chunk in pow2_chunks(&inserts, ROWS_PER_STATEMENT) {
-                    let mut q = QueryBuilder::<$db>::new(
-                        "INSERT INTO conversations (id, channel, conv_key, sender, verified, flow, flow_hash, journal, status, prompt, \
-                         end_reason, next_seq, expires_at, wake_at, version, created_at, updated_at, started_by) ",
-                    );
-                    q.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.id).push_bind(&r.channel).push_bind(&r.conv_key).push_bind(&r.sender).push_bind(&r.verified)
-                            .push_bind(&r.flow).push_bind(&r.flow_hash).push_bind(&r.journal).push_bind(&r.status).push_bind(&r.prompt)
-                            .push_bind(&r.end_reason).push_bind(r.next_seq).push_bind(r.expires_at).push_bind(r.wake_at)
-                            .push_bind(r.version).push_bind(r.created_at).push_bind(r.updated_at).push_bind(&r.started_by);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING RETURNING id");
-                    let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-                    won.extend(rows.into_iter().map(|(id,)| id));
-                }
-                for chunk in pow2_chunks(&updates, ROWS_PER_STATEMENT) {
-                    let mut q = QueryBuilder::<$db>::new(
-                        "UPDATE conversations SET sender = v.column3, verified = v.column4, flow = v.column5, flow_hash = v.column6, \
-                         journal = v.column7, status = v.column8, prompt = v.column9, end_reason = v.column10, next_seq = v.column11, \
-                         expires_at = v.column12, wake_at = v.column13, version = v.column14, updated_at = v.column15, \
-                         started_by = v.column16 FROM (",
-                    );
-                    q.push_values(chunk, |mut b, (r, expected)| {
-                        b.push_bind(r.id).push_bind(*expected).push_bind(&r.sender).push_bind(&r.verified).push_bind(&r.flow)
-                            .push_bind(&r.flow_hash).push_bind(&r.journal).push_bind(&r.status).push_bind(&r.prompt)
-                            .push_bind(&r.end_reason).push_bind(r.next_seq).push_bind(r.expires_at).push_bind(r.wake_at)
-                            .push_bind(r.version).push_bind(r.updated_at).push_bind(&r.started_by);
-                    });
-                    q.push(") AS v WHERE conversations.id = v.column1 AND conversations.version = v.column2 RETURNING conversations.id");
-                    let rows: Vec<(i64,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-                    won.extend(rows.into_iter().map(|(id,)| id));
-                }
-                for &i in &round {
-                    let row = turns[i].conversation.row();
-                    if won.contains(&row.id) {
-                        outcome[i] = Some(CommitOutcome::Committed);
-                    } else {
-                        // Undo the dedupe claim so the retry is not taken for a duplicate.
-                        for id in turns[i].messages.iter().filter_map(|m| m.external_id.as_ref()) {
-                            seen.remove(&(row.channel.clone(), id.clone()));
-                        }
-                        outcome[i] = Some(CommitOutcome::Conflict);
-                    }
-                }
-                pending = later;
-            }
-            let outcomes: Vec<CommitOutcome> = outcome.into_iter().map(|o| o.expect("every turn has an outcome")).collect();
-            let won: Vec<&TurnCommit> = turns.iter().zip(&outcomes).filter(|(_, o)| **o == CommitOutcome::Committed).map(|(t, _)| t).collect();
-
-            // 3. The transcript rows of every turn that won, in one statement per chunk.
-            let rows: Vec<(&ConversationRow, &NewMessage)> =
-                won.iter().flat_map(|t| t.messages.iter().map(move |m| (t.conversation.row(), m))).collect();
-            for chunk in pow2_chunks(&rows, ROWS_PER_STATEMENT) {
-                let mut q = QueryBuilder::<$db>::new(
-                    "INSERT INTO messages (conversation_id, seq, direction, channel, external_id, body, created_at, delivered_at) ",
-                );
-                q.push_values(chunk, |mut b, (conv, m)| {
-                    b.push_bind(conv.id)
-                        .push_bind(m.seq)
-                        .push_bind(m.direction)
-                        .push_bind(conv.channel.as_str())
-                        .push_bind(m.external_id.as_deref())
-                        .push_bind(m.body.as_str())
-                        .push_bind(m.created_at)
-                        .push_bind(m.delivered_at);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
-
-            // 3b. The effects' writes of every turn that won.
-            let writes: Vec<(Option<i64>, &super::Write)> =
-                won.iter().flat_map(|t| t.writes.iter().map(move |w| (Some(t.conversation.row().id), w))).collect();
-            if !writes.is_empty() {
-                let now = won.iter().map(|t| t.conversation.row().updated_at).max().unwrap_or(0);
-                super::writes::$apply_writes(&mut *tx, &writes, now).await?;
-            }
-
-            // 4. Delivery acknowledgements, as seq ranges per conversation
-            //    in OR chains that both backends answer from the
-            //    (conversation_id, seq) index.
-            for chunk in pow2_chunks(&ack_ranges(acks), ACK_RANGES_PER_STATEMENT) {
-                let mut q = QueryBuilder::<$db>::new("UPDATE messages SET delivered_at = ");
-                q.push_bind(ack_time);
-                q.push(" WHERE direction = 'out' AND delivered_at IS NULL AND (");
-                for (i, (conv, lo, hi)) in chunk.iter().enumerate() {
-                    q.push(if i == 0 { "(conversation_id = " } else { " OR (conversation_id = " });
-                    q.push_bind(*conv);
-                    q.push(" AND seq BETWEEN ");
-                    q.push_bind(*lo);
-                    q.push(" AND ");
-                    q.push_bind(*hi);
-                    q.push(")");
-                }
-                q.push(")");
-                q.build().execute(&mut *tx).await?;
-            }
-
-            tx.commit().await?;
-            Ok((outcomes, taken))
+/// Inbound messages already processed, by platform id: one `channel = $1
+/// AND external_id IN (...)` per channel, which both backends answer from
+/// the unique index.
+async fn already_seen(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<HashSet<(String, String)>> {
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut wanted: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for t in turns {
+        for id in t.messages.iter().filter_map(|m| m.external_id.as_deref()) {
+            wanted.entry(t.conversation.row().channel.as_str()).or_default().push(id);
         }
-    };
+    }
+    for (channel, ids) in &wanted {
+        for chunk in pow2_chunks(ids, ROWS_PER_STATEMENT) {
+            let mut q = Sql::new("SELECT channel, external_id FROM messages WHERE channel = ");
+            q.bind(*channel).push(" AND external_id IN (").list(chunk.iter().copied()).push(")");
+            seen.extend(q.fetch_all::<(String, String), _>(&mut *tx).await?);
+        }
+    }
+    Ok(seen)
 }
 
-// On SQLite the batch reads before it writes; a deferred transaction would
-// fail with SQLITE_BUSY_SNAPSHOT (which no busy timeout waits out) whenever
-// another connection wrote in between, so it takes the write lock up front.
-apply_batch!(apply_sqlite, sqlx::Sqlite, apply_sqlite, "BEGIN IMMEDIATE", false);
-apply_batch!(apply_postgres, sqlx::Postgres, apply_postgres, "BEGIN", true);
+/// The turns of a batch: each commits (its conversation, transcript rows
+/// and effects' writes), conflicts, or was a duplicate.
+async fn commit_turns(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<Vec<CommitOutcome>> {
+    let mut seen = already_seen(tx, turns).await?;
+    // The guarded conversation writes, as multi-row statements whose
+    // RETURNING lists the turns that won. A conversation appears at most once
+    // per round, so that each winner is known; a second turn for it goes to
+    // the next round, where its version no longer matches.
+    let mut outcome: Vec<Option<CommitOutcome>> = vec![None; turns.len()];
+    let mut pending: Vec<usize> = Vec::with_capacity(turns.len());
+    for (i, turn) in turns.iter().enumerate() {
+        let channel = &turn.conversation.row().channel;
+        let mut dup = false;
+        for id in turn.messages.iter().filter_map(|m| m.external_id.as_ref()) {
+            dup |= !seen.insert((channel.clone(), id.clone()));
+        }
+        if dup {
+            outcome[i] = Some(CommitOutcome::Duplicate);
+        } else {
+            pending.push(i);
+        }
+    }
+    while !pending.is_empty() {
+        let mut ids = HashSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) =
+            pending.iter().partition(|&&i| ids.insert(turns[i].conversation.row().id));
+        let writes: Vec<&ConversationWrite> = round.iter().map(|&i| &turns[i].conversation).collect();
+        let won = write_conversations(tx, &writes).await?;
+        for &i in &round {
+            let row = turns[i].conversation.row();
+            if won.contains(&row.id) {
+                outcome[i] = Some(CommitOutcome::Committed);
+            } else {
+                // Undo the dedupe claim so the retry is not taken for a duplicate.
+                for id in turns[i].messages.iter().filter_map(|m| m.external_id.as_ref()) {
+                    seen.remove(&(row.channel.clone(), id.clone()));
+                }
+                outcome[i] = Some(CommitOutcome::Conflict);
+            }
+        }
+        pending = later;
+    }
+    let outcomes: Vec<CommitOutcome> = outcome.into_iter().map(|o| o.expect("every turn has an outcome")).collect();
+    let won: Vec<&TurnCommit> =
+        turns.iter().zip(&outcomes).filter(|(_, o)| **o == CommitOutcome::Committed).map(|(t, _)| t).collect();
+    write_messages(tx, &won).await?;
+    // The effects' writes of every turn that won.
+    let writes: Vec<(Option<i64>, &super::Write)> =
+        won.iter().flat_map(|t| t.writes.iter().map(move |w| (Some(t.conversation.row().id), w))).collect();
+    let now = won.iter().map(|t| t.conversation.row().updated_at).max().unwrap_or(0);
+    super::writes::apply(tx, &writes, now).await?;
+    Ok(outcomes)
+}
+
+/// New conversations (`INSERT … ON CONFLICT DO NOTHING RETURNING id`) and
+/// the next state of others (`UPDATE … FROM (VALUES …) WHERE version =
+/// expected RETURNING id`): the ids returned are the writes that won.
+async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrite]) -> Result<HashSet<i64>> {
+    let (mut inserts, mut updates): (Vec<&ConversationRow>, Vec<(&ConversationRow, i64)>) = (vec![], vec![]);
+    for w in writes {
+        match w {
+            ConversationWrite::Insert(r) => inserts.push(r),
+            ConversationWrite::Update { row, expected_version } => updates.push((row, *expected_version)),
+        }
+    }
+    let mut won: HashSet<i64> = HashSet::new();
+    for chunk in pow2_chunks(&inserts, ROWS_PER_STATEMENT) {
+        let mut q = Sql::new(
+            "INSERT INTO conversations (id, channel, conv_key, sender, verified, flow, flow_hash, journal, status, \
+             prompt, end_reason, next_seq, expires_at, wake_at, version, created_at, updated_at, started_by) VALUES ",
+        );
+        q.rows(chunk, |v, r| {
+            v.bind(r.id).bind(r.channel.as_str()).bind(r.conv_key.as_str()).bind(r.sender.as_str());
+            v.bind(r.verified.as_deref()).bind(r.flow.as_str()).bind(r.flow_hash.as_str()).bind(r.journal.as_str());
+            v.bind(r.status.as_str()).bind(r.prompt.as_deref()).bind(r.end_reason.as_deref()).bind(r.next_seq);
+            v.bind(r.expires_at).bind(r.wake_at).bind(r.version).bind(r.created_at).bind(r.updated_at);
+            v.bind(r.started_by.as_deref());
+        });
+        q.push(" ON CONFLICT DO NOTHING RETURNING id");
+        won.extend(q.fetch_all::<(i64,), _>(&mut *tx).await?.into_iter().map(|(id,)| id));
+    }
+    for chunk in pow2_chunks(&updates, ROWS_PER_STATEMENT) {
+        let mut q = Sql::new(
+            "UPDATE conversations SET sender = v.column3, verified = v.column4, flow = v.column5, \
+             flow_hash = v.column6, journal = v.column7, status = v.column8, prompt = v.column9, \
+             end_reason = v.column10, next_seq = v.column11, expires_at = v.column12, wake_at = v.column13, \
+             version = v.column14, updated_at = v.column15, started_by = v.column16 FROM (VALUES ",
+        );
+        q.rows(chunk, |v, (r, expected)| {
+            v.bind(r.id).bind(*expected).bind(r.sender.as_str()).bind(r.verified.as_deref()).bind(r.flow.as_str());
+            v.bind(r.flow_hash.as_str()).bind(r.journal.as_str()).bind(r.status.as_str()).bind(r.prompt.as_deref());
+            v.bind(r.end_reason.as_deref()).bind(r.next_seq).bind(r.expires_at).bind(r.wake_at).bind(r.version);
+            v.bind(r.updated_at).bind(r.started_by.as_deref());
+        });
+        q.push(
+            ") AS v WHERE conversations.id = v.column1 AND conversations.version = v.column2 \
+             RETURNING conversations.id",
+        );
+        won.extend(q.fetch_all::<(i64,), _>(&mut *tx).await?.into_iter().map(|(id,)| id));
+    }
+    Ok(won)
+}
+
+/// The transcript rows of every turn that won, in one statement per chunk.
+async fn write_messages(tx: &mut AnyConnection, won: &[&TurnCommit]) -> Result<()> {
+    let rows: Vec<(&ConversationRow, &NewMessage)> =
+        won.iter().flat_map(|t| t.messages.iter().map(move |m| (t.conversation.row(), m))).collect();
+    for chunk in pow2_chunks(&rows, ROWS_PER_STATEMENT) {
+        let mut q = Sql::new(
+            "INSERT INTO messages (conversation_id, seq, direction, channel, external_id, body, created_at, \
+             delivered_at) VALUES ",
+        );
+        q.rows(chunk, |v, (conv, m)| {
+            v.bind(conv.id).bind(m.seq).bind(m.direction).bind(conv.channel.as_str());
+            v.bind(m.external_id.as_deref()).bind(m.body.as_str()).bind(m.created_at).bind(m.delivered_at);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Delivery acknowledgements, as seq ranges per conversation in OR chains
+/// that both backends answer from the (conversation_id, seq) index.
+async fn ack(tx: &mut AnyConnection, acks: &[(i64, i64)], ack_time: i64) -> Result<()> {
+    for chunk in pow2_chunks(&ack_ranges(acks), ACK_RANGES_PER_STATEMENT) {
+        let mut q = Sql::new("UPDATE messages SET delivered_at = ");
+        q.bind(ack_time).push(" WHERE direction = 'out' AND delivered_at IS NULL AND (");
+        for (i, (conv, lo, hi)) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(conversation_id = " } else { " OR (conversation_id = " });
+            q.bind(*conv).push(" AND seq BETWEEN ").bind(*lo).push(" AND ").bind(*hi).push(")");
+        }
+        q.push(")");
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn chunks_have_power_of_two_sizes() {
-        let items: Vec<u32> = (0..300).collect();
-        let sizes: Vec<usize> = super::pow2_chunks(&items, 256).map(<[u32]>::len).collect();
-        assert_eq!(sizes, vec![256, 32, 8, 4]);
-        let sizes: Vec<usize> = super::pow2_chunks(&items[..7], 4).map(<[u32]>::len).collect();
-        assert_eq!(sizes, vec![4, 2, 1]);
-        assert_eq!(super::pow2_chunks(&items[..0], 4).count(), 0);
-    }
-
     #[test]
     fn acks_collapse_into_ranges() {
         assert_eq!(

@@ -54,11 +54,11 @@ impl Source {
 
     fn checkpoint(&self) -> Option<Write> {
         match self {
-            Source::Imap { mailbox, uidvalidity, uid } => Some(Write::MailCheckpoint {
+            Source::Imap { mailbox, uidvalidity, uid } => Some(Write::MailCheckpoint(crate::store::MailCheckpoint {
                 mailbox: mailbox.clone(),
                 uidvalidity: i64::from(*uidvalidity),
                 uid: i64::from(*uid),
-            }),
+            })),
             _ => None,
         }
     }
@@ -200,13 +200,15 @@ impl EmailChannel {
         if store.mail_seen(&mail.key).await? {
             return self.already_handled(source, now).await;
         }
-        let record = |outcome: &str, reason: Option<&str>| Write::MailReceived {
-            message_key: mail.key.clone(),
-            source: source.name(),
-            sender: mail.reply_to.clone().unwrap_or_default(),
-            subject: mail.subject.chars().take(200).collect(),
-            outcome: outcome.to_string(),
-            reason: reason.map(str::to_string),
+        let record = |outcome: &str, reason: Option<&str>| {
+            Write::MailReceived(crate::store::MailReceived {
+                message_key: mail.key.clone(),
+                source: source.name(),
+                sender: mail.reply_to.clone().unwrap_or_default(),
+                subject: mail.subject.chars().take(200).collect(),
+                outcome: outcome.to_string(),
+                reason: reason.map(str::to_string),
+            })
         };
         let skip = match safety::check(&mail, email) {
             Some(skip) => Err(skip),

@@ -1,0 +1,421 @@
+//! The account directory's tables: companies, contacts, sales contracts and
+//! licenses, looked up by their normalised key columns ([`super::keys`]).
+//! What a search means, and what an import accepts, is `crate::directory`'s.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, AnyConnection, Transaction};
+
+use super::{keys, sql::Sql, writes, Result, Store, Write};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Company {
+    pub org_id: String,
+    pub name: String,
+    pub street: String,
+    pub city: String,
+    pub region: String,
+    pub postal_code: String,
+    pub country: String,
+    pub phone: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Contact {
+    pub id: i64,
+    pub org_id: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub phone: String,
+    pub role: String,
+    pub status: String,
+}
+
+/// A contact to add to a company.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewContact {
+    pub org_id: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub phone: String,
+    pub role: String,
+}
+
+/// The key a search looks a company up by (already normalised).
+#[derive(Debug, Clone, Copy)]
+pub enum CompanyKey<'a> {
+    Username(&'a str),
+    Email(&'a str),
+    /// A contract, and its administrator's last name: both must match.
+    Contract(&'a str, &'a str),
+    Serial(&'a str),
+    /// A machine code of a license of `product`.
+    MachineCode(&'a str, &'a str),
+}
+
+const COMPANY_COLUMNS: &str =
+    "c.org_id, c.name, c.street, c.city, c.region, c.postal_code, c.country, c.phone, c.status";
+const CONTACT_COLUMNS: &str = "id, org_id, username, first_name, last_name, email, phone, role, status";
+
+/// Companies a search may find: every one but those refused by screening.
+const FINDABLE: &str = "c.status <> 'refused'";
+
+pub(super) async fn insert_company(tx: &mut AnyConnection, c: &Company, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, status, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&c.org_id)
+    .bind(&c.name)
+    .bind(keys::name(&c.name))
+    .bind(&c.street)
+    .bind(&c.city)
+    .bind(&c.region)
+    .bind(&c.postal_code)
+    .bind(&c.country)
+    .bind(&c.phone)
+    .bind(&c.status)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_contact(tx: &mut AnyConnection, c: &NewContact, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, \
+         email_key, phone, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&c.org_id)
+    .bind(&c.username)
+    .bind(keys::lower(&c.username))
+    .bind(&c.first_name)
+    .bind(&c.last_name)
+    .bind(keys::name(&c.last_name))
+    .bind(&c.email)
+    .bind(keys::lower(&c.email))
+    .bind(&c.phone)
+    .bind(&c.role)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The findable company a key names: not one whose screening refused
+    /// it, and (where the key goes through a contact: user name, address, a
+    /// contract's administrator) not through a disabled contact.
+    pub async fn company_by(&self, key: CompanyKey<'_>) -> Result<Option<Company>> {
+        let (sql, a, b) = match key {
+            CompanyKey::Username(k) => (
+                "FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.username_key = $1 \
+                 AND k.status = 'active'",
+                k,
+                None,
+            ),
+            CompanyKey::Email(k) => (
+                "FROM contacts k JOIN companies c ON c.org_id = k.org_id WHERE k.email_key = $1 AND k.status = 'active'",
+                k,
+                None,
+            ),
+            CompanyKey::Contract(number, last_name) => (
+                "FROM contracts t JOIN companies c ON c.org_id = t.org_id \
+                 JOIN contacts k ON k.username_key = t.admin_username_key AND k.org_id = t.org_id \
+                 WHERE t.contract_key = $1 AND k.last_name_key = $2 AND k.status = 'active'",
+                number,
+                Some(last_name),
+            ),
+            CompanyKey::Serial(k) => {
+                ("FROM licenses l JOIN companies c ON c.org_id = l.org_id WHERE l.serial_key = $1", k, None)
+            }
+            CompanyKey::MachineCode(k, product) => (
+                "FROM licenses l JOIN companies c ON c.org_id = l.org_id WHERE l.machine_code_key = $1 \
+                 AND l.product = $2",
+                k,
+                Some(product),
+            ),
+        };
+        let sql = format!("SELECT {COMPANY_COLUMNS} {sql} AND {FINDABLE}");
+        let mut q = sqlx::query_as(&sql).bind(a);
+        if let Some(b) = b {
+            q = q.bind(b);
+        }
+        Ok(q.fetch_optional(&self.pool).await?)
+    }
+
+    /// The product of the license with this serial key, if any.
+    pub async fn license_product(&self, serial_key: &str) -> Result<Option<String>> {
+        const SQL: &str = "SELECT product FROM licenses WHERE serial_key = $1";
+        let row: Option<(String,)> = sqlx::query_as(SQL).bind(serial_key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(p,)| p))
+    }
+
+    /// Whether a company exists (a bare primary-key lookup: the floor the
+    /// directory bench compares searches with).
+    pub async fn company_exists(&self, org_id: &str) -> Result<bool> {
+        const SQL: &str = "SELECT org_id FROM companies WHERE org_id = $1";
+        let row: Option<(String,)> = sqlx::query_as(SQL).bind(org_id).fetch_optional(&self.pool).await?;
+        Ok(row.is_some())
+    }
+
+    /// Whether a contact has this user name (any case).
+    pub async fn username_taken(&self, username: &str) -> Result<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM contacts WHERE username_key = $1";
+        let (n,): (i64,) = sqlx::query_as(SQL).bind(keys::lower(username)).fetch_one(&self.pool).await?;
+        Ok(n > 0)
+    }
+
+    /// Sets a company's status (`active`, `pending_review`, `refused`).
+    pub async fn set_company_status(&self, org_id: &str, status: &str, now: i64) -> Result<bool> {
+        const SQL: &str = "UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3";
+        let done = sqlx::query(SQL).bind(status).bind(now).bind(org_id).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends the review of a company still in review with `status`, applies
+    /// `writes` with it, and marks the follow-up `job` (if any) done, in one
+    /// transaction. `false` (and no writes) if it was no longer in review.
+    pub async fn end_review(
+        &self,
+        org_id: &str,
+        status: &str,
+        job: Option<i64>,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3 AND status = 'pending_review'",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if changed {
+            writes::apply(&mut tx, &writes::alone(writes), now).await?;
+        }
+        if let Some(job) = job {
+            sqlx::query("UPDATE jobs SET status = 'done' WHERE id = $1").bind(job).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Sets a contact's status (`active`, `disabled`), by user name.
+    pub async fn set_contact_status(&self, username: &str, status: &str, now: i64) -> Result<bool> {
+        const SQL: &str = "UPDATE contacts SET status = $1, updated_at = $2 WHERE username_key = $3";
+        let done = sqlx::query(SQL).bind(status).bind(now).bind(keys::lower(username)).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn company_count(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM companies").fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+
+    pub async fn company(&self, org_id: &str) -> Result<Option<Company>> {
+        let sql = format!("SELECT {COMPANY_COLUMNS} FROM companies c WHERE c.org_id = $1");
+        Ok(sqlx::query_as(&sql).bind(org_id).fetch_optional(&self.pool).await?)
+    }
+
+    /// The active contacts of a company, administrators first, then by name.
+    pub async fn contacts(&self, org_id: &str) -> Result<Vec<Contact>> {
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND status = 'active' \
+             ORDER BY role, last_name_key, first_name, id"
+        );
+        Ok(sqlx::query_as(&sql).bind(org_id).fetch_all(&self.pool).await?)
+    }
+
+    pub async fn contact(&self, id: i64) -> Result<Option<Contact>> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1");
+        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    /// An active contact by e-mail address (case-insensitive).
+    pub async fn contact_by_email(&self, email: &str) -> Result<Option<Contact>> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE email_key = $1 AND status = 'active'");
+        Ok(sqlx::query_as(&sql).bind(keys::lower(email)).fetch_optional(&self.pool).await?)
+    }
+
+    /// Companies with this name (any case and spacing) in this country.
+    pub async fn companies_named(&self, name: &str, country: &str) -> Result<Vec<Company>> {
+        let sql = format!("SELECT {COMPANY_COLUMNS} FROM companies c WHERE c.name_key = $1 AND c.country = $2");
+        Ok(sqlx::query_as(&sql).bind(keys::name(name)).bind(country.to_ascii_uppercase()).fetch_all(&self.pool).await?)
+    }
+
+    /// One import's transaction: a file's rows are kept together or not at all.
+    pub async fn begin_import(&self) -> Result<Import> {
+        Ok(Import { tx: self.pool.begin().await? })
+    }
+}
+
+/// A row of the directory's CSV files, checked and ready to upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DirectoryRow {
+    Company {
+        org_id: String,
+        name: String,
+        street: String,
+        city: String,
+        region: String,
+        postal_code: String,
+        country: String,
+        phone: String,
+    },
+    Contact {
+        org_id: String,
+        username: String,
+        first: String,
+        last: String,
+        email: String,
+        phone: String,
+        role: String,
+    },
+    Contract {
+        number: String,
+        org_id: String,
+        admin: String,
+    },
+    License {
+        serial: String,
+        org_id: String,
+        product: String,
+        machine_code: Option<String>,
+    },
+}
+
+/// An import in progress: the reference checks it needs, and its upserts,
+/// in one transaction.
+pub struct Import {
+    tx: Transaction<'static, Any>,
+}
+
+impl Import {
+    /// The country of each of these companies that exists.
+    pub async fn countries(&mut self, org_ids: &[&str]) -> Result<HashMap<String, String>> {
+        if org_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut q = Sql::new("SELECT org_id, country FROM companies WHERE org_id IN (");
+        q.list(org_ids.iter().copied()).push(")").once();
+        Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
+    }
+
+    /// Who holds each of these e-mail keys: `email_key → username_key`.
+    pub async fn email_owners(&mut self, email_keys: &[String]) -> Result<HashMap<String, String>> {
+        if email_keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut q = Sql::new("SELECT email_key, username_key FROM contacts WHERE email_key IN (");
+        q.list(email_keys.iter().map(String::as_str)).push(")").once();
+        Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
+    }
+
+    /// Which of these user-name keys were written at `now` (earlier in this
+    /// same import).
+    pub async fn written_at(&mut self, username_keys: &[String], now: i64) -> Result<HashSet<String>> {
+        if username_keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut q = Sql::new("SELECT username_key FROM contacts WHERE updated_at = ");
+        q.bind(now).push(" AND username_key IN (").list(username_keys.iter().map(String::as_str)).push(")").once();
+        Ok(q.fetch_all::<(String,), _>(&mut *self.tx).await?.into_iter().map(|(u,)| u).collect())
+    }
+
+    /// The administrators of these companies, as `(org_id, username_key)`.
+    pub async fn admins(&mut self, org_ids: &[&str]) -> Result<HashSet<(String, String)>> {
+        if org_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut q = Sql::new("SELECT org_id, username_key FROM contacts WHERE role = 'admin' AND org_id IN (");
+        q.list(org_ids.iter().copied()).push(")").once();
+        Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
+    }
+
+    /// Inserts or updates rows (all of one kind) by their keys; returns how
+    /// many were written.
+    pub async fn upsert(&mut self, rows: &[DirectoryRow], now: i64) -> Result<u64> {
+        let Some(first) = rows.first() else { return Ok(0) };
+        let (head, tail) = upsert_sql(first);
+        let mut q = Sql::new(head);
+        q.rows(rows, |v, row| match row {
+            DirectoryRow::Company { org_id, name, street, city, region, postal_code, country, phone } => {
+                v.bind(org_id.as_str()).bind(name.as_str()).bind(keys::name(name)).bind(street.as_str());
+                v.bind(city.as_str()).bind(region.as_str()).bind(postal_code.as_str()).bind(country.as_str());
+                v.bind(phone.as_str()).bind(now).bind(now);
+            }
+            DirectoryRow::Contact { org_id, username, first, last, email, phone, role } => {
+                v.bind(org_id.as_str()).bind(username.as_str()).bind(keys::lower(username)).bind(first.as_str());
+                v.bind(last.as_str()).bind(keys::name(last)).bind(email.as_str()).bind(keys::lower(email));
+                v.bind(phone.as_str()).bind(role.as_str()).bind(now).bind(now);
+            }
+            DirectoryRow::Contract { number, org_id, admin } => {
+                v.bind(keys::code(number)).bind(number.as_str()).bind(org_id.as_str()).bind(keys::lower(admin));
+                v.bind(now);
+            }
+            DirectoryRow::License { serial, org_id, product, machine_code } => {
+                v.bind(keys::code(serial)).bind(serial.as_str()).bind(org_id.as_str()).bind(product.as_str());
+                v.bind(machine_code.as_deref()).bind(machine_code.as_deref().map(keys::code)).bind(now);
+            }
+        });
+        q.push(tail).once();
+        let done = q.execute(&mut *self.tx).await?;
+        Ok(done.rows_affected().min(rows.len() as u64))
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+/// The head and conflict clause of a kind's upsert.
+fn upsert_sql(kind: &DirectoryRow) -> (&'static str, &'static str) {
+    match kind {
+        DirectoryRow::Company { .. } => (
+            "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, \
+             created_at, updated_at) VALUES ",
+            " ON CONFLICT (org_id) DO UPDATE SET name = excluded.name, name_key = excluded.name_key, \
+             street = excluded.street, city = excluded.city, region = excluded.region, \
+             postal_code = excluded.postal_code, country = excluded.country, phone = excluded.phone, \
+             updated_at = excluded.updated_at",
+        ),
+        DirectoryRow::Contact { .. } => (
+            "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, \
+             email_key, phone, role, created_at, updated_at) VALUES ",
+            " ON CONFLICT (username_key) DO UPDATE SET org_id = excluded.org_id, username = excluded.username, \
+             first_name = excluded.first_name, last_name = excluded.last_name, \
+             last_name_key = excluded.last_name_key, email = excluded.email, email_key = excluded.email_key, \
+             phone = excluded.phone, role = excluded.role, updated_at = excluded.updated_at",
+        ),
+        DirectoryRow::Contract { .. } => (
+            "INSERT INTO contracts (contract_key, contract_number, org_id, admin_username_key, updated_at) VALUES ",
+            " ON CONFLICT (contract_key) DO UPDATE SET contract_number = excluded.contract_number, \
+             org_id = excluded.org_id, admin_username_key = excluded.admin_username_key, \
+             updated_at = excluded.updated_at",
+        ),
+        DirectoryRow::License { .. } => (
+            "INSERT INTO licenses (serial_key, serial_number, org_id, product, machine_code, machine_code_key, \
+             updated_at) VALUES ",
+            " ON CONFLICT (serial_key) DO UPDATE SET serial_number = excluded.serial_number, \
+             org_id = excluded.org_id, product = excluded.product, machine_code = excluded.machine_code, \
+             machine_code_key = excluded.machine_code_key, updated_at = excluded.updated_at",
+        ),
+    }
+}

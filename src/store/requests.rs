@@ -1,0 +1,161 @@
+//! Requests and tokens of the account procedures: contact requests waiting
+//! for an administrator's decision, and reset tokens (hashes only).
+
+use sqlx::AnyConnection;
+
+use super::{writes, Result, Store, Write};
+
+/// A request to be added as a contact of a company, pending until decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewContactRequest {
+    pub number: String,
+    pub org_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub phone: String,
+    pub requester: String,
+    pub token_hash: String,
+}
+
+/// A reset token, by its hash; older unused tokens of the contact are revoked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecoveryToken {
+    pub token_hash: String,
+    pub contact_id: i64,
+    pub expires_at: i64,
+}
+
+/// A pending request, as a decision needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenRequest {
+    pub id: i64,
+    pub number: String,
+    pub org_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub phone: String,
+}
+
+/// A request still waiting for a decision, for operators.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PendingRequest {
+    pub number: String,
+    pub org_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub created_at: i64,
+}
+
+/// How a decision names its request.
+pub enum RequestRef<'a> {
+    /// The hash of the token in the administrator's link.
+    TokenHash(&'a str),
+    /// The request number an agent typed.
+    Number(&'a str),
+}
+
+pub(super) async fn insert_request(
+    tx: &mut AnyConnection,
+    r: &NewContactRequest,
+    conversation: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO contact_requests (number, org_id, first_name, last_name, email, phone, requester, \
+         conversation_id, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&r.number)
+    .bind(&r.org_id)
+    .bind(&r.first_name)
+    .bind(&r.last_name)
+    .bind(&r.email)
+    .bind(&r.phone)
+    .bind(&r.requester)
+    .bind(conversation)
+    .bind(&r.token_hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_token(tx: &mut AnyConnection, t: &NewRecoveryToken, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE recovery_tokens SET revoked_at = $1 WHERE contact_id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(t.contact_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&t.token_hash)
+        .bind(t.contact_id)
+        .bind(now)
+        .bind(t.expires_at)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The pending request a decision names, if made after `made_after`.
+    pub async fn open_request(&self, by: RequestRef<'_>, made_after: i64) -> Result<Option<OpenRequest>> {
+        const COLUMNS: &str = "id, number, org_id, first_name, last_name, email, phone";
+        let (column, key) = match by {
+            RequestRef::TokenHash(h) => ("token_hash", h),
+            RequestRef::Number(n) => ("number", n),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contact_requests WHERE {column} = $1 AND status = 'pending' AND created_at > $2"
+        );
+        Ok(sqlx::query_as(&sql).bind(key).bind(made_after).fetch_optional(&self.pool).await?)
+    }
+
+    /// Ends a request still pending with `status` (`approved`, `declined`,
+    /// `expired`) and applies `writes` in the same transaction, exactly once:
+    /// `false`, and nothing written, if it was no longer pending.
+    pub async fn close_request(
+        &self,
+        id: i64,
+        status: &str,
+        decided_by: &str,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3 \
+             WHERE id = $4 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(decided_by)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if changed {
+            writes::apply(&mut tx, &writes::alone(writes), now).await?;
+            tx.commit().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Every pending request, oldest first.
+    pub async fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
+        const SQL: &str = "SELECT number, org_id, first_name, last_name, email, created_at FROM contact_requests \
+                           WHERE status = 'pending' ORDER BY created_at, id";
+        Ok(sqlx::query_as(SQL).fetch_all(&self.pool).await?)
+    }
+
+    /// Up to `limit` pending requests made at or before `made_by`, oldest first.
+    pub async fn requests_made_by(&self, made_by: i64, limit: i64) -> Result<Vec<OpenRequest>> {
+        const SQL: &str = "SELECT id, number, org_id, first_name, last_name, email, phone FROM contact_requests \
+                           WHERE status = 'pending' AND created_at <= $1 ORDER BY created_at LIMIT $2";
+        Ok(sqlx::query_as(SQL).bind(made_by).bind(limit).fetch_all(&self.pool).await?)
+    }
+}

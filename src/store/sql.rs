@@ -1,0 +1,144 @@
+//! Building statements whose length depends on the data (multi-row inserts,
+//! `IN (…)` lists), for both backends at once.
+//!
+//! Why not sqlx's `QueryBuilder`: over the `Any` driver it numbers nothing
+//! and writes `?`, which PostgreSQL rejects. Here every value is bound as
+//! `$n`, which both SQLite and PostgreSQL accept, so one statement text serves
+//! both.
+
+use std::fmt::Write as _;
+
+use sqlx::{
+    any::{AnyArguments, AnyQueryResult, AnyRow},
+    Any, Arguments as _, Encode, Executor, FromRow, Type,
+};
+
+/// A statement and its values, numbered as they are bound.
+pub(crate) struct Sql<'a> {
+    text: String,
+    args: AnyArguments<'a>,
+    count: usize,
+    persistent: bool,
+}
+
+impl<'a> Sql<'a> {
+    pub fn new(text: impl Into<String>) -> Sql<'a> {
+        Sql { text: text.into(), args: AnyArguments::default(), count: 0, persistent: true }
+    }
+
+    /// Not kept as a prepared statement: for shapes that rarely repeat (the
+    /// import's chunks), which would only fill the statement cache.
+    pub fn once(&mut self) -> &mut Self {
+        self.persistent = false;
+        self
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends `$n` for the next value and binds it.
+    pub fn bind<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, value: T) -> &mut Self {
+        self.count += 1;
+        write!(self.text, "${}", self.count).expect("writing to a String");
+        // Encoding into `Any`'s buffer only copies the value.
+        self.args.add(value).expect("values of the types the store binds encode");
+        self
+    }
+
+    /// Appends `(…), (…)`: one parenthesised group per item, its values
+    /// bound by `each` through [`Values::bind`].
+    pub fn rows<I: IntoIterator>(&mut self, items: I, mut each: impl FnMut(&mut Values<'_, 'a>, I::Item)) -> &mut Self {
+        for (i, item) in items.into_iter().enumerate() {
+            self.text.push_str(if i == 0 { "(" } else { ", (" });
+            each(&mut Values { sql: self, first: true }, item);
+            self.text.push(')');
+        }
+        self
+    }
+
+    /// Appends `$a, $b, …`: one value per item (an `IN` list).
+    pub fn list<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, items: impl IntoIterator<Item = T>) -> &mut Self {
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.bind(item);
+        }
+        self
+    }
+
+    pub async fn execute<'c, E: Executor<'c, Database = Any>>(self, on: E) -> sqlx::Result<AnyQueryResult> {
+        sqlx::query_with(&self.text, self.args).persistent(self.persistent).execute(on).await
+    }
+
+    pub async fn fetch_all<'c, T, E>(self, on: E) -> sqlx::Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+        E: Executor<'c, Database = Any>,
+    {
+        sqlx::query_as_with(&self.text, self.args).persistent(self.persistent).fetch_all(on).await
+    }
+}
+
+/// The values of one row of [`Sql::rows`].
+pub(crate) struct Values<'s, 'a> {
+    sql: &'s mut Sql<'a>,
+    first: bool,
+}
+
+impl<'a> Values<'_, 'a> {
+    pub fn bind<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, value: T) -> &mut Self {
+        if !std::mem::take(&mut self.first) {
+            self.sql.text.push_str(", ");
+        }
+        self.sql.bind(value);
+        self
+    }
+}
+
+/// Splits `items` into chunks whose sizes are powers of two (300 rows:
+/// 256 + 32 + 8 + 4). Statements of a few fixed shapes stay in sqlx's
+/// prepared-statement cache; a fresh shape per batch would be parsed again
+/// every time, which on small batches costs more than the writes.
+pub(crate) fn pow2_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = (1usize << (usize::BITS - 1 - rest.len().leading_zeros())).min(max);
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sql;
+
+    #[test]
+    fn values_are_numbered_in_the_order_bound() {
+        let mut q = Sql::new("INSERT INTO t (a, b) VALUES ");
+        q.rows([(1_i64, "x"), (2, "y")], |v, (a, b)| {
+            v.bind(a).bind(b);
+        });
+        q.push(" WHERE c IN (").list(["p", "q"]).push(")");
+        assert_eq!(q.text, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) WHERE c IN ($5, $6)");
+        assert_eq!(q.count, 6);
+    }
+
+    #[test]
+    fn chunks_have_power_of_two_sizes() {
+        let items: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = super::pow2_chunks(&items, 256).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![256, 32, 8, 4]);
+        let sizes: Vec<usize> = super::pow2_chunks(&items[..7], 4).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![4, 2, 1]);
+        assert_eq!(super::pow2_chunks(&items[..0], 4).count(), 0);
+    }
+}
