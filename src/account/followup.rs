@@ -152,7 +152,7 @@ pub async fn decide(
     };
     let admin = directory.contacts(org_id).await?.into_iter().find(|c| c.role == "admin");
     let (status, template) = if approve { ("active", "account_approved") } else { ("refused", "account_refused") };
-    let audit = Write::agent_audit("command", agent, "screening_decided", org_id, json!({ "status": status }));
+    let audit = Write::agent_audit("cli", agent, "screening_decided", org_id, json!({ "status": status }));
     let review = Review { company: &company, admin, status, template: Some(template), audit };
     review.apply(store, settings, None, now).await
 }

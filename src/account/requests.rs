@@ -169,7 +169,8 @@ pub async fn decide(
         context,
     }));
     writes.push(Write::Audit(Audit {
-        channel: "command".into(),
+        // The agent's shell, or the administrator's mailed link.
+        channel: if by_agent.is_some() { "cli" } else { "link" }.into(),
         actor,
         by_agent,
         action: format!("contact_request_{status}"),

@@ -1,78 +1,72 @@
-//! `frontdesk agent …`: what agents do from a shell, on any channel that
-//! keys conversations by who the customer is (terminal, Discord). Replies
+//! `frontdesk agent …`: the agent desk from a shell, on any channel. Replies
 //! to Discord members go out from the running `serve` (its redelivery
 //! sweep); e-mail flows are mailed at once.
 
-use serde_json::json;
-
-use super::{lookup, transcript, LookupBy};
+use super::{CustomerRef, Desk, DeskError, LookupBy, Surface};
 use crate::{
     app::App,
     cli::{AgentCommand, CustomerArgs},
-    engine::{EngineError, Inbound, TurnReply},
-    store::Write,
+    engine::TurnReply,
 };
 
 /// Runs one agent command; returns the exit code.
 pub async fn run(app: &App, command: AgentCommand) -> anyhow::Result<i32> {
-    match command {
-        AgentCommand::Start { flow, customer, agent, channel } => start(app, &flow, &customer, &agent, &channel).await,
+    let desk = Desk::new(app.engine.clone(), app.settings.clone(), Surface::Shell);
+    let done = match command {
+        AgentCommand::Start { flow, customer, agent, channel } => {
+            start(app, &desk, &flow, &customer, &agent, &channel).await
+        }
         AgentCommand::Lookup { by, value, last_name, agent } => {
-            audit(app, &agent, "agent_lookup", &format!("{by}:{value}")).await?;
             let by = LookupBy::parse(&by).expect("clap allows only known kinds");
-            let directory = crate::directory::Directory::new(app.store.clone());
-            println!("{}", lookup(&directory, by, &value, last_name.as_deref()).await?);
-            Ok(0)
+            desk.lookup(&agent, by, &value, last_name.as_deref()).await.map(|found| {
+                println!("{found}");
+                0
+            })
         }
-        AgentCommand::Transcript(who) => {
-            let store = &app.store;
-            let row = super::latest_conversation(store, &who.channel, &who.customer).await?;
-            audit(app, &who.agent, "agent_viewed_transcript", &who.customer).await?;
-            match transcript(store, row, usize::MAX).await? {
-                Some(text) => println!("{text}"),
-                None => println!("{} has no conversation on {}.", who.customer, who.channel),
-            }
-            Ok(0)
-        }
-        AgentCommand::TakeOver(who) => act(app, &who, |c| app.engine.take_over(c, &who.agent)).await,
-        AgentCommand::Say { customer: who, text } => {
-            act(app, &who, |c| app.engine.agent_say(c, &who.agent, &text)).await
-        }
-        AgentCommand::HandBack(who) => act(app, &who, |c| app.engine.hand_back(c, &who.agent)).await,
-    }
+        AgentCommand::Transcript(who) => match customer(&who) {
+            Ok(c) => desk.transcript(&who.agent, &c).await.map(|t| {
+                match t {
+                    Some(t) => println!("{}", t.render(usize::MAX)),
+                    None => println!("{} has no conversation on {}.", who.customer, who.channel),
+                }
+                0
+            }),
+            Err(e) => Err(e),
+        },
+        AgentCommand::TakeOver(who) => match customer(&who) {
+            Ok(c) => report(&who, desk.take_over(&who.agent, &c).await),
+            Err(e) => Err(e),
+        },
+        AgentCommand::Say { customer: who, text } => match customer(&who) {
+            Ok(c) => report(&who, desk.say(&who.agent, &c, &text).await),
+            Err(e) => Err(e),
+        },
+        AgentCommand::HandBack(who) => match customer(&who) {
+            Ok(c) => report(&who, desk.hand_back(&who.agent, &c).await),
+            Err(e) => Err(e),
+        },
+    };
+    Ok(done.unwrap_or_else(|e| {
+        tracing::error!("agent command failed: {e}");
+        eprintln!("error: {}", e.agent_message(&app.settings));
+        1
+    }))
 }
 
-async fn audit(app: &App, agent: &str, action: &str, subject: &str) -> anyhow::Result<()> {
-    let write = Write::agent_audit("cli", agent, action, subject, json!({}));
-    Ok(app.store.record(&[write], app.engine.clock().now_ms()).await?)
+fn customer(who: &CustomerArgs) -> Result<CustomerRef, DeskError> {
+    Ok(CustomerRef::on(&who.channel, &who.customer)?)
 }
 
-/// Take over, say, hand back: a turn on the customer's conversation.
-async fn act<F, Fut>(app: &App, who: &CustomerArgs, turn: F) -> anyhow::Result<i32>
-where
-    F: FnOnce(Inbound) -> Fut,
-    Fut: std::future::Future<Output = Result<TurnReply, EngineError>>,
-{
-    if who.channel == crate::channels::email::CHANNEL {
-        eprintln!("error: e-mail conversations are mail threads; take them over from the mail client for now");
+/// What came of taking over, saying or handing back.
+fn report(who: &CustomerArgs, reply: Result<TurnReply, DeskError>) -> Result<i32, DeskError> {
+    let reply = reply?;
+    if reply.conversation_id.is_none() {
+        println!("{} has no conversation with the support team on {}.", who.customer, who.channel);
         return Ok(1);
     }
-    match turn(Inbound::new(&who.channel, &who.customer, &who.customer, "")).await {
-        Ok(reply) if reply.conversation_id.is_none() => {
-            println!("{} has no conversation with the support team on {}.", who.customer, who.channel);
-            Ok(1)
-        }
-        Ok(reply) => {
-            println!("done; {} will see:", who.customer);
-            show(&reply);
-            Ok(0)
-        }
-        Err(e) => {
-            tracing::error!("agent command failed: {e}");
-            eprintln!("error: {}", e.user_message(&app.settings));
-            Ok(1)
-        }
-    }
+    println!("done; {} will see:", who.customer);
+    show(&reply);
+    Ok(0)
 }
 
 fn show(reply: &TurnReply) {
@@ -83,37 +77,24 @@ fn show(reply: &TurnReply) {
     }
 }
 
-async fn start(app: &App, flow: &str, customer: &str, agent: &str, channel: &str) -> anyhow::Result<i32> {
-    let started = if channel == crate::channels::email::CHANNEL {
-        if !email_address::EmailAddress::is_valid(customer.trim()) {
-            eprintln!("error: --for must be the customer's e-mail address on the email channel");
-            return Ok(1);
-        }
+async fn start(
+    app: &App,
+    desk: &Desk,
+    flow: &str,
+    customer: &str,
+    agent: &str,
+    channel: &str,
+) -> Result<i32, DeskError> {
+    let who = CustomerRef::on(channel, customer)?;
+    let started = desk.start(agent, &who, flow).await?;
+    if started.by_mail {
         // The first mail goes out now rather than at the next `serve`.
-        let email = crate::channels::email::EmailChannel::new(app.engine.clone(), app.settings.clone());
-        let started = email.start_for(customer, flow, agent).await;
         app.store.flush().await;
-        app.outbox()?.run_once(app.engine.clock().now_ms()).await?;
-        started
-    } else {
-        app.engine.start_for(channel, customer, flow, agent).await
-    };
-    Ok(match started {
-        Ok(reply) => {
-            println!("started {flow} for {customer} on {channel}; they will see:");
-            show(&reply);
-            0
+        if let Err(e) = async { app.outbox()?.run_once(app.engine.clock().now_ms()).await }.await {
+            tracing::warn!("the first mail stays queued for `serve`: {e:#}");
         }
-        // An agent needs to know what was wrong with the flow name;
-        // anything else gets the same safe sentence a customer would.
-        Err(e @ EngineError::Flow(_)) => {
-            eprintln!("error: {e}");
-            1
-        }
-        Err(e) => {
-            tracing::error!("agent start failed: {e}");
-            eprintln!("error: {}", e.user_message(&app.settings));
-            1
-        }
-    })
+    }
+    println!("started {flow} for {customer} on {channel}; they will see:");
+    show(&started.reply);
+    Ok(0)
 }

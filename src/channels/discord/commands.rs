@@ -6,19 +6,17 @@
 //! until the server grants the agent roles), and the invoker's roles are
 //! checked again on every use. Every use, refused ones included, is audited.
 
-use serde_json::json;
 use serenity::all::{
     ChannelId, CommandDataOption, CommandDataOptionValue, CommandInteraction, CommandOptionType, Context,
     CreateAllowedMentions, CreateCommand, CreateCommandOption, CreateInteractionResponse,
     CreateInteractionResponseMessage, EditInteractionResponse, Http, Permissions, UserId,
 };
 
-use super::{render, Discord, DiscordError, CHANNEL};
+use super::{render, Discord, DiscordError};
 use crate::{
-    agent::{self, LookupBy},
+    agent::{CustomerRef, DeskError, LookupBy},
     config::Settings,
     engine::EngineError,
-    store::Write,
 };
 
 pub const COMMAND: &str = "frontdesk";
@@ -114,19 +112,6 @@ impl Discord {
             && cmd.member.as_ref().is_some_and(|m| m.roles.iter().any(|r| self.config().agent_roles.contains(&r.get())))
     }
 
-    /// Records an agent's action; what an agent sees is shown only once
-    /// the record of it is written (as on the shell).
-    async fn audit(
-        &self,
-        agent: &str,
-        action: &str,
-        subject: &str,
-        detail: serde_json::Value,
-    ) -> Result<(), DiscordError> {
-        let write = Write::agent_audit(CHANNEL, agent, action, subject, detail);
-        Ok(self.engine().store().record(&[write], self.now()).await?)
-    }
-
     /// Where a member's conversation goes: the support channel the agent
     /// is in, else the first one.
     fn support_for(&self, channel: ChannelId) -> ChannelId {
@@ -144,7 +129,7 @@ impl Discord {
         http: &Http,
         cmd: &CommandInteraction,
         user: UserId,
-        act: impl std::future::Future<Output = Result<crate::engine::TurnReply, EngineError>>,
+        act: impl std::future::Future<Output = Result<crate::engine::TurnReply, DeskError>>,
     ) -> Result<Option<ChannelId>, DiscordError> {
         let _turn = self.lock(user).await;
         let reply = act.await?;
@@ -163,7 +148,7 @@ impl Discord {
         let CommandDataOptionValue::SubCommand(options) = &sub.value else {
             return Ok("Use one of the /frontdesk subcommands.".into());
         };
-        let customer = |user: UserId| Discord::customer(user, "");
+        let desk = self.desk();
         match sub.name.as_str() {
             "lookup" => {
                 let (Some(by), Some(value)) =
@@ -172,33 +157,22 @@ impl Discord {
                     return Ok("Say what to look up: by and value.".into());
                 };
                 let last_name = string(options, "last_name");
-                self.audit(
-                    agent,
-                    "agent_lookup",
-                    &format!("{}:{value}", string(options, "by").unwrap_or("")),
-                    json!({}),
-                )
-                .await?;
-                let directory = crate::directory::Directory::new(self.engine().store().clone());
-                Ok(render::escape(&agent::lookup(&directory, by, value, last_name).await?))
+                Ok(render::escape(&self.desk().lookup(agent, by, value, last_name).await?.to_string()))
             }
             "start" => {
                 let flow = string(options, "flow").unwrap_or_default();
                 match (member(options), string(options, "email")) {
                     (Some(user), None) => {
-                        let act = self.engine().start_for_inbound(customer(user), flow, agent);
+                        let who = Discord::member(user);
+                        let act = async { Ok(desk.start(agent, &who, flow).await?.reply) };
                         let target = self.for_member(http, cmd, user, act).await?;
                         Ok(format!("Started {} for <@{user}>{}.", render::escape(flow), place(target)))
                     }
                     (None, Some(address)) => {
-                        if !email_address::EmailAddress::is_valid(address.trim()) {
+                        let Ok(who) = CustomerRef::email(address) else {
                             return Ok("That is not an e-mail address.".into());
-                        }
-                        let email = crate::channels::email::EmailChannel::new(
-                            self.engine().clone(),
-                            self.inner.settings.clone(),
-                        );
-                        email.start_for(address, flow, agent).await?;
+                        };
+                        self.desk().start(agent, &who, flow).await?;
                         Ok(format!(
                             "Started {} for {} by e-mail; the first mail is on its way.",
                             render::escape(flow),
@@ -209,40 +183,29 @@ impl Discord {
                 }
             }
             "transcript" => {
-                let store = self.engine().store();
-                let (who, row) = match (member(options), string(options, "email")) {
-                    (Some(user), None) => {
-                        (format!("<@{user}>"), agent::latest_conversation(store, CHANNEL, &user.to_string()).await?)
-                    }
-                    (None, Some(address)) => (
-                        render::escape(address),
-                        agent::latest_conversation(store, crate::channels::email::CHANNEL, address).await?,
-                    ),
+                let (who, customer) = match (member(options), string(options, "email")) {
+                    (Some(user), None) => (format!("<@{user}>"), Discord::member(user)),
+                    (None, Some(address)) => match CustomerRef::email(address) {
+                        Ok(c) => (render::escape(address), c),
+                        Err(_) => return Ok("That is not an e-mail address.".into()),
+                    },
                     _ => return Ok("Name either a member or an e-mail address.".into()),
                 };
-                self.audit(
-                    agent,
-                    "agent_viewed_transcript",
-                    &who,
-                    json!({ "conversation": row.as_ref().map(|r| r.id) }),
-                )
-                .await?;
-                Ok(match agent::transcript(store, row, 1500).await? {
-                    Some(text) => render::split(&render::escape(&text)).swap_remove(0),
+                Ok(match self.desk().transcript(agent, &customer).await? {
+                    Some(t) => render::split(&render::escape(&t.render(1500))).swap_remove(0),
                     None => format!("{who} has no conversation."),
                 })
             }
             "takeover" | "say" | "handback" => {
                 let Some(user) = member(options) else { return Ok("Name the member.".into()) };
+                let who = Discord::member(user);
                 let target = match sub.name.as_str() {
-                    "takeover" => {
-                        self.for_member(http, cmd, user, self.engine().take_over(customer(user), agent)).await?
-                    }
+                    "takeover" => self.for_member(http, cmd, user, desk.take_over(agent, &who)).await?,
                     "say" => {
                         let text = string(options, "text").unwrap_or_default();
-                        self.for_member(http, cmd, user, self.engine().agent_say(customer(user), agent, text)).await?
+                        self.for_member(http, cmd, user, desk.say(agent, &who, text)).await?
                     }
-                    _ => self.for_member(http, cmd, user, self.engine().hand_back(customer(user), agent)).await?,
+                    _ => self.for_member(http, cmd, user, desk.hand_back(agent, &who)).await?,
                 };
                 Ok(match (sub.name.as_str(), target) {
                     ("takeover", t) => format!("You hold <@{user}>'s conversation now{}; the assistant stays quiet in it until you hand it back.", place(t)),
@@ -279,8 +242,7 @@ pub async fn handle(discord: &Discord, ctx: &Context, cmd: CommandInteraction) {
     let agent = agent_name(&cmd);
     if !discord.is_agent(&cmd) {
         let sub = cmd.data.options.first().map(|o| o.name.clone()).unwrap_or_default();
-        let refused = discord.audit(&agent, "agent_command_refused", &sub, json!({ "reason": "no agent role" }));
-        if let Err(e) = refused.await {
+        if let Err(e) = discord.desk().refused(&agent, &sub, "no agent role").await {
             tracing::error!(agent = %agent, "auditing a refused command failed: {e}");
         }
         let refusal = ephemeral(&discord.config().texts.not_agent);

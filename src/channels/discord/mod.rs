@@ -50,6 +50,8 @@ pub enum DiscordError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Desk(#[from] crate::agent::DeskError),
     #[error("{0}")]
     Corrupt(String),
 }
@@ -138,6 +140,16 @@ impl Discord {
             locks.entry(user.get()).or_default().clone()
         };
         lock.lock_owned().await
+    }
+
+    /// A member as the agent desk names them.
+    fn member(user: UserId) -> crate::agent::CustomerRef {
+        crate::agent::CustomerRef::verified_member(CHANNEL, &user.to_string(), "discord")
+    }
+
+    /// The agent desk, as Discord's agents use it.
+    fn desk(&self) -> crate::agent::Desk {
+        crate::agent::Desk::new(self.engine().clone(), self.inner.settings.clone(), crate::agent::Surface::Discord)
     }
 
     fn customer(user: UserId, text: &str) -> Inbound {
