@@ -31,39 +31,6 @@ async fn seed_demo_directory(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Support mail: the IMAP mailbox when one is configured, else the inbox
-/// folder in the data folder.
-fn spawn_email(app: &App, stop: &tokio::sync::watch::Receiver<bool>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use crate::channels::email::{imap, maildir::Inbox, EmailChannel};
-    let channel = EmailChannel::new(app.engine.clone(), app.settings.clone());
-    let email = &app.settings.email;
-    if let Some(settings) = &email.imap {
-        tracing::info!(host = %settings.host, mailbox = %settings.mailbox, "reading support mail over IMAP");
-        // One reader per mailbox among the instances sharing the store.
-        let lead = format!("imap {}@{}:{}/{}", settings.username, settings.host, settings.port, settings.mailbox);
-        let (store, settings, concurrency, stop) =
-            (app.store.clone(), settings.clone(), email.concurrency, stop.clone());
-        return Ok(tokio::spawn(async move {
-            // The reader reconnects by itself and ends only when stopped.
-            let _ = crate::background::leading(&store, &lead, crate::background::LEAD_CHECK, stop, |stop| {
-                let read = imap::run(channel.clone(), settings.clone(), concurrency, stop);
-                async move {
-                    read.await;
-                    Ok(())
-                }
-            })
-            .await;
-        }));
-    }
-    let inbox = std::sync::Arc::new(Inbox::open(&app.data_dir.join("mail").join("inbox"))?);
-    tracing::info!(inbox = %inbox.root().display(), "no IMAP configured: reading support mail from the inbox folder");
-    let concurrency = email.concurrency;
-    Ok(tokio::spawn(crate::background::every("mail inbox", email.inbox_poll_interval, stop.clone(), move || {
-        let (inbox, channel) = (inbox.clone(), channel.clone());
-        async move { inbox.run_once(&channel, concurrency).await }
-    })))
-}
-
 pub async fn serve(app: App) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while seeding is kept, and acted
     // on once the work in hand is done.
@@ -88,14 +55,14 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         &stop_rx,
     )?);
 
-    workers.push(spawn_email(&app, &stop_rx)?);
-    if app.settings.discord.is_some() {
-        let (engine, settings, stop) = (app.engine.clone(), app.settings.clone(), stop_rx.clone());
+    for channel in crate::channels::configured(&app)? {
+        let (name, delivery, stop) = (channel.name(), channel.delivery(), stop_rx.clone());
+        tracing::info!(channel = name, ?delivery, "starting channel");
         workers.push(tokio::spawn(async move {
-            // The gateway client reconnects by itself; it ends only when told
-            // to stop, or when Discord refuses the token or the intents.
-            if let Err(e) = crate::channels::discord::run(engine, settings, stop).await {
-                tracing::error!("the Discord channel stopped: {e:#}");
+            // A channel reconnects by itself; it ends only when told to
+            // stop, or when its platform refuses it for good.
+            if let Err(e) = channel.run(stop).await {
+                tracing::error!("the {name} channel stopped: {e:#}");
             }
         }));
     }

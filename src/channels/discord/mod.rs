@@ -317,6 +317,37 @@ impl EventHandler for Handler {
     }
 }
 
+/// The Discord channel as `serve` runs it, when `[discord]` is configured:
+/// send, then acknowledge, with a sweep that redelivers what is owed.
+pub fn served(app: &crate::app::App) -> anyhow::Result<Option<Box<dyn crate::channels::Channel>>> {
+    Ok(app.settings.discord.as_ref().map(|_| {
+        Box::new(Served { engine: app.engine.clone(), settings: app.settings.clone() })
+            as Box<dyn crate::channels::Channel>
+    }))
+}
+
+struct Served {
+    engine: Engine,
+    settings: Arc<Settings>,
+}
+
+impl crate::channels::Channel for Served {
+    fn name(&self) -> &'static str {
+        CHANNEL
+    }
+
+    fn delivery(&self) -> crate::channels::DeliveryModel {
+        crate::channels::DeliveryModel::SendThenAckWithSweep
+    }
+
+    fn run(
+        self: Box<Self>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(run(self.engine, self.settings, stop))
+    }
+}
+
 /// Serves Discord until `stop` changes. Of several instances sharing one
 /// PostgreSQL store, one runs the gateway (Discord hands each event to one
 /// session) and the others stand by, taking over when it goes.

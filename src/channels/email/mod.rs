@@ -17,6 +17,9 @@ pub mod parse;
 pub mod quotes;
 pub mod reply;
 pub mod safety;
+mod served;
+
+pub use served::served;
 
 use std::sync::Arc;
 
