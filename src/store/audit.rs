@@ -31,6 +31,7 @@ const ROWS: usize = 256;
 pub(super) async fn insert(tx: &mut AnyConnection, entries: &[(Option<i64>, &Audit)], now: i64) -> Result<()> {
     for chunk in pow2_chunks(entries, ROWS) {
         let mut q = Sql::new(
+            tx,
             "INSERT INTO audit_log (at, channel, actor, by_agent, action, subject, detail, conversation_id) VALUES ",
         );
         q.rows(chunk, |v, (conversation, a)| {

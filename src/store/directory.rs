@@ -309,7 +309,7 @@ impl Import {
         if org_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut q = Sql::new("SELECT org_id, country FROM companies WHERE org_id IN (");
+        let mut q = Sql::new(&self.tx, "SELECT org_id, country FROM companies WHERE org_id IN (");
         q.list(org_ids.iter().copied()).push(")").once();
         Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
     }
@@ -319,7 +319,7 @@ impl Import {
         if email_keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut q = Sql::new("SELECT email_key, username_key FROM contacts WHERE email_key IN (");
+        let mut q = Sql::new(&self.tx, "SELECT email_key, username_key FROM contacts WHERE email_key IN (");
         q.list(email_keys.iter().map(String::as_str)).push(")").once();
         Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
     }
@@ -330,7 +330,7 @@ impl Import {
         if username_keys.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut q = Sql::new("SELECT username_key FROM contacts WHERE updated_at = ");
+        let mut q = Sql::new(&self.tx, "SELECT username_key FROM contacts WHERE updated_at = ");
         q.bind(now).push(" AND username_key IN (").list(username_keys.iter().map(String::as_str)).push(")").once();
         Ok(q.fetch_all::<(String,), _>(&mut *self.tx).await?.into_iter().map(|(u,)| u).collect())
     }
@@ -340,7 +340,8 @@ impl Import {
         if org_ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut q = Sql::new("SELECT org_id, username_key FROM contacts WHERE role = 'admin' AND org_id IN (");
+        let mut q =
+            Sql::new(&self.tx, "SELECT org_id, username_key FROM contacts WHERE role = 'admin' AND org_id IN (");
         q.list(org_ids.iter().copied()).push(")").once();
         Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
     }
@@ -350,7 +351,7 @@ impl Import {
     pub async fn upsert(&mut self, rows: &[DirectoryRow], now: i64) -> Result<u64> {
         let Some(first) = rows.first() else { return Ok(0) };
         let (head, tail) = upsert_sql(first);
-        let mut q = Sql::new(head);
+        let mut q = Sql::new(&self.tx, head);
         q.rows(rows, |v, row| match row {
             DirectoryRow::Company { org_id, name, street, city, region, postal_code, country, phone } => {
                 v.bind(org_id.as_str()).bind(name.as_str()).bind(keys::name(name)).bind(street.as_str());

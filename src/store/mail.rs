@@ -42,6 +42,7 @@ pub(super) async fn insert_received(
 ) -> Result<()> {
     for chunk in pow2_chunks(mails, ROWS) {
         let mut q = Sql::new(
+            tx,
             "INSERT INTO mail_received (message_key, source, sender, subject, outcome, reason, conversation_id, \
              received_at) VALUES ",
         );

@@ -88,6 +88,15 @@ impl Backend {
         }
     }
 
+    /// The backend a connection is to.
+    fn of_connection(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
@@ -266,5 +275,36 @@ async fn checkpoints(pool: AnyPool) {
             }
             tracing::warn!(error = %e, "SQLite checkpoint failed; will retry");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+
+    /// Every pooled SQLite connection runs with the settings the store's
+    /// speed depends on (synchronous = NORMAL: no fsync per commit in WAL
+    /// mode; the page cache; no automatic checkpoints).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_connections_carry_the_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url(dir.path()), 4).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            for (pragma, want) in [
+                ("PRAGMA synchronous", 1), // NORMAL
+                ("PRAGMA cache_size", -65536),
+                ("PRAGMA wal_autocheckpoint", 0),
+                ("PRAGMA foreign_keys", 1),
+            ] {
+                let (got,): (i64,) = sqlx::query_as(pragma).fetch_one(&mut **conn).await.unwrap();
+                assert_eq!(got, want, "{pragma}");
+            }
+        }
+        drop(held);
+        store.close().await;
     }
 }

@@ -131,7 +131,7 @@ pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -
     holds.dedup();
     let mut held: HashSet<(String, String)> = HashSet::new();
     for chunk in holds.chunks(ROWS) {
-        let mut q = Sql::new("SELECT hold, quota FROM quota_holds WHERE hold IN (");
+        let mut q = Sql::new(conn, "SELECT hold, quota FROM quota_holds WHERE hold IN (");
         q.list(chunk.iter().copied()).push(")");
         held.extend(q.fetch_all::<(String, String), _>(&mut *conn).await?);
     }
@@ -140,7 +140,7 @@ pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -
         takes.iter().flat_map(|t| t.quotas.iter().map(move |q| t.now - q.period_ms - bucket_ms(q))).min().unwrap_or(0);
     let mut buckets: HashMap<String, BTreeMap<i64, i64>> = HashMap::new();
     for chunk in Take::keys(takes).chunks(ROWS) {
-        let mut q = Sql::new("SELECT quota, bucket, uses FROM quota_counts WHERE bucket > ");
+        let mut q = Sql::new(conn, "SELECT quota, bucket, uses FROM quota_counts WHERE bucket > ");
         q.bind(since).push(" AND quota IN (").list(chunk.iter().copied()).push(")");
         for (quota, bucket, uses) in q.fetch_all::<(String, i64, i64), _>(&mut *conn).await? {
             buckets.entry(quota).or_default().insert(bucket, uses);
@@ -182,7 +182,7 @@ pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -
     // 4. The new uses and holds.
     let added: Vec<((&str, i64), i64)> = added.into_iter().collect();
     for chunk in added.chunks(ROWS) {
-        let mut q = Sql::new("INSERT INTO quota_counts (quota, bucket, uses) VALUES ");
+        let mut q = Sql::new(conn, "INSERT INTO quota_counts (quota, bucket, uses) VALUES ");
         q.rows(chunk, |v, ((quota, bucket), uses)| {
             v.bind(*quota).bind(*bucket).bind(*uses);
         });
@@ -190,7 +190,7 @@ pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -
         q.execute(&mut *conn).await?;
     }
     for chunk in new_holds.chunks(ROWS) {
-        let mut q = Sql::new("INSERT INTO quota_holds (hold, quota, at) VALUES ");
+        let mut q = Sql::new(conn, "INSERT INTO quota_holds (hold, quota, at) VALUES ");
         q.rows(chunk, |v, (hold, quota, at)| {
             v.bind(*hold).bind(*quota).bind(*at);
         });

@@ -331,7 +331,7 @@ async fn already_seen(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<Ha
     }
     for (channel, ids) in &wanted {
         for chunk in pow2_chunks(ids, ROWS_PER_STATEMENT) {
-            let mut q = Sql::new("SELECT channel, external_id FROM messages WHERE channel = ");
+            let mut q = Sql::new(tx, "SELECT channel, external_id FROM messages WHERE channel = ");
             q.bind(*channel).push(" AND external_id IN (").list(chunk.iter().copied()).push(")");
             seen.extend(q.fetch_all::<(String, String), _>(&mut *tx).await?);
         }
@@ -407,6 +407,7 @@ async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrit
     let mut won: HashSet<i64> = HashSet::new();
     for chunk in pow2_chunks(&inserts, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
+            tx,
             "INSERT INTO conversations (id, channel, conv_key, sender, verified, flow, flow_hash, journal, status, \
              prompt, end_reason, next_seq, expires_at, wake_at, version, created_at, updated_at, started_by) VALUES ",
         );
@@ -422,6 +423,7 @@ async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrit
     }
     for chunk in pow2_chunks(&updates, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
+            tx,
             "UPDATE conversations SET sender = v.column3, verified = v.column4, flow = v.column5, \
              flow_hash = v.column6, journal = v.column7, status = v.column8, prompt = v.column9, \
              end_reason = v.column10, next_seq = v.column11, expires_at = v.column12, wake_at = v.column13, \
@@ -448,6 +450,7 @@ async fn write_messages(tx: &mut AnyConnection, won: &[&TurnCommit]) -> Result<(
         won.iter().flat_map(|t| t.messages.iter().map(move |m| (t.conversation.row(), m))).collect();
     for chunk in pow2_chunks(&rows, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
+            tx,
             "INSERT INTO messages (conversation_id, seq, direction, channel, external_id, body, created_at, \
              delivered_at) VALUES ",
         );
@@ -465,7 +468,7 @@ async fn write_messages(tx: &mut AnyConnection, won: &[&TurnCommit]) -> Result<(
 /// that both backends answer from the (conversation_id, seq) index.
 async fn ack(tx: &mut AnyConnection, acks: &[(i64, i64)], ack_time: i64) -> Result<()> {
     for chunk in pow2_chunks(&ack_ranges(acks), ACK_RANGES_PER_STATEMENT) {
-        let mut q = Sql::new("UPDATE messages SET delivered_at = ");
+        let mut q = Sql::new(tx, "UPDATE messages SET delivered_at = ");
         q.bind(ack_time).push(" WHERE direction = 'out' AND delivered_at IS NULL AND (");
         for (i, (conv, lo, hi)) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(conversation_id = " } else { " OR (conversation_id = " });
