@@ -45,7 +45,7 @@ const ROWS: usize = 256;
 
 pub(super) async fn insert(tx: &mut AnyConnection, mails: &[(Option<i64>, &NewMail)], now: i64) -> Result<()> {
     for chunk in pow2_chunks(mails, ROWS) {
-        let mut q = Sql::new(tx, 
+        let mut q = Sql::new(tx,
             "INSERT INTO outbox (message_id, conversation_id, template, to_addr, context, next_attempt_at, created_at) \
              VALUES ",
         );
