@@ -1,6 +1,7 @@
-//! The command line.
+//! The command line: what each command takes. What each does is in
+//! [`crate::commands`], one file per command.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -48,7 +49,8 @@ pub enum Command {
     /// Trade-embargo screening, as new accounts get it.
     #[command(subcommand)]
     Screening(ScreeningCommand),
-    /// Benchmarks (build with --release).
+    /// Benchmarks (build with --release --features bench).
+    #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -212,6 +214,7 @@ pub enum FlowsCommand {
     },
 }
 
+#[cfg(feature = "bench")]
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Turns/s and latency of the engine over many concurrent conversations,
@@ -222,210 +225,4 @@ pub enum BenchCommand {
     /// Mails/s from a private Dovecot mailbox to queued answers, and parsing
     /// alone, against the IMAP fetch floor (needs root and dovecot-imapd).
     Email(crate::bench::email::EmailBenchArgs),
-}
-
-pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let settings = match crate::config::Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprint!("{e}");
-            return Ok(2);
-        }
-    };
-    match cli.command {
-        Command::Chat(args) => {
-            let app = crate::app::App::open(settings, cli.data).await?;
-            let who = args.identity.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "terminal".to_string());
-            // Mail queued by the conversation goes out while it runs, and
-            // whatever is left when it ends goes out before the process exits.
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            let workers = app.spawn_mail_and_followups(
-                std::time::Duration::from_millis(200),
-                std::time::Duration::from_secs(1),
-                &stopped,
-            )?;
-            let result = crate::channels::terminal::chat(&app.engine, &who).await;
-            let _ = stop.send(true);
-            for w in workers {
-                let _ = w.await;
-            }
-            app.store.flush().await;
-            let flushed = app.outbox()?.run_once(app.engine.clock().now_ms()).await;
-            app.store.close().await;
-            flushed?;
-            result.map(|_| 0)
-        }
-        Command::Serve => {
-            let app = crate::app::App::open(settings, cli.data).await?;
-            crate::serve::serve(app).await.map(|_| 0)
-        }
-        Command::Flows(FlowsCommand::Check { dir }) => {
-            let dir = dir.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir));
-            let engine = crate::engine::Engine::script_engine_for(&settings, &crate::app::declared_effects());
-            let problems = crate::flowcheck::check_dir(&engine, &dir, &settings.engine.router_flow)?;
-            for p in &problems {
-                println!("{p}");
-            }
-            if problems.is_empty() {
-                println!("flows ok: {}", dir.display());
-                Ok(0)
-            } else {
-                eprintln!("{} problem(s)", problems.len());
-                Ok(1)
-            }
-        }
-        Command::Flows(FlowsCommand::Test { path }) => {
-            let path = path.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir).join("tests"));
-            let files = crate::transcript::find(&path)?;
-            if files.is_empty() {
-                eprintln!("no transcripts (*.chat) found at {}", path.display());
-                return Ok(1);
-            }
-            let settings = Arc::new(settings);
-            let mut failed = 0;
-            for f in &files {
-                match crate::transcript::run_file(f, settings.clone()).await {
-                    Ok(()) => println!("ok      {}", f.display()),
-                    Err(e) => {
-                        failed += 1;
-                        println!("FAILED  {}\n{e}", f.display());
-                    }
-                }
-            }
-            println!("transcripts: {} passed, {failed} failed", files.len() - failed);
-            Ok(if failed == 0 { 0 } else { 1 })
-        }
-        Command::Screening(ScreeningCommand::Check(args)) => crate::account::screening::check(&settings, &args),
-        Command::Screening(decision @ (ScreeningCommand::Approve(_) | ScreeningCommand::Refuse(_))) => {
-            let (approve, args) = match decision {
-                ScreeningCommand::Approve(a) => (true, a),
-                ScreeningCommand::Refuse(a) => (false, a),
-                ScreeningCommand::Check(_) => unreachable!("matched above"),
-            };
-            let app = crate::app::App::open(settings, cli.data).await?;
-            let now = app.engine.clock().now_ms();
-            let decided =
-                crate::account::followup::decide(&app.store, &app.settings, &args.org_id, approve, &args.agent, now)
-                    .await;
-            app.store.close().await;
-            if decided? {
-                println!(
-                    "{}: {}; the administrator is told by mail",
-                    args.org_id,
-                    if approve { "approved" } else { "refused" }
-                );
-                Ok(0)
-            } else {
-                eprintln!("{} is not an account in review", args.org_id);
-                Ok(1)
-            }
-        }
-        Command::Agent(command) => {
-            let app = crate::app::App::open(settings, cli.data).await?;
-            let code = crate::agent::cli::run(&app, command).await;
-            app.store.close().await;
-            code
-        }
-        Command::ContactRequest(command) => {
-            let (approve, args) = match command {
-                ContactRequestCommand::Approve(a) => (true, a),
-                ContactRequestCommand::Decline(a) => (false, a),
-            };
-            let by = match (args.token, args.agent, args.number) {
-                (Some(token), _, _) => crate::account::requests::Decider::Link { token },
-                (None, Some(name), Some(number)) => crate::account::requests::Decider::Agent { name, number },
-                _ => unreachable!("clap requires --token or --agent with a number"),
-            };
-            let app = crate::app::App::open(settings, cli.data).await?;
-            let decided =
-                crate::account::requests::decide(&app.store, &app.settings, by, approve, app.engine.clock().now_ms())
-                    .await;
-            let code = match decided {
-                Ok(number) => {
-                    println!(
-                        "{number}: {}",
-                        if approve {
-                            "approved; the contact is created and welcomed by mail"
-                        } else {
-                            "declined; the requester is told by mail"
-                        }
-                    );
-                    // Deliver the mail now rather than at the next `serve`.
-                    app.outbox()?.run_once(app.engine.clock().now_ms()).await?;
-                    0
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    1
-                }
-            };
-            app.store.close().await;
-            Ok(code)
-        }
-        Command::DemoData(args) => {
-            let out = args.out.unwrap_or_else(|| cli.data.join("demo"));
-            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let n = tokio::task::spawn_blocking(move || {
-                crate::directory::demo::generate(&out, args.companies, args.seed, progress).map(|n| (n, out))
-            })
-            .await??;
-            println!(
-                "wrote {} companies, {} contacts, {} contracts, {} licenses to {}",
-                n.0.companies,
-                n.0.contacts,
-                n.0.contracts,
-                n.0.licenses,
-                n.1.display()
-            );
-            Ok(0)
-        }
-        Command::Import(args) => {
-            let app = crate::app::App::open(settings, cli.data).await?;
-            let options = crate::directory::import::ImportOptions {
-                skip_bad_rows: args.skip_bad_rows,
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            };
-            let report =
-                crate::directory::import::import_dir(&app.store, &args.dir, &options, app.engine.clock().now_ms())
-                    .await;
-            app.store.close().await;
-            let report = report?;
-            for f in &report.files {
-                for bad in &f.bad {
-                    println!("{bad}");
-                }
-                if let Some(why) = &f.failed {
-                    println!("{why}");
-                }
-                let verdict = match (&f.failed, f.committed) {
-                    (Some(_), _) => "NOT imported (the file could not be read to its end)",
-                    (None, true) => "imported",
-                    (None, false) => "NOT imported (fix the rows above, or use --skip-bad-rows)",
-                };
-                println!(
-                    "{}: {} rows, {} upserted, {} bad: {verdict}",
-                    f.file.display(),
-                    f.rows,
-                    f.imported,
-                    f.bad.len()
-                );
-            }
-            println!(
-                "{} rows in {:.1}s ({:.0} rows/s)",
-                report.rows(),
-                report.seconds,
-                report.rows() as f64 / report.seconds.max(1e-9)
-            );
-            Ok(if report.rejected() { 1 } else { 0 })
-        }
-        Command::Email(EmailCommand::Ingest { files }) => {
-            let app = crate::app::App::open(settings, cli.data).await?;
-            let code = crate::channels::email::ingest::run(&app, &files).await;
-            app.store.close().await;
-            code
-        }
-        Command::Bench(BenchCommand::Email(args)) => crate::bench::email::run(settings, args).await.map(|_| 0),
-        Command::Bench(BenchCommand::Directory(args)) => crate::bench::directory::run(settings, args).await.map(|_| 0),
-        Command::Bench(BenchCommand::Engine(args)) => crate::bench::engine(settings, cli.data, args).await.map(|_| 0),
-    }
 }

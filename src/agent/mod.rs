@@ -3,7 +3,6 @@
 //! it back), with customers named by [`CustomerRef`]. Agents see full names
 //! and addresses (customers only ever see masked ones).
 
-pub mod cli;
 mod customer;
 mod desk;
 mod lookup;

@@ -31,7 +31,7 @@ async fn seed_demo_directory(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(app: App) -> anyhow::Result<()> {
+pub async fn run(app: App) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while seeding is kept, and acted
     // on once the work in hand is done.
     let mut term = signal(SignalKind::terminate())?;

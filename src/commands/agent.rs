@@ -2,8 +2,8 @@
 //! to Discord members go out from the running `serve` (its redelivery
 //! sweep); e-mail flows are mailed at once.
 
-use super::{CustomerRef, Desk, DeskError, LookupBy, Surface};
 use crate::{
+    agent::{CustomerRef, Desk, DeskError, LookupBy, Surface},
     app::App,
     cli::{AgentCommand, CustomerArgs},
     engine::TurnReply,
