@@ -89,6 +89,27 @@ fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("-Bonjour"));
 }
 
+// A branch on a choice that no option gives (a label reworded on one side,
+// a typo) can never run: `flows check` names its file, line and column.
+#[test]
+fn flows_check_reports_a_switch_arm_no_option_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(common::repo_path("flows")).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "rhai") {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let router = dir.path().join("router.rhai");
+    let source = std::fs::read_to_string(&router).unwrap();
+    let line = source.lines().position(|l| l.trim_start().starts_with("\"create\" =>")).expect("the create arm") + 1;
+    std::fs::write(&router, source.replace("\"create\" =>", "\"create_account\" =>")).unwrap();
+    let out = frontdesk().args(["flows", "check"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("router.rhai:{line}:5: \"create_account\" is not a value")), "{text}");
+}
+
 #[test]
 fn piped_chat_walks_self_help_and_escalate_to_their_end() {
     let data = tempfile::tempdir().unwrap();

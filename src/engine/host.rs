@@ -253,12 +253,31 @@ fn recorded(make: impl FnOnce(&RunState) -> Result<Value, String>) -> HostResult
     })
 }
 
+/// `choose(text, options)`: each option is a label, returned as it is
+/// (for lists built at run time), or a `[key, label]` pair, whose key is
+/// returned. Flows branch on keys, so rewording a label changes no branch;
+/// `frontdesk flows check` reports a `switch` arm or comparison naming a
+/// value no option of that `choose` returns.
 fn choose(text: &str, options: Array, private: bool) -> HostResult<Dynamic> {
     if options.is_empty() || options.len() > MAX_OPTIONS {
         return Err(runtime(format!("choose: needs 1 to {MAX_OPTIONS} options, got {}", options.len())));
     }
-    let options = options.into_iter().map(|o| o.to_string()).collect();
-    prompt(text, PromptKind::Choice { options }, private)
+    let mut keyed: Vec<(String, String)> = Vec::with_capacity(options.len());
+    for option in options {
+        if !option.is_array() {
+            let label = option.to_string();
+            keyed.push((label.clone(), label));
+            continue;
+        }
+        match option.cast::<Array>().as_slice() {
+            [key, label] => keyed.push((key.to_string(), label.to_string())),
+            _ => return Err(runtime("choose: a keyed option is a [key, label] pair".to_string())),
+        }
+    }
+    let labels = keyed.iter().map(|(_, label)| label.clone()).collect();
+    let answer = prompt(text, PromptKind::Choice { options: labels }, private)?;
+    let label = answer.to_string();
+    Ok(keyed.into_iter().find(|(_, l)| *l == label).map_or(answer, |(key, _)| key.into()))
 }
 
 /// Asks the customer, or returns the recorded answer.

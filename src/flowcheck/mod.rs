@@ -1,5 +1,9 @@
-//! `frontdesk flows check`: compile every flow and check that every
-//! `start("name")` names a flow that exists, reporting `file:line:col: error`.
+//! `frontdesk flows check`: compile every flow, check that every
+//! `start("name")` names a flow that exists and that no branch on a
+//! `choose` names a value none of its options gives ([`choices`]), reporting
+//! `file:line:col: error`.
+
+mod choices;
 
 use std::path::Path;
 
@@ -28,6 +32,7 @@ pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Re
         if let Err(e) = flows::compile(engine, &file, &source) {
             problems.push(e.to_string());
         }
+        problems.extend(choices::check(&file, &source));
         for (n, line) in source.lines().enumerate() {
             if line.trim_start().starts_with("//") {
                 continue;
