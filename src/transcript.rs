@@ -232,7 +232,7 @@ pub async fn run_file(path: &Path, settings: Arc<Settings>) -> Result<(), String
                 Step::Status { line, status } => {
                     let conv =
                         store.latest_conversation(CHANNEL, &who).await.map_err(|e| format!("{file}:{line}: {e}"))?;
-                    let actual = conv.map(|c| c.status).unwrap_or_else(|| "none".into());
+                    let actual = conv.map_or("none", |c| c.status.as_str());
                     if actual != status {
                         return Err(format!("{file}:{line}: expected status {status}, the conversation is {actual}"));
                     }

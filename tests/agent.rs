@@ -67,7 +67,10 @@ both_backends!(an_agent_takes_over_writes_and_hands_back, |url: String| async mo
 
     // Saying something to a customer with no conversation opens one, held.
     engine.agent_say(common::msg("bob", ""), "dana", "Hello Bob").await.unwrap();
-    assert_eq!(engine.open_conversation("test", "bob").await.unwrap().unwrap().status, "handed_off");
+    assert_eq!(
+        engine.open_conversation("test", "bob").await.unwrap().unwrap().status,
+        frontdesk::store::Status::HandedOff
+    );
     // A flow's own hand-off still tells the customer a person will come.
     common::say(&engine, "cy", "agent").await;
     assert_eq!(common::say(&engine, "cy", "hello?").await, std::slice::from_ref(&settings.messages.handed_off_waiting));

@@ -81,7 +81,7 @@ both_backends!(two_instances_one_conversation_one_wins, |url: String| async move
     assert_eq!(second, vec![format!("b={loser}")]);
 
     let conv = a.store().latest_conversation("test", "ann").await.unwrap().unwrap();
-    assert_eq!(conv.status, "done");
+    assert_eq!(conv.status, frontdesk::store::Status::Done);
     let transcript = a.store().transcript(conv.id).await.unwrap();
     let seqs: Vec<i64> = transcript.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (0..seqs.len() as i64).collect::<Vec<_>>(), "no lost or doubled transcript rows");
@@ -187,7 +187,10 @@ async fn an_effect_failure_is_recorded_or_retried() {
     assert!(engine.store().latest_conversation("test", "e").await.unwrap().is_none());
     // A permanent failure: the flow throws, the customer gets the apology.
     assert_eq!(say(&engine, "e", "hi").await, vec![engine.settings().messages.apology.clone()]);
-    assert_eq!(engine.store().latest_conversation("test", "e").await.unwrap().unwrap().status, "failed");
+    assert_eq!(
+        engine.store().latest_conversation("test", "e").await.unwrap().unwrap().status,
+        frontdesk::store::Status::Failed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +225,7 @@ async fn failing(source: &str) -> (Vec<String>, String, Duration) {
     let out = say(&engine, "f", "hi").await;
     let took = started.elapsed();
     let status = engine.store().latest_conversation("test", "f").await.unwrap().unwrap().status;
-    (out, status, took)
+    (out, status.to_string(), took)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +309,10 @@ async fn the_wall_clock_deadline_stops_a_slow_flow() {
     let took = started.elapsed();
     assert_eq!(out, vec!["working".to_string(), engine.settings().messages.apology.clone()]);
     assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5), "took {took:?}");
-    assert_eq!(engine.store().latest_conversation("test", "slow").await.unwrap().unwrap().status, "failed");
+    assert_eq!(
+        engine.store().latest_conversation("test", "slow").await.unwrap().unwrap().status,
+        frontdesk::store::Status::Failed
+    );
 }
 
 both_backends!(a_double_click_in_one_instance_applies_once, |url: String| async move {

@@ -4,7 +4,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use frontdesk::store::{CommitOutcome, ConversationRow, ConversationWrite, NewMessage, Store, TurnCommit};
+use frontdesk::store::{
+    directory::NewContact, CommitOutcome, ConversationRow, ConversationWrite, Direction, Holder, NewMessage, Status,
+    Store, TurnCommit, Write,
+};
 
 fn row(id: i64, key: &str) -> ConversationRow {
     ConversationRow {
@@ -17,7 +20,8 @@ fn row(id: i64, key: &str) -> ConversationRow {
         flow: "router".into(),
         flow_hash: "h1".into(),
         journal: r#"{"params":{},"entries":[]}"#.into(),
-        status: "waiting".into(),
+        status: Status::Waiting,
+        holder: Holder::Flow,
         prompt: Some(r#"{"step":0,"text":"?","kind":{"type":"text"}}"#.into()),
         end_reason: None,
         next_seq: 2,
@@ -33,7 +37,7 @@ fn msgs(from_seq: i64, external: Option<&str>) -> Vec<NewMessage> {
     vec![
         NewMessage {
             seq: from_seq,
-            direction: "in",
+            direction: Direction::In,
             external_id: external.map(str::to_string),
             body: r#"{"text":"hi"}"#.into(),
             created_at: 0,
@@ -41,7 +45,7 @@ fn msgs(from_seq: i64, external: Option<&str>) -> Vec<NewMessage> {
         },
         NewMessage {
             seq: from_seq + 1,
-            direction: "out",
+            direction: Direction::Out,
             external_id: None,
             body: r#"{"type":"text","text":"hello"}"#.into(),
             created_at: 0,
@@ -190,13 +194,24 @@ both_backends!(concurrent_commits_are_batched_and_all_land, |url: String| async 
 });
 
 both_backends!(a_bad_turn_fails_alone, |url: String| async move {
-    // A row that violates a CHECK constraint fails its own turn, not the
-    // turns batched with it.
+    // A write that violates a foreign key (a contact of no company) fails
+    // its own turn, not the turns batched with it.
     let store = Store::open(&url, 4).await.unwrap();
-    let mut bad = row(50, "bad");
-    bad.status = "exploded".into();
+    let orphan = Write::Contact(NewContact {
+        org_id: "NO-SUCH-ORG".into(),
+        username: "ghost".into(),
+        first_name: "G".into(),
+        last_name: "Host".into(),
+        email: "ghost@example.com".into(),
+        phone: String::new(),
+        role: "user".into(),
+    });
     let (a, b) = tokio::join!(
-        store.commit(TurnCommit { writes: vec![], conversation: ConversationWrite::Insert(bad), messages: vec![] }),
+        store.commit(TurnCommit {
+            writes: vec![orphan],
+            conversation: ConversationWrite::Insert(row(50, "bad")),
+            messages: vec![]
+        }),
         store.commit(TurnCommit {
             writes: vec![],
             conversation: ConversationWrite::Insert(row(51, "good")),

@@ -32,7 +32,7 @@ impl Transcript {
     pub async fn load(store: &Store, conversation: ConversationRow) -> Result<Transcript> {
         let mut lines = Vec::new();
         for m in store.transcript(conversation.id).await? {
-            if m.direction == "in" {
+            if m.direction == crate::store::Direction::In {
                 let text = serde_json::from_str::<serde_json::Value>(&m.body)
                     .ok()
                     .and_then(|v| v["text"].as_str().map(str::to_string))

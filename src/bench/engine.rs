@@ -31,7 +31,7 @@ use serde_json::json;
 use crate::{
     config::Settings,
     engine::{Engine, Inbound, Outbound, TurnReply},
-    store::{ConversationRow, ConversationWrite, NewMessage, Status, Store, TurnCommit},
+    store::{ConversationRow, ConversationWrite, Direction, NewMessage, Status, Store, TurnCommit},
 };
 
 #[derive(Args, Debug, Clone)]
@@ -245,7 +245,8 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
                 flow: "self_help".into(),
                 flow_hash: "0".repeat(32),
                 journal: "x".repeat(shape.journal_bytes),
-                status: "waiting".into(),
+                status: Status::Waiting,
+                holder: Default::default(),
                 prompt: Some("p".repeat(shape.prompt_bytes)),
                 end_reason: None,
                 next_seq: 0,
@@ -265,14 +266,14 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
                     row.next_seq = 0;
                 }
                 left_in_conversation -= 1;
-                row.status = if left_in_conversation == 0 { "done" } else { "waiting" }.into();
+                row.status = if left_in_conversation == 0 { Status::Done } else { Status::Waiting };
                 let mut messages = Vec::new();
                 let mut acks = Vec::new();
                 for k in 0..whole(shape.messages_per_turn) {
                     let out = k > 0;
                     messages.push(NewMessage {
                         seq: row.next_seq,
-                        direction: if out { "out" } else { "in" },
+                        direction: if out { Direction::Out } else { Direction::In },
                         external_id: None,
                         body: "m".repeat(shape.message_bytes),
                         created_at: now,

@@ -10,12 +10,13 @@ use super::{
     turn::{Draft, Planned},
     Inbound, Inner,
 };
-use crate::store::{ConversationRow, Status, Write};
+use crate::store::{ConversationRow, Holder, Status, Write};
 
-/// The `end_reason` prefix of a conversation an agent holds: the assistant
-/// stays quiet in it (the agent answers), where a conversation a flow handed
-/// off tells the customer a person will come.
-pub(crate) const TAKEN_OVER: &str = "taken over by agent:";
+/// The `end_reason` of a conversation an agent holds (for people reading
+/// it; the holder itself is [`Holder::Agent`]): the assistant stays quiet in
+/// it, where a conversation a flow handed off tells the customer a person
+/// will come.
+const TAKEN_OVER: &str = "taken over by agent:";
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum AgentAction<'a> {
@@ -35,11 +36,6 @@ impl AgentAction<'_> {
     }
 }
 
-/// Whether an agent holds this conversation.
-pub(crate) fn held_by_agent(row: &ConversationRow) -> bool {
-    row.status == Status::HandedOff.as_str() && row.end_reason.as_deref().is_some_and(|r| r.starts_with(TAKEN_OVER))
-}
-
 /// Plans an agent's action. `None`: there is nothing to do (handing back a
 /// conversation nobody handed off); nothing is written.
 pub(crate) fn plan(
@@ -50,11 +46,11 @@ pub(crate) fn plan(
     action: AgentAction<'_>,
     now: i64,
 ) -> Option<Planned> {
-    let handed_off = open.as_ref().is_some_and(|r| r.status == Status::HandedOff.as_str());
+    let handed_off = open.as_ref().is_some_and(|r| r.status == Status::HandedOff);
     if matches!(action, AgentAction::HandBack) && !handed_off {
         return None;
     }
-    let held = open.as_ref().is_some_and(held_by_agent);
+    let held = open.as_ref().is_some_and(|r| r.status == Status::HandedOff && r.holder.agent().is_some());
     let mut d = match open {
         Some(row) => Draft::resume(row, now),
         None => Draft::create(customer, now),
@@ -62,6 +58,7 @@ pub(crate) fn plan(
     let take_over = |d: &mut Draft| {
         d.out(Outbound::Text { text: inner.settings.messages.taken_over.clone(), private: true, by: None });
         d.set_status(Status::HandedOff, Some(&format!("{TAKEN_OVER}{agent}")));
+        d.row.holder = Holder::Agent(agent.to_string());
     };
     match action {
         AgentAction::TakeOver => take_over(&mut d),

@@ -440,7 +440,7 @@ impl Engine {
 
     /// Remembers a conversation's state after a commit.
     fn remember(&self, key: &(String, String), row: &ConversationRow) {
-        let open = Status::parse(&row.status).is_some_and(Status::is_open);
+        let open = row.status.is_open();
         self.cache(key, open.then(|| row.clone()));
     }
 

@@ -10,7 +10,7 @@ use super::{
     Delivery, EngineError, Inbound, Inner, TurnReply,
 };
 use crate::{
-    store::{ConversationRow, ConversationWrite, NewMessage, Status, TurnCommit},
+    store::{ConversationRow, ConversationWrite, Direction, Holder, NewMessage, Status, TurnCommit},
     text::normalize_word,
 };
 
@@ -71,7 +71,8 @@ impl Draft {
                 flow: String::new(),
                 flow_hash: String::new(),
                 journal: "{}".to_string(),
-                status: Status::Done.as_str().to_string(),
+                status: Status::Done,
+                holder: Holder::Flow,
                 prompt: None,
                 end_reason: None,
                 next_seq: 0,
@@ -121,7 +122,7 @@ impl Draft {
         let body = json!({ "text": text, "sender": inbound.sender }).to_string();
         self.messages.push(NewMessage {
             seq: self.row.next_seq,
-            direction: "in",
+            direction: Direction::In,
             external_id: inbound.external_id.clone(),
             body,
             created_at: self.now,
@@ -135,7 +136,7 @@ impl Draft {
         self.row.next_seq += 1;
         self.messages.push(NewMessage {
             seq,
-            direction: "out",
+            direction: Direction::Out,
             external_id: None,
             body: serde_json::to_string(&message).expect("outbound messages serialize"),
             created_at: self.now,
@@ -144,8 +145,11 @@ impl Draft {
         self.deliveries.push(Delivery { conversation_id: self.row.id, seq, message });
     }
 
+    /// The conversation's next status; whoever held it lets go (an agent
+    /// taking it over says so after).
     pub(super) fn set_status(&mut self, status: Status, reason: Option<&str>) {
-        self.row.status = status.as_str().to_string();
+        self.row.status = status;
+        self.row.holder = Holder::Flow;
         self.row.end_reason = reason.map(str::to_string);
         if status != Status::Waiting {
             self.row.prompt = None;
@@ -231,7 +235,7 @@ impl Draft {
         self.writes.extend(inbound.writes.iter().cloned());
         if let Some(sink) = &inbound.reply_sink {
             self.writes.extend((sink.0)(&self.deliveries));
-            for m in self.messages.iter_mut().filter(|m| m.direction == "out") {
+            for m in self.messages.iter_mut().filter(|m| m.direction == Direction::Out) {
                 m.delivered_at = Some(self.now);
             }
         }
@@ -239,7 +243,7 @@ impl Draft {
     }
 
     fn finish(self, again: bool) -> Planned {
-        let status = Status::parse(&self.row.status);
+        let status = Some(self.row.status);
         let conversation = match self.expected_version {
             None => ConversationWrite::Insert(self.row),
             Some(v) => ConversationWrite::Update { row: self.row, expected_version: v },
@@ -293,8 +297,7 @@ pub(crate) async fn plan(
         return Ok(d.finish_for(inbound));
     };
 
-    let status = Status::parse(&row.status)
-        .ok_or_else(|| EngineError::Corrupt { id: row.id, detail: format!("status {:?}", row.status) })?;
+    let status = row.status;
     if status == Status::Waiting && row.expires_at.is_some_and(|t| t <= now) {
         // Expired but not yet swept: close it quietly; the message then
         // starts a new conversation.
@@ -321,7 +324,7 @@ pub(crate) async fn plan(
         }
         (_, Some(Word::Restart)) => d.route(inner, "").await?,
         // An agent holding the conversation answers it; the assistant keeps quiet.
-        (Status::HandedOff, _) if super::agent::held_by_agent(&d.row) => {}
+        (Status::HandedOff, _) if d.row.holder.agent().is_some() => {}
         (Status::HandedOff, _) => d.out(Outbound::text(&inner.settings.messages.handed_off_waiting)),
         (_, Some(Word::Human)) => d.handoff(inner, "customer asked for a person"),
         (_, Some(Word::Help)) => {

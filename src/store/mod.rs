@@ -45,7 +45,7 @@ pub use jobs::{Job, NewJob};
 pub use leader::Leadership;
 pub use mail::{Checkpoint, MailCheckpoint, MailReceived};
 pub use quotas::{Quota, Taken};
-pub use rows::{new_conversation_id, ConversationRow, MessageRow, Status};
+pub use rows::{new_conversation_id, ConversationRow, Direction, Holder, MessageRow, Status};
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};
 pub use writes::Write;
 

@@ -44,6 +44,83 @@ impl Status {
     }
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value the database holds that no variant names.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} {value:?} in the store")]
+pub struct Unknown {
+    what: &'static str,
+    value: String,
+}
+
+impl TryFrom<String> for Status {
+    type Error = Unknown;
+
+    fn try_from(value: String) -> Result<Status, Unknown> {
+        Status::parse(&value).ok_or(Unknown { what: "conversation status", value })
+    }
+}
+
+/// Which way a transcript message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the customer.
+    In,
+    /// To the customer.
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+impl TryFrom<String> for Direction {
+    type Error = Unknown;
+
+    fn try_from(value: String) -> Result<Direction, Unknown> {
+        match value.as_str() {
+            "in" => Ok(Direction::In),
+            "out" => Ok(Direction::Out),
+            _ => Err(Unknown { what: "message direction", value }),
+        }
+    }
+}
+
+/// Who has a conversation that is with a person (status `handed_off`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Holder {
+    /// The flow (or, handed off, nobody yet: a person will come).
+    #[default]
+    Flow,
+    /// An agent took it over: the assistant stays quiet in it.
+    Agent(String),
+}
+
+impl Holder {
+    pub fn agent(&self) -> Option<&str> {
+        match self {
+            Holder::Flow => None,
+            Holder::Agent(name) => Some(name),
+        }
+    }
+}
+
+impl From<Option<String>> for Holder {
+    fn from(held_by: Option<String>) -> Holder {
+        held_by.map_or(Holder::Flow, Holder::Agent)
+    }
+}
+
 /// 2025-01-01T00:00:00Z in Unix milliseconds.
 const ID_EPOCH_MS: i64 = 1_735_689_600_000;
 
@@ -73,7 +150,11 @@ pub struct ConversationRow {
     pub flow: String,
     pub flow_hash: String,
     pub journal: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    /// The agent holding the conversation, if one took it over.
+    #[sqlx(rename = "held_by", try_from = "Option<String>")]
+    pub holder: Holder,
     pub prompt: Option<String>,
     pub end_reason: Option<String>,
     pub next_seq: i64,
@@ -89,7 +170,8 @@ pub struct MessageRow {
     pub id: i64,
     pub conversation_id: i64,
     pub seq: i64,
-    pub direction: String,
+    #[sqlx(try_from = "String")]
+    pub direction: Direction,
     pub channel: String,
     pub external_id: Option<String>,
     pub body: String,

@@ -86,8 +86,7 @@ impl ConversationWrite {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub seq: i64,
-    /// `"in"` or `"out"`.
-    pub direction: &'static str,
+    pub direction: super::Direction,
     /// Inbound platform message id: a message seen before is not processed again.
     pub external_id: Option<String>,
     pub body: String,
@@ -409,14 +408,15 @@ async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrit
         let mut q = Sql::new(
             tx,
             "INSERT INTO conversations (id, channel, conv_key, sender, verified, flow, flow_hash, journal, status, \
-             prompt, end_reason, next_seq, expires_at, wake_at, version, created_at, updated_at, started_by) VALUES ",
+             prompt, end_reason, next_seq, expires_at, wake_at, version, created_at, updated_at, started_by, \
+             held_by) VALUES ",
         );
         q.rows(chunk, |v, r| {
             v.bind(r.id).bind(r.channel.as_str()).bind(r.conv_key.as_str()).bind(r.sender.as_str());
             v.bind(r.verified.as_deref()).bind(r.flow.as_str()).bind(r.flow_hash.as_str()).bind(r.journal.as_str());
             v.bind(r.status.as_str()).bind(r.prompt.as_deref()).bind(r.end_reason.as_deref()).bind(r.next_seq);
             v.bind(r.expires_at).bind(r.wake_at).bind(r.version).bind(r.created_at).bind(r.updated_at);
-            v.bind(r.started_by.as_deref());
+            v.bind(r.started_by.as_deref()).bind(r.holder.agent());
         });
         q.push(" ON CONFLICT DO NOTHING RETURNING id");
         won.extend(q.fetch_all::<(i64,), _>(&mut *tx).await?.into_iter().map(|(id,)| id));
@@ -427,13 +427,14 @@ async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrit
             "UPDATE conversations SET sender = v.column3, verified = v.column4, flow = v.column5, \
              flow_hash = v.column6, journal = v.column7, status = v.column8, prompt = v.column9, \
              end_reason = v.column10, next_seq = v.column11, expires_at = v.column12, wake_at = v.column13, \
-             version = v.column14, updated_at = v.column15, started_by = v.column16 FROM (VALUES ",
+             version = v.column14, updated_at = v.column15, started_by = v.column16, held_by = v.column17 \
+             FROM (VALUES ",
         );
         q.rows(chunk, |v, (r, expected)| {
             v.bind(r.id).bind(*expected).bind(r.sender.as_str()).bind(r.verified.as_deref()).bind(r.flow.as_str());
             v.bind(r.flow_hash.as_str()).bind(r.journal.as_str()).bind(r.status.as_str()).bind(r.prompt.as_deref());
             v.bind(r.end_reason.as_deref()).bind(r.next_seq).bind(r.expires_at).bind(r.wake_at).bind(r.version);
-            v.bind(r.updated_at).bind(r.started_by.as_deref());
+            v.bind(r.updated_at).bind(r.started_by.as_deref()).bind(r.holder.agent());
         });
         q.push(
             ") AS v WHERE conversations.id = v.column1 AND conversations.version = v.column2 \
@@ -455,7 +456,7 @@ async fn write_messages(tx: &mut AnyConnection, won: &[&TurnCommit]) -> Result<(
              delivered_at) VALUES ",
         );
         q.rows(chunk, |v, (conv, m)| {
-            v.bind(conv.id).bind(m.seq).bind(m.direction).bind(conv.channel.as_str());
+            v.bind(conv.id).bind(m.seq).bind(m.direction.as_str()).bind(conv.channel.as_str());
             v.bind(m.external_id.as_deref()).bind(m.body.as_str()).bind(m.created_at).bind(m.delivered_at);
         });
         q.push(" ON CONFLICT DO NOTHING");

@@ -233,7 +233,7 @@ impl EmailChannel {
             Some(thread) => match store.latest_conversation(CHANNEL, &thread).await? {
                 Some(row) if row.sender != sender => None,
                 Some(row) => {
-                    continuing = crate::store::Status::parse(&row.status).is_some_and(|s| s.is_open());
+                    continuing = row.status.is_open();
                     Some(thread)
                 }
                 None => Some(thread),
