@@ -192,20 +192,10 @@ impl Store {
         writes: &[Write],
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3 AND status = 'pending_review'",
-        )
-        .bind(status)
-        .bind(now)
-        .bind(org_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if changed {
-            writes::apply(&mut tx, &writes::alone(writes), now).await?;
-        }
+        const SQL: &str =
+            "UPDATE companies SET status = $1, updated_at = $2 WHERE org_id = $3 AND status = 'pending_review'";
+        let guard = sqlx::query(SQL).bind(status).bind(now).bind(org_id);
+        let (mut tx, changed) = writes::guarded(&self.pool, guard, writes, now).await?;
         if let Some(job) = job {
             sqlx::query("UPDATE jobs SET status = 'done' WHERE id = $1").bind(job).execute(&mut *tx).await?;
         }

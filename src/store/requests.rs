@@ -125,21 +125,11 @@ impl Store {
         writes: &[Write],
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3 \
-             WHERE id = $4 AND status = 'pending'",
-        )
-        .bind(status)
-        .bind(decided_by)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        const SQL: &str = "UPDATE contact_requests SET status = $1, decided_by = $2, decided_at = $3 \
+                           WHERE id = $4 AND status = 'pending'";
+        let guard = sqlx::query(SQL).bind(status).bind(decided_by).bind(now).bind(id);
+        let (tx, changed) = writes::guarded(&self.pool, guard, writes, now).await?;
         if changed {
-            writes::apply(&mut tx, &writes::alone(writes), now).await?;
             tx.commit().await?;
         }
         Ok(changed)

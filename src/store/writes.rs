@@ -53,6 +53,25 @@ impl Write {
     }
 }
 
+/// A state change guarded by its `UPDATE … WHERE <still in the old state>`,
+/// and the writes it causes, in one transaction: the writes go in only if
+/// the guard changed exactly one row, so two deciders racing (two clicks,
+/// two instances) change it once. The transaction comes back for the caller
+/// to add to and commit.
+pub(super) async fn guarded<'w>(
+    pool: &sqlx::AnyPool,
+    guard: sqlx::query::Query<'w, sqlx::Any, sqlx::any::AnyArguments<'w>>,
+    writes: &[Write],
+    now: i64,
+) -> Result<(sqlx::Transaction<'static, sqlx::Any>, bool)> {
+    let mut tx = pool.begin().await?;
+    let changed = guard.execute(&mut *tx).await?.rows_affected() == 1;
+    if changed {
+        apply(&mut tx, &alone(writes), now).await?;
+    }
+    Ok((tx, changed))
+}
+
 /// Writes done outside a turn: no conversation caused them.
 pub(super) fn alone(writes: &[Write]) -> Vec<(Option<i64>, &Write)> {
     writes.iter().map(|w| (None, w)).collect()
