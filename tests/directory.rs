@@ -184,3 +184,30 @@ both_backends!(refused_companies_and_disabled_administrators_are_not_found, |url
     assert_eq!(org(&dir, Search::Serial { value: s("ABCD-1234-EFGH-5678") }).await, None);
     store.close().await;
 });
+
+// Addresses and user names are checked against the whole import and what
+// was on record before it, however the file falls into chunks: an address
+// of a contact already on record is refused for someone else, and a user
+// name that came 2,500 rows earlier (another chunk) is a duplicate.
+both_backends!(duplicates_are_found_across_chunks_and_against_the_record, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    import_dir(&store, &fixture("directory"), &ImportOptions::default(), 1).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("org_id,username,first_name,last_name,email,phone,role\n");
+    csv.push_str("ORG-1001,imposter,Ann,Other,ann.lee@ACME.example,,user\n");
+    for i in 0..2500 {
+        csv.push_str(&format!("ORG-1001,user{i},U,Ser,user{i}@acme.example,,user\n"));
+    }
+    csv.push_str("ORG-1001,USER7,U,Again,again@acme.example,,user\n");
+    std::fs::write(dir.path().join("contacts.csv"), csv).unwrap();
+    let report =
+        import_dir(&store, dir.path(), &ImportOptions { skip_bad_rows: true, progress: false }, 2).await.unwrap();
+    let bad = &report.files[0].bad;
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad[0].contains("contacts.csv:2:") && bad[0].contains("already belongs to another contact"), "{bad:?}");
+    assert!(bad[1].contains("contacts.csv:2503:") && bad[1].contains("appears more than once"), "{bad:?}");
+    assert_eq!(report.imported(), 2500);
+    let ann = Directory::new(store.clone()).contact_by_email("ann.lee@acme.example").await.unwrap().unwrap();
+    assert_eq!(ann.username, "alee", "the address stays with its contact");
+    store.close().await;
+});

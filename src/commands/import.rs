@@ -27,7 +27,14 @@ pub async fn run(app: App, args: ImportArgs) -> anyhow::Result<i32> {
             (None, true) => "imported",
             (None, false) => "NOT imported (fix the rows above, or use --skip-bad-rows)",
         };
-        println!("{}: {} rows, {} upserted, {} bad: {verdict}", f.file.display(), f.rows, f.imported, f.bad.len());
+        println!(
+            "{}: {} rows, {} upserted, {} bad in {:.1}s: {verdict}",
+            f.file.display(),
+            f.rows,
+            f.imported,
+            f.bad.len(),
+            f.seconds
+        );
     }
     println!(
         "{} rows in {:.1}s ({:.0} rows/s)",

@@ -294,14 +294,18 @@ pub struct Import {
 }
 
 impl Import {
-    /// The country of each of these companies that exists.
-    pub async fn countries(&mut self, org_ids: &[&str]) -> Result<HashMap<String, String>> {
-        if org_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let mut q = Sql::new(&self.tx, "SELECT org_id, country FROM companies WHERE org_id IN (");
-        q.list(org_ids.iter().copied()).push(")").once();
-        Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
+    /// Every company on record, with its country.
+    pub async fn all_countries(&mut self) -> Result<HashMap<String, String>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT org_id, country FROM companies").fetch_all(&mut *self.tx).await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Whether any contact is on record.
+    pub async fn has_contacts(&mut self) -> Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM contacts LIMIT 1").fetch_optional(&mut *self.tx).await?;
+        Ok(row.is_some())
     }
 
     /// Who holds each of these e-mail keys: `email_key → username_key`.
@@ -312,17 +316,6 @@ impl Import {
         let mut q = Sql::new(&self.tx, "SELECT email_key, username_key FROM contacts WHERE email_key IN (");
         q.list(email_keys.iter().map(String::as_str)).push(")").once();
         Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
-    }
-
-    /// Which of these user-name keys were written at `now` (earlier in this
-    /// same import).
-    pub async fn written_at(&mut self, username_keys: &[String], now: i64) -> Result<HashSet<String>> {
-        if username_keys.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let mut q = Sql::new(&self.tx, "SELECT username_key FROM contacts WHERE updated_at = ");
-        q.bind(now).push(" AND username_key IN (").list(username_keys.iter().map(String::as_str)).push(")").once();
-        Ok(q.fetch_all::<(String,), _>(&mut *self.tx).await?.into_iter().map(|(u,)| u).collect())
     }
 
     /// The administrators of these companies, as `(org_id, username_key)`.

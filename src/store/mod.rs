@@ -36,7 +36,11 @@ mod writes;
 use std::{path::Path, str::FromStr, time::Duration};
 
 use anyhow::Context as _;
-use sqlx::{any::AnyPoolOptions, sqlite::SqliteConnectOptions, AnyConnection, AnyPool, Executor as _};
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions},
+    sqlite::SqliteConnectOptions,
+    AnyConnection, AnyPool, ConnectOptions as _, Executor as _,
+};
 
 pub use audit::{Audit, AuditRow};
 pub use conversations::ChannelShape;
@@ -165,7 +169,7 @@ impl Store {
             Backend::Postgres => {
                 let pool = options
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
+                    .connect_with(connect_options(url)?)
                     .await
                     .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
                 sqlx::migrate!("migrations/postgres").run(&pool).await.context("migrating PostgreSQL")?;
@@ -181,7 +185,7 @@ impl Store {
                     .after_connect(|conn: &mut AnyConnection, _| {
                         Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
                     })
-                    .connect(&creating(url))
+                    .connect_with(connect_options(&creating(url))?)
                     .await
                     .with_context(|| format!("opening {url}"))?;
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
@@ -238,6 +242,14 @@ impl Store {
         }
         self.pool.close().await;
     }
+}
+
+/// How to connect. A statement slower than a second is logged at debug
+/// level, not as a warning: the import's multi-row upserts take that long by
+/// design, and sqlx prints the whole statement (one line of 150 KB).
+fn connect_options(url: &str) -> anyhow::Result<AnyConnectOptions> {
+    let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+    Ok(options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1)))
 }
 
 /// `url` with `mode=rwc` unless it names a mode: the embedded store creates

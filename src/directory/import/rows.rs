@@ -1,0 +1,112 @@
+//! One CSV record to a checked row, on the reader thread: fields, and what
+//! the row refers to when that is known before the file is read (the
+//! company of a contact, contract or license, and its country, which a
+//! contact's phone number is read in).
+
+use std::collections::HashMap;
+
+use crate::store::directory::DirectoryRow as Row;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Kind {
+    Companies,
+    Contacts,
+    Contracts,
+    Licenses,
+}
+
+impl Kind {
+    pub(super) fn from_file(name: &str) -> Kind {
+        match name {
+            "companies.csv" => Kind::Companies,
+            "contacts.csv" => Kind::Contacts,
+            "contracts.csv" => Kind::Contracts,
+            _ => Kind::Licenses,
+        }
+    }
+}
+
+/// The companies on record when a file's import began, with their country:
+/// a row of a later file may name only these (the companies file is
+/// committed before the files that refer to it are read).
+pub(super) type Countries = HashMap<String, String>;
+
+fn field(r: &csv::StringRecord, i: usize) -> String {
+    crate::text::clean_input(r.get(i).unwrap_or_default(), 512)
+}
+
+/// The checks of one record that need no store round trip.
+pub(super) fn parse(kind: Kind, r: &csv::StringRecord, companies: &Countries) -> Result<Row, String> {
+    let required = |i: usize, what: &str| {
+        let v = field(r, i);
+        if v.is_empty() {
+            Err(format!("{what} is empty"))
+        } else {
+            Ok(v)
+        }
+    };
+    let company =
+        |org_id: &str| companies.get(org_id).ok_or_else(|| format!("org_id {org_id:?} is not a known company"));
+    match kind {
+        Kind::Companies => {
+            let country = crate::text::country_code(&field(r, 6))
+                .ok_or_else(|| format!("country {:?} is not a country", field(r, 6)))?;
+            let postal_code = field(r, 5);
+            crate::text::check_postal_code(&postal_code, &country)?;
+            let phone = crate::text::parse_phone(&field(r, 7), Some(&country))
+                .map_err(|e| format!("phone {:?}: {e}", field(r, 7)))?;
+            Ok(Row::Company {
+                org_id: required(0, "org_id")?,
+                name: required(1, "name")?,
+                street: required(2, "street")?,
+                city: required(3, "city")?,
+                region: field(r, 4),
+                postal_code,
+                country,
+                phone,
+            })
+        }
+        Kind::Contacts => {
+            let email = crate::text::parse_email(&field(r, 4))
+                .map_err(|_| format!("email {:?} is not an e-mail address", field(r, 4)))?;
+            let role = field(r, 6).to_lowercase();
+            if role != "admin" && role != "user" {
+                return Err(format!("role {role:?} must be admin or user"));
+            }
+            let org_id = required(0, "org_id")?;
+            let country = company(&org_id)?;
+            let phone = match field(r, 5) {
+                p if p.is_empty() => p,
+                p => crate::text::parse_phone(&p, Some(country)).map_err(|e| format!("phone {p:?}: {e}"))?,
+            };
+            Ok(Row::Contact {
+                org_id,
+                username: required(1, "username")?,
+                first: required(2, "first_name")?,
+                last: required(3, "last_name")?,
+                email,
+                phone,
+                role,
+            })
+        }
+        Kind::Contracts => {
+            let number = required(0, "contract_number")?;
+            let org_id = required(1, "org_id")?;
+            company(&org_id)?;
+            Ok(Row::Contract { number, org_id, admin: required(2, "admin_username")? })
+        }
+        Kind::Licenses => {
+            let product = required(2, "product")?;
+            let machine_code = Some(field(r, 3)).filter(|m| !m.is_empty());
+            let legacy = crate::directory::LEGACY_PRODUCT;
+            if machine_code.is_some() && !product.eq_ignore_ascii_case(legacy) {
+                return Err(format!("machine_code is only for legacy {legacy} licenses, not {product}"));
+            }
+            let product = if product.eq_ignore_ascii_case(legacy) { legacy.to_string() } else { product };
+            let serial = required(0, "serial_number")?;
+            let org_id = required(1, "org_id")?;
+            company(&org_id)?;
+            Ok(Row::License { serial, org_id, product, machine_code })
+        }
+    }
+}
