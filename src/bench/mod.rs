@@ -5,3 +5,12 @@ pub mod email;
 mod engine;
 
 pub use engine::{engine, EngineBenchArgs};
+
+/// This process's peak resident memory so far, in MB (the kernel's
+/// high-water mark, `VmHWM`; the same figure getrusage's `ru_maxrss` gives).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some((kb / 1024.0).round())
+}

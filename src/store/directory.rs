@@ -246,6 +246,16 @@ impl Store {
         Ok(sqlx::query_as(&sql).bind(keys::name(name)).bind(country.to_ascii_uppercase()).fetch_all(&self.pool).await?)
     }
 
+    /// Empties the directory (the bench measures its insert floor on the
+    /// store it then imports into).
+    #[cfg(feature = "bench")]
+    pub async fn clear_directory(&self) -> Result<()> {
+        for table in ["licenses", "contracts", "contacts", "companies"] {
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// One import's transaction: a file's rows are kept together or not at all.
     pub async fn begin_import(&self) -> Result<Import> {
         Ok(Import { tx: self.pool.begin().await? })

@@ -31,7 +31,7 @@ use crate::store::{
 /// Rows per chunk (and per upsert statement). Measured on 1.5 M rows: 500
 /// rows gave ~46,000 rows/s, 2,000 rows ~58,700. The ceiling is SQLite's
 /// 32,766 bound values: a contact row binds 12, so at most 2,730 rows.
-const CHUNK: usize = 2000;
+pub const CHUNK: usize = 2000;
 
 /// The files an import reads, in the order references need them.
 pub const FILES: &[(&str, &[&str])] = &[
