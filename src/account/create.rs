@@ -86,7 +86,9 @@ pub(crate) async fn find_existing(d: &Directory, s: &Settings, call: &mut Effect
     let quotas = limits::search(s, &limits::identity(call), &key);
     if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("search_refused", &key, json!({ "by": "duplicate_check", "reason": "rate limit" }));
-        return Ok(json!({ "exists": false, "reason": "rate_limited", "wait_minutes": limits::minutes(wait) }));
+        return Ok(
+            json!({ "exists": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
+        );
     }
     let Some(contact) = d.contact_by_email(&email).await.map_err(EffectError::retry)? else {
         call.audit("duplicate_check", &key, json!({ "found": null }));
@@ -167,7 +169,7 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
     ];
     if limits::take(d.store(), call, &caps).await?.is_some() {
         call.audit("account_refused", &keys::name(&p.company), json!({ "reason": "creation limit" }));
-        return Ok(json!({ "created": false, "reason": "limit" }));
+        return Ok(json!({ "created": false, "reason": crate::account::Refusal::Limit }));
     }
     // A company of that name in that country: never confirmed in the chat
     // (nor its spelling on record); the account waits for a person, as one

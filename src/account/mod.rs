@@ -7,9 +7,12 @@ mod create;
 pub mod followup;
 pub mod limits;
 mod proof;
+mod refusal;
 pub mod requests;
 pub mod screening;
 mod tokens;
+
+pub use refusal::Refusal;
 
 use std::sync::Arc;
 
@@ -127,15 +130,19 @@ async fn search_company(
     let quotas = limits::search(s, &limits::identity(call), &identifier);
     if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("search_refused", &identifier, json!({ "by": kind, "reason": "rate limit" }));
-        return Ok(json!({ "found": false, "reason": "rate_limited", "wait_minutes": limits::minutes(wait) }));
+        return Ok(
+            json!({ "found": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
+        );
     }
     let found = d.search(&search).await.map_err(EffectError::retry)?;
     let outcome = match &found {
         Found::Company { company } => {
             json!({ "found": true, "org_id": company.org_id, "name": company.name, "country": company.country })
         }
-        Found::NotFound => json!({ "found": false, "reason": "not_found" }),
-        Found::NotLegacy { product } => json!({ "found": false, "reason": "not_legacy", "product": product }),
+        Found::NotFound => json!({ "found": false, "reason": crate::account::Refusal::NotFound }),
+        Found::NotLegacy { product } => {
+            json!({ "found": false, "reason": crate::account::Refusal::NotLegacy, "product": product })
+        }
     };
     call.audit(
         "search",
@@ -205,7 +212,9 @@ pub(crate) async fn queue_login_info(
     let quota = [Quota::new(format!("login_info:{subject}"), s.limits.recovery_mails_per_contact)];
     if let Some(wait) = limits::take(d.store(), call, &quota).await? {
         call.audit("login_info_refused", &subject, json!({ "reason": "rate limit" }));
-        return Ok(json!({ "sent": false, "reason": "rate_limited", "wait_minutes": limits::minutes(wait) }));
+        return Ok(
+            json!({ "sent": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
+        );
     }
     let company = d.company(&contact.org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default();
     // Only the hash is stored; the token itself goes into the mail alone.

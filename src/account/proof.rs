@@ -37,7 +37,9 @@ pub(crate) async fn send(d: &Directory, s: &Settings, call: &mut EffectCall) -> 
     ];
     if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("email_code_refused", &crate::mail::limit_key(&email), json!({ "reason": "rate limit" }));
-        return Ok(json!({ "sent": false, "reason": "rate_limited", "wait_minutes": limits::minutes(wait) }));
+        return Ok(
+            json!({ "sent": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
+        );
     }
     let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
     let expires_at = call.context.now_ms + CODE_TTL_MINUTES * 60_000;
@@ -64,12 +66,12 @@ pub(crate) async fn check(_: &Directory, _: &Settings, call: &mut EffectCall) ->
         return Err(EffectError::Failed("check_email_code: not a proof from send_email_code".into()));
     };
     if call.context.now_ms > expires_at {
-        return Ok(json!({ "ok": false, "reason": "expired" }));
+        return Ok(json!({ "ok": false, "reason": crate::account::Refusal::Expired }));
     }
     let subject = crate::mail::limit_key(&email);
     if digest(call.context.conversation_id, &email, &typed, expires_at) != hash {
         call.audit("email_code_wrong", &subject, json!({}));
-        return Ok(json!({ "ok": false, "reason": "wrong" }));
+        return Ok(json!({ "ok": false, "reason": crate::account::Refusal::Wrong }));
     }
     call.audit("email_proven", &subject, json!({}));
     Ok(json!({ "ok": true }))

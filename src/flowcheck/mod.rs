@@ -9,6 +9,32 @@ use std::path::Path;
 
 use crate::engine::flows;
 
+/// Comparisons of an effect result's `reason` with a name no effect gives
+/// ([`crate::account::Refusal`]): a branch that can never run.
+fn reasons(file: &str, source: &str) -> Vec<String> {
+    let compare = regex::Regex::new(r#"\.reason\s*[!=]=\s*"([^"]*)""#).expect("valid regex");
+    let known: Vec<&str> = crate::account::Refusal::ALL.iter().map(|r| r.name()).collect();
+    let mut problems = Vec::new();
+    for (n, line) in source.lines().enumerate() {
+        if line.trim_start().starts_with("//") {
+            continue;
+        }
+        for cap in compare.captures_iter(line) {
+            let m = cap.get(1).expect("group 1");
+            if !known.contains(&m.as_str()) {
+                problems.push(format!(
+                    "{file}:{}:{}: {:?} is not a reason any effect gives ({})",
+                    n + 1,
+                    m.start(),
+                    m.as_str(),
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Returns one `file:line:col: message` line per problem.
 pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -33,6 +59,7 @@ pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Re
             problems.push(e.to_string());
         }
         problems.extend(choices::check(&file, &source));
+        problems.extend(reasons(&file, &source));
         for (n, line) in source.lines().enumerate() {
             if line.trim_start().starts_with("//") {
                 continue;
@@ -51,4 +78,18 @@ pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Re
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_reason_no_effect_gives_is_reported() {
+        let source = "if found.reason == \"rate_limited\" { x(); }\n// found.reason == \"old\"\nif r.reason != \"rate_limit\" {}\n";
+        let problems = super::reasons("f.rhai", source);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("f.rhai:3:16: \"rate_limit\" is not a reason any effect gives"),
+            "{problems:?}"
+        );
+    }
 }
