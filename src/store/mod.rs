@@ -5,7 +5,9 @@
 //!
 //! One code path serves both backends: queries run on sqlx's `Any` driver,
 //! written in `$1` placeholder SQL, which both dialects accept; statements
-//! whose length depends on the data are built by [`sql::Sql`]. The few real
+//! whose length depends on the data are built by [`sql::Sql`], which binds
+//! with each backend's cheapest placeholders (`?` on SQLite, where thousands
+//! of named `$n` bind in quadratic time). The few real
 //! differences (how the writer's transaction begins, row locks, advisory
 //! locks, PRAGMAs) are [`Backend`]'s methods and nowhere else. Each domain's
 //! SQL lives in its own module here (`conversations`, `directory`, `outbox`,
