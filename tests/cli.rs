@@ -62,13 +62,8 @@ fn a_bad_config_reports_every_problem_and_fails() {
     assert!(!err.contains("xoxb-secret"), "secret leaked: {err}");
 }
 
-#[test]
-fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
-    let out = frontdesk().args(["flows", "check"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let out = frontdesk().args(["--data", "/nonexistent-unused", "flows", "test"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-
+/// A temp folder holding a copy of the repository's flows.
+fn copy_of_flows() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for f in std::fs::read_dir(common::repo_path("flows")).unwrap() {
         let p = f.unwrap().path();
@@ -76,6 +71,17 @@ fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
             std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
         }
     }
+    dir
+}
+
+#[test]
+fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
+    let out = frontdesk().args(["flows", "check"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = frontdesk().args(["--data", "/nonexistent-unused", "flows", "test"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let dir = copy_of_flows();
     std::fs::write(dir.path().join("broken.rhai"), "say(\"fine\");\nlet x = if;\n").unwrap();
     let out = frontdesk().args(["flows", "check"]).arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -89,17 +95,28 @@ fn flows_check_and_test_pass_and_a_broken_flow_fails_with_its_line() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("-Bonjour"));
 }
 
+// A start() of a flow that does not exist, and a branch on a refusal reason
+// no effect gives, are reported with their file and line.
+#[test]
+fn flows_check_reports_a_missing_flow_and_an_unknown_reason() {
+    let dir = copy_of_flows();
+    std::fs::write(
+        dir.path().join("typo.rhai"),
+        "let r = find_company(\"username\", \"x\");\nif r.reason == \"ratelimited\" { start(\"escalte\"); }\n",
+    )
+    .unwrap();
+    let out = frontdesk().args(["flows", "check"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("typo.rhai:2:") && text.contains("\"ratelimited\" is not a reason"), "{text}");
+    assert!(text.contains("typo.rhai:2:") && text.contains("start(\"escalte\"): there is no flow"), "{text}");
+}
+
 // A branch on a choice that no option gives (a label reworded on one side,
 // a typo) can never run: `flows check` names its file, line and column.
 #[test]
 fn flows_check_reports_a_switch_arm_no_option_gives() {
-    let dir = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(common::repo_path("flows")).unwrap() {
-        let p = f.unwrap().path();
-        if p.extension().is_some_and(|e| e == "rhai") {
-            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    let dir = copy_of_flows();
     let router = dir.path().join("router.rhai");
     let source = std::fs::read_to_string(&router).unwrap();
     let line = source.lines().position(|l| l.trim_start().starts_with("\"create\" =>")).expect("the create arm") + 1;

@@ -9,30 +9,28 @@ use std::path::Path;
 
 use crate::engine::flows;
 
+/// The string literals `pattern`'s first group captures, outside `//`
+/// comment lines, as `(line, column, literal)`.
+fn literals<'s>(source: &'s str, pattern: &'s regex::Regex) -> impl Iterator<Item = (usize, usize, &'s str)> {
+    source.lines().enumerate().filter(|(_, line)| !line.trim_start().starts_with("//")).flat_map(move |(n, line)| {
+        pattern.captures_iter(line).map(move |cap| {
+            let m = cap.get(1).expect("group 1");
+            (n + 1, m.start(), m.as_str())
+        })
+    })
+}
+
 /// Comparisons of an effect result's `reason` with a name no effect gives
 /// ([`crate::account::Refusal`]): a branch that can never run.
 fn reasons(file: &str, source: &str) -> Vec<String> {
     let compare = regex::Regex::new(r#"\.reason\s*[!=]=\s*"([^"]*)""#).expect("valid regex");
     let known: Vec<&str> = crate::account::Refusal::ALL.iter().map(|r| r.name()).collect();
-    let mut problems = Vec::new();
-    for (n, line) in source.lines().enumerate() {
-        if line.trim_start().starts_with("//") {
-            continue;
-        }
-        for cap in compare.captures_iter(line) {
-            let m = cap.get(1).expect("group 1");
-            if !known.contains(&m.as_str()) {
-                problems.push(format!(
-                    "{file}:{}:{}: {:?} is not a reason any effect gives ({})",
-                    n + 1,
-                    m.start(),
-                    m.as_str(),
-                    known.join(", ")
-                ));
-            }
-        }
-    }
-    problems
+    literals(source, &compare)
+        .filter(|(_, _, name)| !known.contains(name))
+        .map(|(line, col, name)| {
+            format!("{file}:{line}:{col}: {name:?} is not a reason any effect gives ({})", known.join(", "))
+        })
+        .collect()
 }
 
 /// Returns one `file:line:col: message` line per problem.
@@ -60,20 +58,9 @@ pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Re
         }
         problems.extend(choices::check(&file, &source));
         problems.extend(reasons(&file, &source));
-        for (n, line) in source.lines().enumerate() {
-            if line.trim_start().starts_with("//") {
-                continue;
-            }
-            for cap in start_call.captures_iter(line) {
-                let m = cap.get(1).expect("group 1");
-                if !flows::valid_name(m.as_str()) || !exists(m.as_str()) {
-                    problems.push(format!(
-                        "{file}:{}:{}: start({:?}): there is no flow of that name",
-                        n + 1,
-                        m.start(),
-                        m.as_str()
-                    ));
-                }
+        for (line, col, name) in literals(&source, &start_call) {
+            if !flows::valid_name(name) || !exists(name) {
+                problems.push(format!("{file}:{line}:{col}: start({name:?}): there is no flow of that name"));
             }
         }
     }
