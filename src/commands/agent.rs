@@ -12,45 +12,34 @@ use crate::{
 /// Runs one agent command; returns the exit code.
 pub async fn run(app: &App, command: AgentCommand) -> anyhow::Result<i32> {
     let desk = Desk::new(app.engine.clone(), app.settings.clone(), Surface::Shell);
-    let done = match command {
-        AgentCommand::Start { flow, customer, agent, channel } => {
-            start(app, &desk, &flow, &customer, &agent, &channel).await
-        }
-        AgentCommand::Lookup { by, value, last_name, agent } => {
-            let by = LookupBy::parse(&by).expect("clap allows only known kinds");
-            desk.lookup(&agent, by, &value, last_name.as_deref()).await.map(|found| {
-                println!("{found}");
-                0
-            })
-        }
-        AgentCommand::Transcript(who) => match customer(&who) {
-            Ok(c) => desk.transcript(&who.agent, &c).await.map(|t| {
-                match t {
-                    Some(t) => println!("{}", t.render(usize::MAX)),
-                    None => println!("{} has no conversation on {}.", who.customer, who.channel),
-                }
-                0
-            }),
-            Err(e) => Err(e),
-        },
-        AgentCommand::TakeOver(who) => match customer(&who) {
-            Ok(c) => report(&who, desk.take_over(&who.agent, &c).await),
-            Err(e) => Err(e),
-        },
-        AgentCommand::Say { customer: who, text } => match customer(&who) {
-            Ok(c) => report(&who, desk.say(&who.agent, &c, &text).await),
-            Err(e) => Err(e),
-        },
-        AgentCommand::HandBack(who) => match customer(&who) {
-            Ok(c) => report(&who, desk.hand_back(&who.agent, &c).await),
-            Err(e) => Err(e),
-        },
-    };
-    Ok(done.unwrap_or_else(|e| {
+    Ok(act(app, &desk, command).await.unwrap_or_else(|e| {
         tracing::error!("agent command failed: {e}");
         eprintln!("error: {}", e.agent_message(&app.settings));
         1
     }))
+}
+
+async fn act(app: &App, desk: &Desk, command: AgentCommand) -> Result<i32, DeskError> {
+    match command {
+        AgentCommand::Start { flow, customer, agent, channel } => {
+            start(app, desk, &flow, &customer, &agent, &channel).await
+        }
+        AgentCommand::Lookup { by, value, last_name, agent } => {
+            let by = LookupBy::parse(&by).expect("clap allows only known kinds");
+            println!("{}", desk.lookup(&agent, by, &value, last_name.as_deref()).await?);
+            Ok(0)
+        }
+        AgentCommand::Transcript(who) => {
+            match desk.transcript(&who.agent, &customer(&who)?).await? {
+                Some(t) => println!("{}", t.render(usize::MAX)),
+                None => println!("{} has no conversation on {}.", who.customer, who.channel),
+            }
+            Ok(0)
+        }
+        AgentCommand::TakeOver(who) => report(&who, desk.take_over(&who.agent, &customer(&who)?).await?),
+        AgentCommand::Say { customer: who, text } => report(&who, desk.say(&who.agent, &customer(&who)?, &text).await?),
+        AgentCommand::HandBack(who) => report(&who, desk.hand_back(&who.agent, &customer(&who)?).await?),
+    }
 }
 
 fn customer(who: &CustomerArgs) -> Result<CustomerRef, DeskError> {
@@ -58,8 +47,7 @@ fn customer(who: &CustomerArgs) -> Result<CustomerRef, DeskError> {
 }
 
 /// What came of taking over, saying or handing back.
-fn report(who: &CustomerArgs, reply: Result<TurnReply, DeskError>) -> Result<i32, DeskError> {
-    let reply = reply?;
+fn report(who: &CustomerArgs, reply: TurnReply) -> Result<i32, DeskError> {
     if reply.conversation_id.is_none() {
         println!("{} has no conversation with the support team on {}.", who.customer, who.channel);
         return Ok(1);

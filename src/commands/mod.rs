@@ -33,8 +33,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     let data = cli.data;
     match cli.command {
-        Command::Chat(args) => chat::run(open(settings, data).await?, args).await,
-        Command::Serve => serve::run(open(settings, data).await?).await.map(|_| 0),
+        Command::Chat(args) => chat::run(App::open(settings, data).await?, args).await,
+        Command::Serve => serve::run(App::open(settings, data).await?).await.map(|_| 0),
         Command::Flows(command) => flows::run(settings, command).await,
         Command::Screening(command) => screening::run(settings, data, command).await,
         Command::Agent(command) => with_app(settings, data, async |app: &App| agent::run(app, command).await).await,
@@ -42,15 +42,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             with_app(settings, data, async |app: &App| contact_request::run(app, command).await).await
         }
         Command::DemoData(args) => demo_data::run(data, args).await,
-        Command::Import(args) => import::run(open(settings, data).await?, args).await,
+        Command::Import(args) => import::run(App::open(settings, data).await?, args).await,
         Command::Email(command) => with_app(settings, data, async |app: &App| email::run(app, command).await).await,
         #[cfg(feature = "bench")]
         Command::Bench(command) => bench::run(settings, data, command).await,
     }
-}
-
-async fn open(settings: Settings, data: PathBuf) -> anyhow::Result<App> {
-    App::open(settings, data).await
 }
 
 /// Runs `command` on an opened app, and closes the store whatever it did.
@@ -58,7 +54,7 @@ async fn with_app<F>(settings: Settings, data: PathBuf, command: F) -> anyhow::R
 where
     F: AsyncFnOnce(&App) -> anyhow::Result<i32>,
 {
-    let app = open(settings, data).await?;
+    let app = App::open(settings, data).await?;
     let code = command(&app).await;
     app.store.close().await;
     code
