@@ -100,15 +100,3 @@ pub(super) async fn apply(tx: &mut AnyConnection, writes: &[(Option<i64>, &Write
     super::mail::save_checkpoints(tx, &checkpoints, now).await?;
     Ok(())
 }
-
-impl From<Audit> for Write {
-    fn from(a: Audit) -> Write {
-        Write::Audit(a)
-    }
-}
-
-impl From<NewMail> for Write {
-    fn from(m: NewMail) -> Write {
-        Write::Mail(m)
-    }
-}
