@@ -218,7 +218,7 @@ impl Outbox {
             tracing::warn!(message_id = %mail.message_id, "claim lapsed and was taken by another worker; not sending");
             Ok(None)
         };
-        if !self.extend(claim, now() + self.lease.as_millis() as i64).await? {
+        if !self.extend(claim, self.lease_end(now())).await? {
             return lost();
         }
         let send = tokio::time::timeout(self.send_timeout, self.send(mail));
@@ -232,7 +232,7 @@ impl Outbox {
                         Err(Failure::Transient(format!("no answer within {:?}", self.send_timeout)))
                     })));
                 }
-                _ = beat.tick() => match self.extend(claim, now() + self.lease.as_millis() as i64).await {
+                _ = beat.tick() => match self.extend(claim, self.lease_end(now())).await {
                     Ok(true) => {}
                     Ok(false) => return lost(),
                     // The store is out of reach: so it is for every other
@@ -241,6 +241,11 @@ impl Outbox {
                 },
             }
         }
+    }
+
+    /// When a lease taken or renewed at `now` runs out.
+    fn lease_end(&self, now: i64) -> i64 {
+        now + self.lease.as_millis() as i64
     }
 
     /// Gives back whatever this claim still holds.
@@ -254,7 +259,7 @@ impl Outbox {
     }
 
     async fn claim(&self, now: i64, token: &str) -> anyhow::Result<Vec<Queued>> {
-        Ok(self.store.claim_mails(now, now + self.lease.as_millis() as i64, token, CLAIM).await?)
+        Ok(self.store.claim_mails(now, self.lease_end(now), token, CLAIM).await?)
     }
 
     async fn finish(
