@@ -8,12 +8,13 @@ use serde_json::{json, Value};
 use super::{
     limits,
     screening::{self, Applicant, Outcome},
+    Refusal,
 };
 use crate::{
     config::Settings,
     directory::{keys, Company, Directory},
     engine::{EffectCall, EffectError},
-    store::{Quota, Write},
+    store::{directory::NewContact, outbox::NewMail, NewJob, Quota, Write},
 };
 
 /// The profile the create_account flow collects (validated field by field
@@ -86,9 +87,7 @@ pub(crate) async fn find_existing(d: &Directory, s: &Settings, call: &mut Effect
     let quotas = limits::search(s, &limits::identity(call), &key);
     if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("search_refused", &key, json!({ "by": "duplicate_check", "reason": "rate limit" }));
-        return Ok(
-            json!({ "exists": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
-        );
+        return Ok(json!({ "exists": false, "reason": Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }));
     }
     let Some(contact) = d.contact_by_email(&email).await.map_err(EffectError::retry)? else {
         call.audit("duplicate_check", &key, json!({ "found": null }));
@@ -169,7 +168,7 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
     ];
     if limits::take(d.store(), call, &caps).await?.is_some() {
         call.audit("account_refused", &keys::name(&p.company), json!({ "reason": "creation limit" }));
-        return Ok(json!({ "created": false, "reason": crate::account::Refusal::Limit }));
+        return Ok(json!({ "created": false, "reason": Refusal::Limit }));
     }
     // A company of that name in that country: never confirmed in the chat
     // (nor its spelling on record); the account waits for a person, as one
@@ -192,7 +191,7 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
         status: if review { "pending_review" } else { "active" }.into(),
     };
     call.write(Write::Company(company));
-    call.write(Write::Contact(crate::store::directory::NewContact {
+    call.write(Write::Contact(NewContact {
         org_id: org_id.clone(),
         username: username.clone(),
         first_name: p.first_name.clone(),
@@ -202,7 +201,7 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
         role: "admin".into(),
     }));
     let hours = s.screening.review_delay.as_secs().div_ceil(3600);
-    call.write(Write::Mail(crate::store::outbox::NewMail {
+    call.write(Write::Mail(NewMail {
         message_id: crate::mail::new_message_id(&s.mail.from),
         template: if review { "account_pending" } else { "account_created" }.into(),
         to: p.email.clone(),
@@ -210,7 +209,7 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
     }));
     if review {
         let due = call.context.now_ms + s.screening.review_delay.as_millis() as i64;
-        call.write(Write::Job(crate::store::NewJob {
+        call.write(Write::Job(NewJob {
             kind: "rescreen".into(),
             payload: json!({ "org_id": org_id, "email": p.email, "duplicate_of": duplicate_of }),
             due_at: due,

@@ -22,7 +22,7 @@ use crate::{
     config::Settings,
     directory::{Directory, Found, Search},
     engine::{EffectCall, EffectError, Effects},
-    store::{Quota, Write},
+    store::{outbox::NewMail, requests::NewRecoveryToken, Quota, Write},
 };
 
 /// Declares every account effect once: its name in flows, its arity, and the
@@ -130,18 +130,16 @@ async fn search_company(
     let quotas = limits::search(s, &limits::identity(call), &identifier);
     if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("search_refused", &identifier, json!({ "by": kind, "reason": "rate limit" }));
-        return Ok(
-            json!({ "found": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
-        );
+        return Ok(json!({ "found": false, "reason": Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }));
     }
     let found = d.search(&search).await.map_err(EffectError::retry)?;
     let outcome = match &found {
         Found::Company { company } => {
             json!({ "found": true, "org_id": company.org_id, "name": company.name, "country": company.country })
         }
-        Found::NotFound => json!({ "found": false, "reason": crate::account::Refusal::NotFound }),
+        Found::NotFound => json!({ "found": false, "reason": Refusal::NotFound }),
         Found::NotLegacy { product } => {
-            json!({ "found": false, "reason": crate::account::Refusal::NotLegacy, "product": product })
+            json!({ "found": false, "reason": Refusal::NotLegacy, "product": product })
         }
     };
     call.audit(
@@ -212,20 +210,18 @@ pub(crate) async fn queue_login_info(
     let quota = [Quota::new(format!("login_info:{subject}"), s.limits.recovery_mails_per_contact)];
     if let Some(wait) = limits::take(d.store(), call, &quota).await? {
         call.audit("login_info_refused", &subject, json!({ "reason": "rate limit" }));
-        return Ok(
-            json!({ "sent": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
-        );
+        return Ok(json!({ "sent": false, "reason": Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }));
     }
     let company = d.company(&contact.org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default();
     // Only the hash is stored; the token itself goes into the mail alone.
     let (token, token_hash) = tokens::new();
     let ttl = s.mail.token_ttl;
-    call.write(Write::RecoveryToken(crate::store::requests::NewRecoveryToken {
+    call.write(Write::RecoveryToken(NewRecoveryToken {
         token_hash,
         contact_id,
         expires_at: now + ttl.as_millis() as i64,
     }));
-    call.write(Write::Mail(crate::store::outbox::NewMail {
+    call.write(Write::Mail(NewMail {
         message_id: crate::mail::new_message_id(&s.mail.from),
         template: "login_info".into(),
         to: contact.email.clone(),

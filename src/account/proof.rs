@@ -11,12 +11,12 @@
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::limits;
+use super::{limits, Refusal};
 use crate::{
     config::Settings,
     directory::Directory,
     engine::{EffectCall, EffectError},
-    store::{Quota, Write},
+    store::{outbox::NewMail, Quota, Write},
 };
 
 /// How long a code works.
@@ -37,15 +37,13 @@ pub(crate) async fn send(d: &Directory, s: &Settings, call: &mut EffectCall) -> 
     ];
     if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("email_code_refused", &crate::mail::limit_key(&email), json!({ "reason": "rate limit" }));
-        return Ok(
-            json!({ "sent": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }),
-        );
+        return Ok(json!({ "sent": false, "reason": Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }));
     }
     let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
     let expires_at = call.context.now_ms + CODE_TTL_MINUTES * 60_000;
     // The mail holds our words only: nothing the customer typed reaches an
     // address before it is proven.
-    call.write(Write::Mail(crate::store::outbox::NewMail {
+    call.write(Write::Mail(NewMail {
         message_id: crate::mail::new_message_id(&s.mail.from),
         template: "email_code".into(),
         to: email.clone(),
@@ -66,12 +64,12 @@ pub(crate) async fn check(_: &Directory, _: &Settings, call: &mut EffectCall) ->
         return Err(EffectError::Failed("check_email_code: not a proof from send_email_code".into()));
     };
     if call.context.now_ms > expires_at {
-        return Ok(json!({ "ok": false, "reason": crate::account::Refusal::Expired }));
+        return Ok(json!({ "ok": false, "reason": Refusal::Expired }));
     }
     let subject = crate::mail::limit_key(&email);
     if digest(call.context.conversation_id, &email, &typed, expires_at) != hash {
         call.audit("email_code_wrong", &subject, json!({}));
-        return Ok(json!({ "ok": false, "reason": crate::account::Refusal::Wrong }));
+        return Ok(json!({ "ok": false, "reason": Refusal::Wrong }));
     }
     call.audit("email_proven", &subject, json!({}));
     Ok(json!({ "ok": true }))

@@ -6,11 +6,13 @@
 
 use serde_json::{json, Value};
 
+use super::Refusal;
 use crate::{
     config::Settings,
     directory::Directory,
     engine::{EffectCall, EffectError},
     store::{
+        directory::NewContact,
         outbox::NewMail,
         requests::{NewContactRequest, RequestRef},
         Audit, Store, Write,
@@ -45,7 +47,7 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
     if let Some(wait) = super::limits::take(d.store(), call, &quotas).await? {
         call.audit("contact_request_refused", &org_id, json!({ "reason": "rate limit" }));
         return Ok(
-            json!({ "requested": false, "reason": crate::account::Refusal::RateLimited, "wait_minutes": super::limits::minutes(wait) }),
+            json!({ "requested": false, "reason": Refusal::RateLimited, "wait_minutes": super::limits::minutes(wait) }),
         );
     }
     if let Some(existing) = d.contact_by_email(&email).await.map_err(EffectError::retry)? {
@@ -53,14 +55,12 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
         // login information, and the chat learns nothing more.
         call.audit("contact_request_refused", &org_id, json!({ "reason": "e-mail already a contact" }));
         let sent = super::queue_login_info(d, s, call, &existing).await?;
-        return Ok(
-            json!({ "requested": false, "reason": crate::account::Refusal::AlreadyContact, "mailed": sent["sent"] }),
-        );
+        return Ok(json!({ "requested": false, "reason": Refusal::AlreadyContact, "mailed": sent["sent"] }));
     }
     let admins: Vec<_> =
         d.contacts(&org_id).await.map_err(EffectError::retry)?.into_iter().filter(|c| c.role == "admin").collect();
     if admins.is_empty() {
-        return Ok(json!({ "requested": false, "reason": crate::account::Refusal::NoAdmin }));
+        return Ok(json!({ "requested": false, "reason": Refusal::NoAdmin }));
     }
     // Only the hash is stored; the token itself goes into the mails alone.
     let (token, token_hash) = super::tokens::new();
@@ -154,7 +154,7 @@ pub async fn decide(
     };
     let mut writes = Vec::new();
     if let Some(u) = &username {
-        writes.push(Write::Contact(crate::store::directory::NewContact {
+        writes.push(Write::Contact(NewContact {
             org_id: req.org_id.clone(),
             username: u.clone(),
             first_name: req.first_name.clone(),

@@ -19,16 +19,15 @@ pub mod reply;
 pub mod safety;
 mod served;
 
-pub use served::served;
-
 use std::sync::Arc;
 
 use crate::{
     config::Settings,
     engine::{Engine, EngineError, Inbound},
-    store::{Quota, StoreError, Taken, Write},
+    store::{MailCheckpoint, MailReceived, Quota, StoreError, Taken, Write},
 };
 pub use safety::Skip;
+pub use served::served;
 
 pub const CHANNEL: &str = "email";
 
@@ -57,7 +56,7 @@ impl Source {
 
     fn checkpoint(&self) -> Option<Write> {
         match self {
-            Source::Imap { mailbox, uidvalidity, uid } => Some(Write::MailCheckpoint(crate::store::MailCheckpoint {
+            Source::Imap { mailbox, uidvalidity, uid } => Some(Write::MailCheckpoint(MailCheckpoint {
                 mailbox: mailbox.clone(),
                 uidvalidity: i64::from(*uidvalidity),
                 uid: i64::from(*uid),
@@ -204,7 +203,7 @@ impl EmailChannel {
             return self.already_handled(source, now).await;
         }
         let record = |outcome: &str, reason: Option<&str>| {
-            Write::MailReceived(crate::store::MailReceived {
+            Write::MailReceived(MailReceived {
                 message_key: mail.key.clone(),
                 source: source.name(),
                 sender: mail.reply_to.clone().unwrap_or_default(),

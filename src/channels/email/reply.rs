@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 use super::parse::ParsedMail;
 use crate::{
     engine::{Delivery, Outbound, ReplySink},
-    store::Write,
+    store::{outbox::NewMail, Write},
 };
 
 pub static THREAD_TAG: LazyLock<Regex> =
@@ -122,7 +122,7 @@ impl Threading {
             })
             .collect();
         let asks = replies.iter().any(|d| matches!(d.message, Outbound::Prompt { .. }));
-        Some(Write::Mail(crate::store::outbox::NewMail {
+        Some(Write::Mail(NewMail {
             message_id: self.message_id(first.conversation_id, first.seq),
             template: "reply".into(),
             to: self.to.clone(),
@@ -138,7 +138,7 @@ impl Threading {
     /// A short answer that is not part of a conversation (a mail too big to
     /// read), with its own stable Message-ID.
     pub fn notice(&self, key: &str, text: &str) -> Write {
-        Write::Mail(crate::store::outbox::NewMail {
+        Write::Mail(NewMail {
             message_id: format!("fd-{}-0-{}@{}", self.thread, &new_thread(key)[..8], self.domain),
             template: "reply".into(),
             to: self.to.clone(),
@@ -197,10 +197,7 @@ mod tests {
                 private: true,
             },
         }];
-        let Some(Write::Mail(crate::store::outbox::NewMail { message_id, to, context, .. })) = t.answer(&replies)
-        else {
-            panic!()
-        };
+        let Some(Write::Mail(NewMail { message_id, to, context, .. })) = t.answer(&replies) else { panic!() };
         assert_eq!(message_id, "fd-0123456789abcdef-5-1@frontdesk.example");
         assert_eq!(to, "a@b.example");
         assert_eq!(context["asks"], true);
