@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::{
-    sql::{pow2_chunks, Sql},
+    sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Result, Store,
 };
 
@@ -22,14 +22,10 @@ pub struct Audit {
 /// An entry as read back: `(at, channel, actor, by_agent, action, subject)`.
 pub type AuditRow = (i64, String, String, Option<String>, String, String);
 
-/// Rows per multi-row INSERT (8 values each: well under both backends'
-/// bind-parameter limits).
-const ROWS: usize = 256;
-
 /// Writes entries, many rows per statement: a turn's writes are mostly
 /// these, and each statement is a round trip.
 pub(super) async fn insert(tx: &mut AnyConnection, entries: &[(Option<i64>, &Audit)], now: i64) -> Result<()> {
-    for chunk in pow2_chunks(entries, ROWS) {
+    for chunk in pow2_chunks(entries, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
             tx,
             "INSERT INTO audit_log (at, channel, actor, by_agent, action, subject, detail, conversation_id) VALUES ",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use sqlx::AnyConnection;
 
 use super::{
-    sql::{pow2_chunks, Sql},
+    sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Result, Store,
 };
 
@@ -33,14 +33,12 @@ pub struct MailCheckpoint {
     pub uid: i64,
 }
 
-const ROWS: usize = 256;
-
 pub(super) async fn insert_received(
     tx: &mut AnyConnection,
     mails: &[(Option<i64>, &MailReceived)],
     now: i64,
 ) -> Result<()> {
-    for chunk in pow2_chunks(mails, ROWS) {
+    for chunk in pow2_chunks(mails, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
             tx,
             "INSERT INTO mail_received (message_key, source, sender, subject, outcome, reason, conversation_id, \

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::{
-    sql::{pow2_chunks, Sql},
+    sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Result, Store,
 };
 
@@ -41,10 +41,8 @@ pub struct Entry {
     pub status: String,
 }
 
-const ROWS: usize = 256;
-
 pub(super) async fn insert(tx: &mut AnyConnection, mails: &[(Option<i64>, &NewMail)], now: i64) -> Result<()> {
-    for chunk in pow2_chunks(mails, ROWS) {
+    for chunk in pow2_chunks(mails, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(tx,
             "INSERT INTO outbox (message_id, conversation_id, template, to_addr, context, next_attempt_at, created_at) \
              VALUES ",

@@ -48,7 +48,7 @@ impl<'a> Sql<'a> {
         self
     }
 
-    /// Appends `$n` for the next value and binds it.
+    /// Appends the next placeholder (`$n`, or `?` on SQLite) and binds its value.
     pub fn bind<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, value: T) -> &mut Self {
         self.count += 1;
         if self.numbered {
@@ -72,7 +72,7 @@ impl<'a> Sql<'a> {
         self
     }
 
-    /// Appends `$a, $b, …`: one value per item (an `IN` list).
+    /// Appends one placeholder per item, comma-separated (an `IN` list).
     pub fn list<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, items: impl IntoIterator<Item = T>) -> &mut Self {
         for (i, item) in items.into_iter().enumerate() {
             if i > 0 {
@@ -111,6 +111,11 @@ impl<'a> Values<'_, 'a> {
         self
     }
 }
+
+/// Most rows per multi-row statement: a power of two (for [`pow2_chunks`]),
+/// and well under SQLite's 32,766 bound values for the widest row (a
+/// conversation binds 18).
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
 
 /// Splits `items` into chunks whose sizes are powers of two (300 rows:
 /// 256 + 32 + 8 + 4). Statements of a few fixed shapes stay in sqlx's

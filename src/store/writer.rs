@@ -28,15 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     quotas::{Take, Taken},
-    sql::{pow2_chunks, Sql},
+    sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Backend, ConversationRow, Result, StoreError,
 };
 
 /// Most turns committed in one transaction.
 const MAX_BATCH: usize = 512;
-/// Most rows per multi-row statement (SQLite allows 32766 bound values; a
-/// conversation row binds 17).
-const ROWS_PER_STATEMENT: usize = 256;
 /// Most terms of one OR chain (SQLite's parser limits expression depth to 1000).
 const ACK_RANGES_PER_STATEMENT: usize = 128;
 
