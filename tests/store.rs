@@ -396,3 +396,17 @@ async fn sqlite_and_postgres_migrations_define_the_same_schema() {
     assert_eq!(sqlite.0, postgres.0, "tables and columns");
     assert_eq!(sqlite.1, postgres.1, "named indexes");
 }
+
+// Two processes starting on a fresh data folder at once (`serve` and `chat`)
+// both migrate the new database: one of them used to fail with "table
+// conversations already exists".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_opening_a_fresh_sqlite_database_at_once_both_start() {
+    for _ in 0..10 {
+        let db = common::TestDb::sqlite();
+        let (a, b) = tokio::join!(Store::open(&db.url, 2), Store::open(&db.url, 2));
+        let (a, b) = (a.expect("first store"), b.expect("second store"));
+        a.close().await;
+        b.close().await;
+    }
+}

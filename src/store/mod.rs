@@ -180,9 +180,16 @@ impl Store {
             Backend::Sqlite => {
                 let opts =
                     SqliteConnectOptions::from_str(url).with_context(|| format!("parsing the SQLite URL {url}"))?;
-                if let Some(parent) = opts.get_filename().parent() {
+                let file = opts.get_filename().to_path_buf();
+                if let Some(parent) = file.parent() {
                     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }
+                // Processes starting together on a fresh folder (`serve` and
+                // `chat`) would both convert the new file to WAL and apply
+                // the migrations; SQLite has no advisory lock for sqlx to
+                // take, so a lock file serialises opening, and the second
+                // finds both done.
+                let lock = if url.contains(":memory:") { None } else { Some(migration_lock(&file).await?) };
                 let pool = options
                     .after_connect(|conn: &mut AnyConnection, _| {
                         Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
@@ -191,6 +198,7 @@ impl Store {
                     .await
                     .with_context(|| format!("opening {url}"))?;
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
+                drop(lock);
                 tokio::spawn(checkpoints(pool.clone()));
                 pool
             }
@@ -252,6 +260,26 @@ impl Store {
 fn connect_options(url: &str) -> anyhow::Result<AnyConnectOptions> {
     let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
     Ok(options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1)))
+}
+
+/// An exclusive lock on `<database>-migrate.lock`, held until dropped. Taken
+/// on a blocking thread: waiting for another process's migrations must not
+/// stall the runtime.
+async fn migration_lock(database: &Path) -> anyhow::Result<std::fs::File> {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-migrate.lock");
+    let path = std::path::PathBuf::from(name);
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock().with_context(|| format!("locking {}", path.display()))?;
+        Ok(file)
+    })
+    .await?
 }
 
 /// `url` with `mode=rwc` unless it names a mode: the embedded store creates
