@@ -112,6 +112,20 @@ fn flows_check_reports_a_missing_flow_and_an_unknown_reason() {
     assert!(text.contains("typo.rhai:2:") && text.contains("start(\"escalte\"): there is no flow"), "{text}");
 }
 
+// A flow file that is not UTF-8 is a problem of that file, not the end of
+// the check.
+#[test]
+fn flows_check_names_a_file_that_is_not_utf8_and_goes_on() {
+    let dir = copy_of_flows();
+    std::fs::write(dir.path().join("latin1.rhai"), b"say(\"caf\xe9\");\n").unwrap();
+    std::fs::write(dir.path().join("typo.rhai"), "start(\"nowhere\");\n").unwrap();
+    let out = frontdesk().args(["flows", "check"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("latin1.rhai:1:1: not valid UTF-8"), "{text}");
+    assert!(text.contains("typo.rhai:1:"), "the check went on: {text}");
+}
+
 // A branch on a choice that no option gives (a label reworded on one side,
 // a typo) can never run: `flows check` names its file, line and column.
 #[test]

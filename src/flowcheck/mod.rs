@@ -52,7 +52,10 @@ pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Re
         if !flows::valid_name(stem) {
             problems.push(format!("{file}:1:1: flow file names must be lower-case letters, digits and _"));
         }
-        let source = std::fs::read_to_string(&path)?;
+        let Ok(source) = String::from_utf8(std::fs::read(&path)?) else {
+            problems.push(format!("{file}:1:1: not valid UTF-8"));
+            continue;
+        };
         if let Err(e) = flows::compile(engine, &file, &source) {
             problems.push(e.to_string());
         }
