@@ -13,7 +13,10 @@ use crate::{
 pub async fn run(app: &App, command: AgentCommand) -> anyhow::Result<i32> {
     let desk = Desk::new(app.engine.clone(), app.settings.clone(), Surface::Shell);
     Ok(act(app, &desk, command).await.unwrap_or_else(|e| {
-        tracing::error!("agent command failed: {e}");
+        // The agent's own mistakes are only told; the rest is also logged.
+        if matches!(e, DeskError::Engine(_) | DeskError::Store(_)) {
+            tracing::error!("agent command failed: {e}");
+        }
         eprintln!("error: {}", e.agent_message(&app.settings));
         1
     }))
