@@ -71,7 +71,8 @@ pub enum ScreeningCommand {
 #[derive(Args, Debug)]
 pub struct ReviewArgs {
     /// The account's Org ID.
-    pub org_id: String,
+    #[arg(value_parser = crate::domain::OrgId::parse)]
+    pub org_id: crate::domain::OrgId,
     /// Who decides (in the audit log).
     #[arg(long)]
     pub agent: String,

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod crashpoint;
 pub mod directory;
+pub mod domain;
 pub mod engine;
 pub mod flowcheck;
 pub mod mail;

@@ -1,11 +1,10 @@
 //! Customer text at the edge: cleaning, and the parsers that turn a free-text
-//! answer into a typed value (choice, yes/no, e-mail, phone, country).
+//! answer into a choice or a yes/no (addresses, phones and countries are
+//! `crate::domain`'s).
 //!
 //! Every parser returns `Err(reason)` with a short sentence meant for the
 //! customer, so a flow never sees invalid input and the customer always learns
 //! why an answer was not accepted.
-
-use std::str::FromStr;
 
 /// Removes control characters (keeping line breaks and tabs as spaces),
 /// collapses runs of whitespace, trims, and cuts to `max_chars` characters.
@@ -174,112 +173,6 @@ pub fn looks_like_link(text: &str) -> bool {
     LINK.is_match(text)
 }
 
-/// A syntactically valid address with a domain that has a dot, lower-cased
-/// domain part. Returns the address as it should be stored.
-pub fn parse_email(answer: &str) -> Result<String, String> {
-    let a = answer.trim().trim_matches(|c| c == '<' || c == '>');
-    let why = "That doesn't look like an e-mail address. Please type it like name@company.com.";
-    if a.is_empty() || a.contains(char::is_whitespace) {
-        return Err(why.to_string());
-    }
-    let parsed = email_address::EmailAddress::from_str(a).map_err(|_| why.to_string())?;
-    let (local, domain) = (parsed.local_part(), parsed.domain());
-    if !domain.contains('.') || domain.starts_with('[') || domain.ends_with('.') {
-        return Err(why.to_string());
-    }
-    Ok(format!("{local}@{}", domain.to_lowercase()))
-}
-
-/// A phone number valid for `region` (ISO alpha-2), or in international
-/// format when no region is known. Returns E.164 (`+4930123456`).
-pub fn parse_phone(answer: &str, region: Option<&str>) -> Result<String, String> {
-    use phonenumber::{country::Id, Mode};
-    // phonenumber 0.3 compiles its metadata patterns lazily into a shared
-    // cache of only 100 entries; numbers of more than a few countries evict
-    // each other's patterns and every parse compiles regexes again (the
-    // directory import ran at ~3,400 rows/s, most of it regex compilation).
-    // Upstream removed the cache in the unreleased 0.4 (rust-phonenumber
-    // #102) at a large memory cost (#107); a bigger cache fixes it here.
-    static BIGGER_CACHE: std::sync::Once = std::sync::Once::new();
-    BIGGER_CACHE.call_once(|| {
-        let cache = phonenumber::metadata::DATABASE.cache();
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        *cache = regex_cache::RegexCache::new(4096);
-    });
-    let id = match region {
-        Some(r) => {
-            Some(Id::from_str(&r.to_ascii_uppercase()).map_err(|_| format!("I don't know the country code {r}."))?)
-        }
-        None => None,
-    };
-    let a = answer.trim();
-    if a.chars().filter(|c| c.is_ascii_digit()).count() < 4 {
-        return Err("Please type a phone number, with its area code.".to_string());
-    }
-    let number = phonenumber::parse(id, a).map_err(|_| match region {
-        Some(r) => format!("That doesn't look like a phone number for {r}. Please type it with its area code."),
-        None => {
-            "Please type the phone number in international format, starting with + and the country code.".to_string()
-        }
-    })?;
-    if !phonenumber::is_valid(&number) {
-        return Err(match region {
-            Some(r) => format!(
-                "That number is not a valid phone number in {r}. Please check the area code and the number of digits."
-            ),
-            None => {
-                "That is not a valid phone number. Please check the country code, area code and the number of digits."
-                    .to_string()
-            }
-        });
-    }
-    if let (Some(id), Some(actual)) = (id, number.country().id()) {
-        if id != actual {
-            return Err(format!(
-                "That number belongs to another country ({actual:?}). Please give a phone number in {}.",
-                region.unwrap_or_default()
-            ));
-        }
-    }
-    Ok(number.format().mode(Mode::E164).to_string())
-}
-
-/// A country by ISO alpha-2 or alpha-3 code or by name, as its alpha-2 code.
-pub fn country_code(answer: &str) -> Option<String> {
-    let a = answer.trim();
-    if a.is_empty() {
-        return None;
-    }
-    let country = if a.len() == 2 {
-        celes::Country::from_alpha2(a.to_ascii_uppercase()).ok()
-    } else if a.len() == 3 && a.chars().all(|c| c.is_ascii_alphabetic()) {
-        celes::Country::from_alpha3(a.to_ascii_uppercase()).ok().or_else(|| celes::Country::from_str(a).ok())
-    } else {
-        celes::Country::from_str(a).ok()
-    };
-    country.map(|c| c.alpha2.to_string())
-}
-
-/// The English name of a country code (`"DE"` → `"Germany"`,
-/// `"US"` → `"United States of America"`).
-pub fn country_name(code: &str) -> Option<String> {
-    let country = celes::Country::from_alpha2(code.to_ascii_uppercase()).ok()?;
-    let name = country.long_name.strip_prefix("The ").unwrap_or(country.long_name);
-    let words: Vec<String> = name
-        .split(' ')
-        .enumerate()
-        .map(|(i, w)| if i > 0 && ["Of", "And", "The"].contains(&w) { w.to_lowercase() } else { w.to_string() })
-        .collect();
-    Some(words.join(" "))
-}
-
-pub fn parse_country(answer: &str) -> Result<String, String> {
-    country_code(answer).ok_or_else(|| {
-        "I don't recognise that country. Please type its name (\"Germany\") or its two-letter code (\"DE\")."
-            .to_string()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,32 +218,6 @@ mod tests {
         assert_eq!(parse_yes_no("Yes!"), Ok(true));
         assert_eq!(parse_yes_no(" nope "), Ok(false));
         assert!(parse_yes_no("maybe").is_err());
-    }
-
-    #[test]
-    fn emails() {
-        assert_eq!(parse_email("Ann.Lee@ACME.Example.com"), Ok("Ann.Lee@acme.example.com".to_string()));
-        assert!(parse_email("ann@localhost").is_err());
-        assert!(parse_email("ann lee@acme.com").is_err());
-        assert!(parse_email("ann@acme.com\r\nBcc: x@y.com").is_err());
-    }
-
-    #[test]
-    fn phones_are_checked_for_their_country() {
-        assert_eq!(parse_phone("030 901820", Some("DE")), Ok("+4930901820".to_string()));
-        assert_eq!(parse_phone("+1 650 253 0000", None), Ok("+16502530000".to_string()));
-        assert!(parse_phone("12345", Some("DE")).is_err());
-        assert!(parse_phone("+1 650 253 0000", Some("DE")).is_err());
-        assert!(parse_phone("call me", None).is_err());
-    }
-
-    #[test]
-    fn countries() {
-        assert_eq!(country_code("de").as_deref(), Some("DE"));
-        assert_eq!(country_code("DEU").as_deref(), Some("DE"));
-        assert_eq!(country_code("Germany").as_deref(), Some("DE"));
-        assert_eq!(country_code("United States").as_deref(), Some("US"));
-        assert_eq!(country_code("Atlantis"), None);
     }
 }
 
@@ -434,15 +301,5 @@ mod postal_tests {
         assert!(check_postal_code("", "AE").is_ok());
         assert!(check_postal_code("", "FR").is_err());
         assert!(check_postal_code("AB-12", "KE").is_ok());
-    }
-}
-
-#[cfg(test)]
-mod country_name_tests {
-    #[test]
-    fn names_read_naturally() {
-        assert_eq!(super::country_name("us").as_deref(), Some("United States of America"));
-        assert_eq!(super::country_name("DE").as_deref(), Some("Germany"));
-        assert_eq!(super::country_name("XX"), None);
     }
 }

@@ -16,7 +16,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 
 async fn org(dir: &Directory, search: Search) -> Option<String> {
     match dir.search(&search).await.unwrap() {
-        Found::Company { company } => Some(company.org_id),
+        Found::Company { company } => Some(company.org_id.to_string()),
         other => {
             assert_eq!(other, Found::NotFound);
             None

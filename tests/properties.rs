@@ -101,7 +101,8 @@ fn mail_ingest(cases: u32) {
             prop_assert!(!a.contains(['\r', '\n', '<', '>', ' ', ',']), "address {:?}", a);
         }
         // What of it reaches the headers we write.
-        let to = mail.reply_to.clone().unwrap_or_else(|| "a@b.example".into());
+        let to =
+            mail.reply_to.clone().unwrap_or_else(|| frontdesk::domain::EmailAddress::parse("a@b.example").unwrap());
         let t = reply::Threading::for_mail(&mail, "0123456789abcdef", &to, "My Account <m@frontdesk.example>");
         let headers = t.headers();
         prop_assert!(!t.subject.contains(['\r', '\n']));

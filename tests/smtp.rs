@@ -239,7 +239,7 @@ async fn queue(store: &Store, n: usize, now: i64) -> Vec<String> {
         .map(|id| Write::Mail(frontdesk::store::outbox::NewMail {
             message_id: id.clone(),
             template: "reply".into(),
-            to: "ann.lee@acme.example".into(),
+            to: frontdesk::domain::EmailAddress::parse("ann.lee@acme.example").unwrap(),
             context: serde_json::json!({ "messages": [{ "text": "hello", "options": [] }], "asks": false, "subject": "Hi" }),
         }))
         .collect();

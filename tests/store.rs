@@ -198,12 +198,12 @@ both_backends!(a_bad_turn_fails_alone, |url: String| async move {
     // its own turn, not the turns batched with it.
     let store = Store::open(&url, 4).await.unwrap();
     let orphan = Write::Contact(NewContact {
-        org_id: "NO-SUCH-ORG".into(),
+        org_id: frontdesk::domain::OrgId::parse("NO-SUCH-ORG").unwrap(),
         username: "ghost".into(),
         first_name: "G".into(),
         last_name: "Host".into(),
-        email: "ghost@example.com".into(),
-        phone: String::new(),
+        email: frontdesk::domain::EmailAddress::parse("ghost@example.com").unwrap(),
+        phone: None,
         role: "user".into(),
     });
     let (a, b) = tokio::join!(

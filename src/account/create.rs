@@ -13,25 +13,41 @@ use super::{
 use crate::{
     config::Settings,
     directory::{keys, Company, Directory},
+    domain::{Country, EmailAddress, OrgId, Phone},
     engine::{EffectCall, EffectError},
     store::{directory::NewContact, outbox::NewMail, NewJob, Quota, Write},
 };
 
-/// The profile the create_account flow collects (validated field by field
-/// as the customer answered).
+/// The profile the create_account flow collects, as the flow hands it over.
 #[derive(Debug, Clone, Deserialize)]
+struct RawProfile {
+    company: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    street: String,
+    city: String,
+    #[serde(default)]
+    region: String,
+    postal_code: String,
+    country: String,
+    phone: String,
+}
+
+/// A complete profile, every field checked: what an account is created from.
+#[derive(Debug, Clone)]
 pub struct Profile {
     pub company: String,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
+    pub email: EmailAddress,
     pub street: String,
     pub city: String,
-    #[serde(default)]
     pub region: String,
+    /// Upper case, valid for the country.
     pub postal_code: String,
-    pub country: String,
-    pub phone: String,
+    pub country: Country,
+    pub phone: Phone,
 }
 
 impl Profile {
@@ -49,7 +65,7 @@ impl Profile {
 
 pub(crate) fn profile(call: &EffectCall) -> Result<Profile, EffectError> {
     let value = call.args.first().cloned().unwrap_or(Value::Null);
-    let p: Profile = serde_json::from_value(value).map_err(|e| EffectError::Failed(format!("profile: {e}")))?;
+    let p: RawProfile = serde_json::from_value(value).map_err(|e| EffectError::Failed(format!("profile: {e}")))?;
     // The flow validated each answer; check again at the boundary, so that
     // no record is ever created from an incomplete profile.
     let text = crate::text::clean_input;
@@ -71,10 +87,23 @@ pub(crate) fn profile(call: &EffectCall) -> Result<Profile, EffectError> {
             return Err(EffectError::Failed(format!("profile: {field} may not hold a link")));
         }
     }
-    crate::text::parse_email(&p.email).map_err(EffectError::Failed)?;
-    crate::text::check_postal_code(&p.postal_code, &p.country).map_err(EffectError::Failed)?;
-    crate::text::parse_phone(&p.phone, Some(&p.country)).map_err(EffectError::Failed)?;
-    Ok(p)
+    let failed = |e: &dyn std::fmt::Display| EffectError::Failed(format!("profile: {e}"));
+    let email = EmailAddress::parse(&p.email).map_err(|e| failed(&e))?;
+    let country = Country::parse(&p.country).map_err(|e| failed(&e))?;
+    crate::text::check_postal_code(&p.postal_code, &country).map_err(|e| failed(&e))?;
+    let phone = Phone::parse(&p.phone, Some(&country)).map_err(|e| failed(&e))?;
+    Ok(Profile {
+        company: p.company,
+        first_name: p.first_name,
+        last_name: p.last_name,
+        email,
+        street: p.street,
+        city: p.city,
+        region: p.region,
+        postal_code: p.postal_code.trim().to_uppercase(),
+        country,
+        phone,
+    })
 }
 
 /// The `find_existing_account(email)` effect, for an address the customer
@@ -116,15 +145,8 @@ pub(crate) async fn screen(_: &Directory, s: &Settings, call: &mut EffectCall) -
 /// A user name nobody has: the e-mail's local part, then with a number,
 /// then with a random suffix, which never runs out (a run of taken names
 /// costs a few lookups, not a failed account).
-pub(crate) async fn free_username(d: &Directory, email: &str) -> Result<String, EffectError> {
-    let base: String = email
-        .split('@')
-        .next()
-        .unwrap_or("user")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-        .take(40)
-        .collect();
+pub(crate) async fn free_username(d: &Directory, email: &EmailAddress) -> Result<String, EffectError> {
+    let base: String = email.local_part().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').take(40).collect();
     let base = if base.is_empty() { "user".to_string() } else { base.to_lowercase() };
     let mut tries = 0u32;
     loop {
@@ -148,9 +170,9 @@ pub(crate) async fn free_username(d: &Directory, email: &str) -> Result<String, 
     }
 }
 
-async fn free_org_id(d: &Directory) -> Result<String, EffectError> {
+async fn free_org_id(d: &Directory) -> Result<OrgId, EffectError> {
     loop {
-        let id = format!("ORG-{:08}", rand::random::<u32>() % 100_000_000);
+        let id = OrgId::parse(&format!("ORG-{:08}", rand::random::<u32>() % 100_000_000)).expect("an Org ID");
         if d.company(&id).await.map_err(EffectError::retry)?.is_none() {
             return Ok(id);
         }
@@ -178,16 +200,15 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
     review |= duplicate_of.is_some();
     let org_id = free_org_id(d).await?;
     let username = free_username(d, &p.email).await?;
-    let phone = crate::text::parse_phone(&p.phone, Some(&p.country)).map_err(EffectError::Failed)?;
     let company = Company {
         org_id: org_id.clone(),
         name: p.company.clone(),
         street: p.street.clone(),
         city: p.city.clone(),
         region: p.region.clone(),
-        postal_code: p.postal_code.to_uppercase(),
+        postal_code: p.postal_code.clone(),
         country: p.country.clone(),
-        phone: phone.clone(),
+        phone: p.phone.clone(),
         status: if review { "pending_review" } else { "active" }.into(),
     };
     call.write(Write::Company(company));
@@ -197,7 +218,7 @@ pub(crate) async fn create(d: &Directory, s: &Settings, call: &mut EffectCall) -
         first_name: p.first_name.clone(),
         last_name: p.last_name.clone(),
         email: p.email.clone(),
-        phone,
+        phone: Some(p.phone.clone()),
         role: "admin".into(),
     }));
     let hours = s.screening.review_delay.as_secs().div_ceil(3600);

@@ -158,14 +158,13 @@ async fn verified_contact(d: &Directory, s: &Settings, call: &mut EffectCall) ->
     let Some(how) = call.context.verified.clone() else {
         return Ok(json!({ "found": false }));
     };
-    let sender = call.context.sender.clone();
-    if crate::text::parse_email(&sender).is_err() {
+    let Ok(sender) = crate::domain::EmailAddress::parse(&call.context.sender) else {
         // A chat identity (a Discord user id) is no address on record.
         return Ok(json!({ "found": false }));
-    }
+    };
     // It answers "is this address on record?" as a search by e-mail would,
     // so it is counted as one (refused: the customer just searches).
-    let quotas = limits::search(s, &limits::identity(call), &crate::directory::keys::lower(&sender));
+    let quotas = limits::search(s, &limits::identity(call), &sender.key());
     if limits::take(d.store(), call, &quotas).await?.is_some() {
         return Ok(json!({ "found": false }));
     }

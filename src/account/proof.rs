@@ -15,6 +15,7 @@ use super::{limits, Refusal};
 use crate::{
     config::Settings,
     directory::Directory,
+    domain::EmailAddress,
     engine::{EffectCall, EffectError},
     store::{outbox::NewMail, Quota, Write},
 };
@@ -30,7 +31,7 @@ fn digest(conversation: i64, email: &str, code: &str, expires_at: i64) -> String
 /// The `send_email_code(email)` effect: mails a fresh code, within the
 /// address's and the identity's quotas.
 pub(crate) async fn send(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
-    let email = crate::text::parse_email(&call.arg_str(0)?).map_err(EffectError::Failed)?;
+    let email = EmailAddress::parse(&call.arg_str(0)?).map_err(|e| EffectError::Failed(e.to_string()))?;
     let quotas = [
         Quota::new(format!("email_code:to:{}", crate::mail::limit_key(&email)), s.limits.email_codes_per_address),
         Quota::new(format!("email_code:who:{}", limits::identity(call)), s.limits.email_codes_per_identity),

@@ -10,6 +10,7 @@ use super::Refusal;
 use crate::{
     config::Settings,
     directory::Directory,
+    domain::{EmailAddress, OrgId, Phone},
     engine::{EffectCall, EffectError},
     store::{
         directory::NewContact,
@@ -21,11 +22,11 @@ use crate::{
 
 /// The `request_contact(org_id, profile)` effect.
 pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
-    let org_id = call.arg_str(0)?;
+    let org_id = OrgId::parse(&call.arg_str(0)?).map_err(|e| EffectError::Failed(format!("request_contact: {e}")))?;
     let profile = call.args.get(1).cloned().unwrap_or(Value::Null);
     let field = |k: &str| crate::text::clean_input(profile[k].as_str().unwrap_or_default(), 200);
     let (first, last) = (field("first_name"), field("last_name"));
-    let email = crate::text::parse_email(&field("email")).map_err(EffectError::Failed)?;
+    let email = EmailAddress::parse(&field("email")).map_err(|e| EffectError::Failed(e.to_string()))?;
     if first.is_empty() || last.is_empty() {
         return Err(EffectError::Failed("request_contact: a first and a last name are needed".into()));
     }
@@ -39,11 +40,11 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
         .map_err(EffectError::retry)?
         .ok_or_else(|| EffectError::Failed(format!("no company {org_id}")))?;
     let phone = match field("phone") {
-        p if p.is_empty() => String::new(),
-        p => crate::text::parse_phone(&p, Some(&company.country)).map_err(EffectError::Failed)?,
+        p if p.is_empty() => None,
+        p => Some(Phone::parse(&p, Some(&company.country)).map_err(|e| EffectError::Failed(e.to_string()))?),
     };
     // It tells whether the address is on record, as a search would.
-    let quotas = super::limits::search(s, &super::limits::identity(call), &crate::directory::keys::lower(&email));
+    let quotas = super::limits::search(s, &super::limits::identity(call), &email.key());
     if let Some(wait) = super::limits::take(d.store(), call, &quotas).await? {
         call.audit("contact_request_refused", &org_id, json!({ "reason": "rate limit" }));
         return Ok(
@@ -176,7 +177,7 @@ pub async fn decide(
         actor,
         by_agent,
         action: format!("contact_request_{status}"),
-        subject: req.org_id.clone(),
+        subject: req.org_id.to_string(),
         detail: json!({ "number": req.number, "decision": status, "username": username }),
     }));
     // Single use: only a request still pending changes.
@@ -220,7 +221,7 @@ pub async fn expire_due(store: &Store, settings: &Settings, now: i64) -> anyhow:
                 actor: "contact request expiry".into(),
                 by_agent: None,
                 action: "contact_request_expired".into(),
-                subject: req.org_id.clone(),
+                subject: req.org_id.to_string(),
                 detail: json!({ "number": req.number }),
             }),
         ];

@@ -1,7 +1,7 @@
 //! Who a customer is, as an agent names them: the one place that knows how
 //! each kind of channel keys its conversations.
 
-use crate::{channels::email::CHANNEL as EMAIL, engine::Inbound};
+use crate::{channels::email::CHANNEL as EMAIL, domain::EmailAddress, engine::Inbound};
 
 /// A customer an agent acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub enum CustomerRef {
     },
     /// An e-mail address (lower case): conversations are mail threads, found
     /// by the sender's address, and a flow starts as a new thread.
-    Email(String),
+    Email(EmailAddress),
 }
 
 /// What is wrong with how an agent named a customer.
@@ -36,11 +36,7 @@ impl CustomerRef {
 
     pub fn email(address: &str) -> Result<CustomerRef, NotAnAddress> {
         let address = address.trim();
-        if email_address::EmailAddress::is_valid(address) {
-            Ok(CustomerRef::Email(address.to_lowercase()))
-        } else {
-            Err(NotAnAddress(address.to_string()))
-        }
+        EmailAddress::parse(&address.to_lowercase()).map(CustomerRef::Email).map_err(|_| NotAnAddress(address.into()))
     }
 
     /// A customer named on a channel by a shell command: an address on the
@@ -84,13 +80,13 @@ impl CustomerRef {
 
 #[cfg(test)]
 mod tests {
-    use super::CustomerRef;
+    use super::{CustomerRef, EmailAddress};
 
     #[test]
     fn the_channel_decides_how_a_customer_is_named() {
         assert_eq!(
             CustomerRef::on("email", " Pat@Example.COM ").unwrap(),
-            CustomerRef::Email("pat@example.com".into())
+            CustomerRef::Email(EmailAddress::parse("pat@example.com").unwrap())
         );
         assert!(CustomerRef::on("email", "pat").is_err(), "an e-mail customer needs an address");
         let member = CustomerRef::on("discord", "7001").unwrap();

@@ -116,7 +116,13 @@ impl fmt::Display for Lookup {
             write!(
                 f,
                 "\n- {} {} ({}, {}) user {} · {} · {}",
-                k.first_name, k.last_name, k.role, k.status, k.username, k.email, k.phone
+                k.first_name,
+                k.last_name,
+                k.role,
+                k.status,
+                k.username,
+                k.email,
+                k.phone.as_deref().unwrap_or_default()
             )?;
         }
         Ok(())

@@ -61,7 +61,10 @@ fn sample(path: &Path, step: usize, want: usize) -> anyhow::Result<Vec<csv::Stri
 /// checks, upserted in chunks of the import's size, a transaction per file:
 /// the store's share of the import, its insert floor. Returns rows/s.
 async fn insert_floor(store: &Store, dir: &Path) -> anyhow::Result<f64> {
-    use crate::store::directory::DirectoryRow as Row;
+    use crate::{
+        domain::{Country, EmailAddress, OrgId, Phone},
+        store::directory::DirectoryRow as Row,
+    };
     let started = Instant::now();
     let mut rows = 0;
     for (name, _) in import::FILES {
@@ -75,28 +78,28 @@ async fn insert_floor(store: &Store, dir: &Path) -> anyhow::Result<f64> {
                 let f = |i: usize| r.get(i).unwrap_or_default().to_string();
                 chunk.push(match *name {
                     "companies.csv" => Row::Company {
-                        org_id: f(0),
+                        org_id: OrgId::unchecked(f(0)),
                         name: f(1),
                         street: f(2),
                         city: f(3),
                         region: f(4),
                         postal_code: f(5),
-                        country: f(6),
-                        phone: f(7),
+                        country: Country::unchecked(f(6)),
+                        phone: Phone::unchecked(f(7)),
                     },
                     "contacts.csv" => Row::Contact {
-                        org_id: f(0),
+                        org_id: OrgId::unchecked(f(0)),
                         username: f(1),
                         first: f(2),
                         last: f(3),
-                        email: f(4),
-                        phone: f(5),
+                        email: EmailAddress::unchecked(f(4)),
+                        phone: Some(Phone::unchecked(f(5))),
                         role: f(6),
                     },
-                    "contracts.csv" => Row::Contract { number: f(0), org_id: f(1), admin: f(2) },
+                    "contracts.csv" => Row::Contract { number: f(0), org_id: OrgId::unchecked(f(1)), admin: f(2) },
                     _ => Row::License {
                         serial: f(0),
-                        org_id: f(1),
+                        org_id: OrgId::unchecked(f(1)),
                         product: f(2),
                         machine_code: Some(f(3)).filter(|m| !m.is_empty()),
                     },

@@ -220,7 +220,7 @@ impl<'a> Validator<'a> {
                 Some((c, r)) => (c.trim().to_uppercase(), Some(r.trim().to_string())),
                 None => (entry.trim().to_uppercase(), None),
             };
-            if crate::text::country_code(&country).as_deref() != Some(country.as_str()) {
+            if crate::domain::Country::try_from(country.as_str()).is_err() {
                 self.bad("screening.embargoed", format!("{entry:?} is not a country code or COUNTRY:Region"));
             }
             if let Some(name) = &region {
@@ -250,7 +250,7 @@ impl<'a> Validator<'a> {
         let review_countries: Vec<String> =
             self.words("screening.review_countries").into_iter().map(|c| c.to_uppercase()).collect();
         for c in &review_countries {
-            if crate::text::country_code(c).as_deref() != Some(c.as_str()) {
+            if crate::domain::Country::try_from(c.as_str()).is_err() {
                 self.bad("screening.review_countries", format!("{c:?} is not an ISO country code"));
             }
         }
@@ -407,9 +407,7 @@ impl<'a> Validator<'a> {
             match r.get("countries").and_then(Value::as_array) {
                 Some(codes) => {
                     for c in codes {
-                        let ok = c
-                            .as_str()
-                            .is_some_and(|c| c.len() == 2 && crate::text::country_code(c).as_deref() == Some(c));
+                        let ok = c.as_str().is_some_and(|c| crate::domain::Country::try_from(c).is_ok());
                         if !ok {
                             self.bad(&format!("{key}.countries"), format!("{c} is not an ISO 3166 alpha-2 code"));
                         }

@@ -12,6 +12,8 @@ use anyhow::Context as _;
 use fake::{faker, Fake};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 
+use crate::domain::{self, Phone};
+
 struct Country {
     code: &'static str,
     suffix: &'static str,
@@ -209,6 +211,7 @@ pub fn generate(out: &Path, companies: u64, seed: u64, progress: bool) -> anyhow
     let mut n = Generated::default();
     for i in 1..=companies {
         let country = COUNTRIES.choose(&mut rng).expect("non-empty");
+        let country_code = domain::Country::try_from(country.code).expect("the demo's countries are ISO codes");
         let base: String = faker::company::en::CompanyName().fake_with_rng(&mut rng);
         let name = format!("{base} {}", country.suffix);
         let org_id = format!("ORG-{i:07}");
@@ -232,7 +235,7 @@ pub fn generate(out: &Path, companies: u64, seed: u64, progress: bool) -> anyhow
                         digits(rng, country.phone_digits)
                     )
                 },
-                |p| crate::text::parse_phone(p, Some(country.code)).is_ok(),
+                |p| Phone::parse(p, Some(&country_code)).is_ok(),
                 "phone number",
             )
         };
@@ -312,7 +315,7 @@ mod tests {
                 valid(|| (c.postal)(&mut rng), |p| crate::text::check_postal_code(p, c.code).is_ok(), c.code);
                 valid(
                     || format!("{} {}", c.phone_prefixes.choose(&mut rng).unwrap(), digits(&mut rng, c.phone_digits)),
-                    |p| crate::text::parse_phone(p, Some(c.code)).is_ok(),
+                    |p| Phone::parse(p, domain::Country::try_from(c.code).ok().as_ref()).is_ok(),
                     c.code,
                 );
             }

@@ -100,14 +100,14 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
     e.register_fn("ask_email", |p: &str| prompt(p, PromptKind::Email, true));
     e.register_fn("ask_phone", |p: &str| prompt(p, PromptKind::Phone { region: None }, true));
     e.register_fn("ask_phone", |p: &str, region: &str| {
-        let region = crate::text::country_code(region)
-            .ok_or_else(|| runtime(format!("ask_phone: unknown country {region:?}")))?;
+        let region = crate::domain::Country::parse(region)
+            .map_err(|_| runtime(format!("ask_phone: unknown country {region:?}")))?;
         prompt(p, PromptKind::Phone { region: Some(region) }, true)
     });
     e.register_fn("ask_country", |p: &str| prompt(p, PromptKind::Country, false));
     e.register_fn("ask_postal_code", |p: &str, country: &str| {
-        let country = crate::text::country_code(country)
-            .ok_or_else(|| runtime(format!("ask_postal_code: unknown country {country:?}")))?;
+        let country = crate::domain::Country::parse(country)
+            .map_err(|_| runtime(format!("ask_postal_code: unknown country {country:?}")))?;
         prompt(p, PromptKind::PostalCode { country }, true)
     });
     e.register_fn("choose", |p: &str, options: Array| choose(p, options, false));
@@ -136,7 +136,7 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
     e.register_fn("matches_any", matches_any);
     e.register_fn("matches_pattern", matches_pattern);
     e.register_fn("country_name", |code: &str| {
-        crate::text::country_name(code).map(Dynamic::from).unwrap_or(Dynamic::UNIT)
+        crate::domain::Country::parse(code).map(|c| Dynamic::from(c.name())).unwrap_or(Dynamic::UNIT)
     });
 
     for (name, arity) in effects {

@@ -61,12 +61,12 @@ pub enum PromptKind {
     Email,
     /// A phone number valid for `region` (ISO alpha-2), or international.
     Phone {
-        region: Option<String>,
+        region: Option<crate::domain::Country>,
     },
     Country,
     /// A postal code valid for `country` (ISO alpha-2).
     PostalCode {
-        country: String,
+        country: crate::domain::Country,
     },
     Choice {
         options: Vec<String>,
@@ -130,7 +130,14 @@ impl PromptKind {
     /// Turns the customer's answer into the value the flow receives, or a
     /// sentence telling the customer why it was not accepted.
     pub fn accept(&self, input: &str) -> Result<Value, String> {
-        use crate::text;
+        use crate::{
+            domain::{Country, EmailAddress, Phone},
+            text,
+        };
+        // A parsed value reaches the flow as its canonical string.
+        fn answer<T: Into<String>, E: std::fmt::Display>(parsed: Result<T, E>) -> Result<Value, String> {
+            parsed.map(|v| Value::String(v.into())).map_err(|e| e.to_string())
+        }
         match self {
             PromptKind::Text => {
                 if input.trim().is_empty() {
@@ -139,9 +146,9 @@ impl PromptKind {
                     Ok(Value::String(input.trim().to_string()))
                 }
             }
-            PromptKind::Email => text::parse_email(input).map(Value::String),
-            PromptKind::Phone { region } => text::parse_phone(input, region.as_deref()).map(Value::String),
-            PromptKind::Country => text::parse_country(input).map(Value::String),
+            PromptKind::Email => answer(EmailAddress::parse(input)),
+            PromptKind::Phone { region } => answer(Phone::parse(input, region.as_ref())),
+            PromptKind::Country => answer(Country::parse(input)),
             PromptKind::PostalCode { country } => {
                 let code = input.trim().to_uppercase();
                 text::check_postal_code(&code, country)

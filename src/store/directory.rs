@@ -5,45 +5,70 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::{any::AnyRow, Any, AnyConnection, Row as _, Transaction};
 
-use super::{keys, sql::Sql, writes, Result, Store, Write};
+use super::{
+    keys,
+    rows::{canonical, optional_phone},
+    sql::Sql,
+    writes, Result, Store, StoreError, Write,
+};
+use crate::domain::{Country, EmailAddress, OrgId, Phone};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Company {
-    pub org_id: String,
+    #[sqlx(try_from = "String")]
+    pub org_id: OrgId,
     pub name: String,
     pub street: String,
     pub city: String,
     pub region: String,
     pub postal_code: String,
-    pub country: String,
-    pub phone: String,
+    #[sqlx(try_from = "String")]
+    pub country: Country,
+    #[sqlx(try_from = "String")]
+    pub phone: Phone,
     pub status: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     pub id: i64,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub username: String,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
-    pub phone: String,
+    pub email: EmailAddress,
+    pub phone: Option<Phone>,
     pub role: String,
     pub status: String,
+}
+
+impl<'r> sqlx::FromRow<'r, AnyRow> for Contact {
+    fn from_row(row: &'r AnyRow) -> std::result::Result<Contact, sqlx::Error> {
+        Ok(Contact {
+            id: row.try_get("id")?,
+            org_id: canonical(row, "org_id")?,
+            username: row.try_get("username")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            email: canonical(row, "email")?,
+            phone: optional_phone(row, "phone")?,
+            role: row.try_get("role")?,
+            status: row.try_get("status")?,
+        })
+    }
 }
 
 /// A contact to add to a company.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewContact {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub username: String,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
-    pub phone: String,
+    pub email: EmailAddress,
+    pub phone: Option<Phone>,
     pub role: String,
 }
 
@@ -71,15 +96,15 @@ pub(super) async fn insert_company(tx: &mut AnyConnection, c: &Company, now: i64
         "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, status, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(&c.org_id)
+    .bind(c.org_id.as_str())
     .bind(&c.name)
     .bind(keys::name(&c.name))
     .bind(&c.street)
     .bind(&c.city)
     .bind(&c.region)
     .bind(&c.postal_code)
-    .bind(&c.country)
-    .bind(&c.phone)
+    .bind(c.country.as_str())
+    .bind(c.phone.as_str())
     .bind(&c.status)
     .bind(now)
     .bind(now)
@@ -93,15 +118,15 @@ pub(super) async fn insert_contact(tx: &mut AnyConnection, c: &NewContact, now: 
         "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, \
          email_key, phone, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(&c.org_id)
+    .bind(c.org_id.as_str())
     .bind(&c.username)
     .bind(keys::lower(&c.username))
     .bind(&c.first_name)
     .bind(&c.last_name)
     .bind(keys::name(&c.last_name))
-    .bind(&c.email)
-    .bind(keys::lower(&c.email))
-    .bind(&c.phone)
+    .bind(c.email.as_str())
+    .bind(c.email.key())
+    .bind(c.phone.as_deref().unwrap_or_default())
     .bind(&c.role)
     .bind(now)
     .bind(now)
@@ -266,32 +291,32 @@ impl Store {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DirectoryRow {
     Company {
-        org_id: String,
+        org_id: OrgId,
         name: String,
         street: String,
         city: String,
         region: String,
         postal_code: String,
-        country: String,
-        phone: String,
+        country: Country,
+        phone: Phone,
     },
     Contact {
-        org_id: String,
+        org_id: OrgId,
         username: String,
         first: String,
         last: String,
-        email: String,
-        phone: String,
+        email: EmailAddress,
+        phone: Option<Phone>,
         role: String,
     },
     Contract {
         number: String,
-        org_id: String,
+        org_id: OrgId,
         admin: String,
     },
     License {
         serial: String,
-        org_id: String,
+        org_id: OrgId,
         product: String,
         machine_code: Option<String>,
     },
@@ -305,10 +330,13 @@ pub struct Import {
 
 impl Import {
     /// Every company on record, with its country.
-    pub async fn all_countries(&mut self) -> Result<HashMap<String, String>> {
+    pub async fn all_countries(&mut self) -> Result<HashMap<OrgId, Country>> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT org_id, country FROM companies").fetch_all(&mut *self.tx).await?;
-        Ok(rows.into_iter().collect())
+        let corrupt = |e: crate::domain::NotCanonical| StoreError::Corrupt(e.to_string());
+        rows.into_iter()
+            .map(|(o, c)| Ok((OrgId::try_from(o).map_err(corrupt)?, Country::try_from(c).map_err(corrupt)?)))
+            .collect()
     }
 
     /// Whether any contact is on record.
@@ -353,8 +381,8 @@ impl Import {
             }
             DirectoryRow::Contact { org_id, username, first, last, email, phone, role } => {
                 v.bind(org_id.as_str()).bind(username.as_str()).bind(keys::lower(username)).bind(first.as_str());
-                v.bind(last.as_str()).bind(keys::name(last)).bind(email.as_str()).bind(keys::lower(email));
-                v.bind(phone.as_str()).bind(role.as_str()).bind(now).bind(now);
+                v.bind(last.as_str()).bind(keys::name(last)).bind(email.as_str()).bind(email.key());
+                v.bind(phone.as_deref().unwrap_or_default()).bind(role.as_str()).bind(now).bind(now);
             }
             DirectoryRow::Contract { number, org_id, admin } => {
                 v.bind(keys::code(number)).bind(number.as_str()).bind(org_id.as_str()).bind(keys::lower(admin));

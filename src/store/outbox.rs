@@ -6,6 +6,8 @@
 use serde_json::Value;
 use sqlx::AnyConnection;
 
+use crate::domain::EmailAddress;
+
 use super::{
     sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Result, Store,
@@ -16,7 +18,7 @@ use super::{
 pub struct NewMail {
     pub message_id: String,
     pub template: String,
-    pub to: String,
+    pub to: EmailAddress,
     pub context: Value,
 }
 

@@ -1,19 +1,23 @@
 //! Requests and tokens of the account procedures: contact requests waiting
 //! for an administrator's decision, and reset tokens (hashes only).
 
-use sqlx::AnyConnection;
+use sqlx::{any::AnyRow, AnyConnection, Row as _};
 
-use super::{writes, Result, Store, Write};
+use super::{
+    rows::{canonical, optional_phone},
+    writes, Result, Store, Write,
+};
+use crate::domain::{EmailAddress, OrgId, Phone};
 
 /// A request to be added as a contact of a company, pending until decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewContactRequest {
     pub number: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
-    pub phone: String,
+    pub email: EmailAddress,
+    pub phone: Option<Phone>,
     pub requester: String,
     pub token_hash: String,
 }
@@ -27,25 +31,41 @@ pub struct NewRecoveryToken {
 }
 
 /// A pending request, as a decision needs it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct OpenRequest {
     pub id: i64,
     pub number: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
-    pub phone: String,
+    pub email: EmailAddress,
+    pub phone: Option<Phone>,
+}
+
+impl<'r> sqlx::FromRow<'r, AnyRow> for OpenRequest {
+    fn from_row(row: &'r AnyRow) -> std::result::Result<OpenRequest, sqlx::Error> {
+        Ok(OpenRequest {
+            id: row.try_get("id")?,
+            number: row.try_get("number")?,
+            org_id: canonical(row, "org_id")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            email: canonical(row, "email")?,
+            phone: optional_phone(row, "phone")?,
+        })
+    }
 }
 
 /// A request still waiting for a decision, for operators.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PendingRequest {
     pub number: String,
-    pub org_id: String,
+    #[sqlx(try_from = "String")]
+    pub org_id: OrgId,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub email: EmailAddress,
     pub created_at: i64,
 }
 
@@ -68,11 +88,11 @@ pub(super) async fn insert_request(
          conversation_id, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&r.number)
-    .bind(&r.org_id)
+    .bind(r.org_id.as_str())
     .bind(&r.first_name)
     .bind(&r.last_name)
-    .bind(&r.email)
-    .bind(&r.phone)
+    .bind(r.email.as_str())
+    .bind(r.phone.as_deref().unwrap_or_default())
     .bind(&r.requester)
     .bind(conversation)
     .bind(&r.token_hash)

@@ -178,3 +178,29 @@ pub struct MessageRow {
     pub delivered_at: Option<i64>,
     pub created_at: i64,
 }
+
+/// A column holding a value of `crate::domain`, read back through its
+/// canonical-form check.
+pub(super) fn canonical<T>(row: &sqlx::any::AnyRow, column: &str) -> Result<T, sqlx::Error>
+where
+    T: TryFrom<String, Error = crate::domain::NotCanonical>,
+{
+    use sqlx::Row as _;
+    let value: String = row.try_get(column)?;
+    T::try_from(value).map_err(|e| sqlx::Error::ColumnDecode { index: column.to_string(), source: Box::new(e) })
+}
+
+/// A phone column that may be empty (contacts, requests): `''` is none.
+pub(super) fn optional_phone(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+) -> Result<Option<crate::domain::Phone>, sqlx::Error> {
+    use sqlx::Row as _;
+    let value: String = row.try_get(column)?;
+    if value.is_empty() {
+        return Ok(None);
+    }
+    crate::domain::Phone::try_from(value)
+        .map(Some)
+        .map_err(|e| sqlx::Error::ColumnDecode { index: column.to_string(), source: Box::new(e) })
+}

@@ -145,7 +145,7 @@ pub struct CheckArgs {
 /// Prints what screening decides, first at sign-up, then at the full
 /// review; exits 0 whatever it decides (2 for a country it does not know).
 pub fn check(settings: &crate::config::Settings, args: &CheckArgs) -> anyhow::Result<i32> {
-    let Some(country) = crate::text::country_code(&args.country) else {
+    let Ok(country) = crate::domain::Country::parse(&args.country) else {
         eprintln!("{:?} is not a country", args.country);
         return Ok(2);
     };

@@ -84,7 +84,7 @@ pub fn parse_rules(text: &str) -> Result<Vec<Compiled>, String> {
 
 fn compile(r: Region) -> Result<Compiled, String> {
     let country = r.country.trim().to_uppercase();
-    if crate::text::country_code(&country).as_deref() != Some(country.as_str()) {
+    if crate::domain::Country::try_from(country.as_str()).is_err() {
         return Err(format!("region {:?}: {:?} is not an ISO country code", r.name, r.country));
     }
     let mut postal_codes = Vec::new();

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::{
     config::Settings,
+    domain::EmailAddress,
     engine::{Engine, EngineError, Inbound},
     store::{MailCheckpoint, MailReceived, Quota, StoreError, Taken, Write},
 };
@@ -115,8 +116,8 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Who a mail that will be answered is from, and where the answers go.
 struct Sender {
-    from: String,
-    answer_to: String,
+    from: EmailAddress,
+    answer_to: EmailAddress,
     /// How `from` was authenticated (only when answers go to it).
     verified: Option<&'static str>,
     /// Whether `answer_to` has proven itself: authenticated, or on record.
@@ -179,15 +180,14 @@ impl EmailChannel {
     /// mail thread to that address, which the customer's replies continue.
     pub async fn start_for(
         &self,
-        address: &str,
+        address: &EmailAddress,
         flow: &str,
         agent: &str,
     ) -> Result<crate::engine::TurnReply, EngineError> {
-        let address = address.trim().to_lowercase();
         let now = self.engine.clock().now_ms();
         let thread = reply::new_thread(&format!("agent:{agent}:{address}:{now}:{}", rand::random::<u64>()));
-        let threading = reply::Threading::started_by_agent(&thread, &address, &self.settings.mail.from);
-        let mut customer = Inbound::new(CHANNEL, &thread, &address, "");
+        let threading = reply::Threading::started_by_agent(&thread, address, &self.settings.mail.from);
+        let mut customer = Inbound::new(CHANNEL, &thread, address, "");
         customer.reply_sink = Some(threading.sink());
         self.engine.expect_new(CHANNEL, &thread);
         self.engine.start_for_inbound(customer, flow, agent).await
@@ -206,7 +206,7 @@ impl EmailChannel {
             Write::MailReceived(MailReceived {
                 message_key: mail.key.clone(),
                 source: source.name(),
-                sender: mail.reply_to.clone().unwrap_or_default(),
+                sender: mail.reply_to.as_deref().unwrap_or_default().to_string(),
                 subject: mail.subject.chars().take(200).collect(),
                 outcome: outcome.to_string(),
                 reason: reason.map(str::to_string),
@@ -230,7 +230,7 @@ impl EmailChannel {
         let mut continuing = false;
         let answered_thread = match reply::thread_of(&mail) {
             Some(thread) => match store.latest_conversation(CHANNEL, &thread).await? {
-                Some(row) if row.sender != sender => None,
+                Some(row) if row.sender != *sender => None,
                 Some(row) => {
                     continuing = row.status.is_open();
                     Some(thread)
@@ -297,8 +297,8 @@ impl EmailChannel {
         let mut verified = None;
         if crate::mail::limit_key(&sender) == crate::mail::limit_key(&reply_to) {
             verified = auth::verified_by(&mail.authentication_results, email.trusted_authserv_id.as_deref(), &sender);
-            if let (None, Some(dkim), Some((_, domain))) = (verified, &self.dkim, sender.rsplit_once('@')) {
-                if dkim.verifies(raw, domain).await {
+            if let (None, Some(dkim)) = (verified, &self.dkim) {
+                if dkim.verifies(raw, sender.domain()).await {
                     verified = Some("dkim");
                 }
             }

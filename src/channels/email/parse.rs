@@ -5,6 +5,8 @@
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders as _};
 use sha2::{Digest as _, Sha256};
 
+use crate::domain::EmailAddress;
+
 /// Headers read in full from a mail over the size cap; its body is not read.
 const HEADER_LIMIT: usize = 256 * 1024;
 
@@ -15,9 +17,9 @@ pub struct ParsedMail {
     pub key: String,
     pub message_id: Option<String>,
     /// Lower-case address from `From:`; `None` when there is none usable.
-    pub from: Option<String>,
+    pub from: Option<EmailAddress>,
     /// Where answers go: `Reply-To:` if set, else `From:`.
-    pub reply_to: Option<String>,
+    pub reply_to: Option<EmailAddress>,
     /// As written, with reply prefixes (for our `Re:`).
     pub subject: String,
     /// Message-IDs from `In-Reply-To:` and `References:`, newest first.
@@ -59,6 +61,7 @@ pub fn parse(raw: &[u8], max_bytes: usize) -> ParsedMail {
             .and_then(|a| a.address())
             .map(|a| a.trim().to_lowercase())
             .filter(|a| valid_address(a))
+            .and_then(|a| EmailAddress::parse(&a).ok())
     };
     let from = address(message.from());
     let reply_to = address(message.reply_to()).or_else(|| from.clone());

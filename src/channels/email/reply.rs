@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::parse::ParsedMail;
 use crate::{
+    domain::EmailAddress,
     engine::{Delivery, Outbound, ReplySink},
     store::{outbox::NewMail, Write},
 };
@@ -45,7 +46,7 @@ pub fn new_thread(mail_key: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Threading {
     pub thread: String,
-    pub to: String,
+    pub to: EmailAddress,
     pub subject: String,
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
@@ -54,7 +55,7 @@ pub struct Threading {
 }
 
 impl Threading {
-    pub fn for_mail(mail: &ParsedMail, thread: &str, to: &str, from: &str) -> Threading {
+    pub fn for_mail(mail: &ParsedMail, thread: &str, to: &EmailAddress, from: &str) -> Threading {
         let clean = super::quotes::clean_subject(&mail.subject);
         let topic = if clean.is_empty() { "Your message".to_string() } else { clean };
         let mut references: Vec<String> = mail.references.iter().rev().cloned().collect();
@@ -69,7 +70,7 @@ impl Threading {
         }
         Threading {
             thread: thread.to_string(),
-            to: to.to_string(),
+            to: to.clone(),
             subject: format!("Re: {topic} [ref:{thread}]"),
             in_reply_to: mail.message_id.clone(),
             references,
@@ -85,10 +86,10 @@ impl Threading {
     }
 
     /// A thread an agent starts: no mail of the customer's to answer yet.
-    pub fn started_by_agent(thread: &str, to: &str, from: &str) -> Threading {
+    pub fn started_by_agent(thread: &str, to: &EmailAddress, from: &str) -> Threading {
         Threading {
             thread: thread.to_string(),
-            to: to.to_string(),
+            to: to.clone(),
             subject: format!("Your My Account request [ref:{thread}]"),
             in_reply_to: None,
             references: Vec::new(),
@@ -183,7 +184,12 @@ mod tests {
         let m = mail(
             "From: a@b.example\r\nSubject: Re: Re: help\r\nMessage-ID: <m2@b>\r\nReferences: <m0@b> <m1@b>\r\n\r\nx",
         );
-        let t = Threading::for_mail(&m, "0123456789abcdef", "a@b.example", "My Account <ma@frontdesk.example>");
+        let t = Threading::for_mail(
+            &m,
+            "0123456789abcdef",
+            &EmailAddress::parse("a@b.example").unwrap(),
+            "My Account <ma@frontdesk.example>",
+        );
         assert_eq!(t.subject, "Re: help [ref:0123456789abcdef]");
         assert_eq!(t.in_reply_to.as_deref(), Some("m2@b"));
         assert_eq!(t.references, vec!["m0@b", "m1@b", "m2@b"]);

@@ -109,7 +109,7 @@ async fn contracts(
     let mut checked = Vec::with_capacity(rows.len());
     for (line, row) in rows {
         let Row::Contract { org_id, admin, .. } = &row else { continue };
-        if admins.contains(&(org_id.clone(), keys::lower(admin))) {
+        if admins.contains(&(org_id.to_string(), keys::lower(admin))) {
             checked.push(row);
         } else {
             bad.push((line, format!("{file}:{line}: admin_username {admin:?} is not an administrator of {org_id}")));

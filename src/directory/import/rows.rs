@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 
-use crate::store::directory::DirectoryRow as Row;
+use crate::{
+    domain::{Country, EmailAddress, OrgId, Phone},
+    store::directory::DirectoryRow as Row,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Kind {
@@ -29,7 +32,7 @@ impl Kind {
 /// The companies on record when a file's import began, with their country:
 /// a row of a later file may name only these (the companies file is
 /// committed before the files that refer to it are read).
-pub(super) type Countries = HashMap<String, String>;
+pub(super) type Countries = HashMap<OrgId, Country>;
 
 fn field(r: &csv::StringRecord, i: usize) -> String {
     crate::text::clean_input(r.get(i).unwrap_or_default(), 512)
@@ -45,18 +48,19 @@ pub(super) fn parse(kind: Kind, r: &csv::StringRecord, companies: &Countries) ->
             Ok(v)
         }
     };
+    let org_id = |i: usize| OrgId::parse(&required(i, "org_id")?).map_err(|e| e.to_string());
     let company =
-        |org_id: &str| companies.get(org_id).ok_or_else(|| format!("org_id {org_id:?} is not a known company"));
+        |org_id: &OrgId| companies.get(org_id).ok_or_else(|| format!("org_id {org_id:?} is not a known company"));
     match kind {
         Kind::Companies => {
-            let country = crate::text::country_code(&field(r, 6))
-                .ok_or_else(|| format!("country {:?} is not a country", field(r, 6)))?;
+            let country =
+                Country::parse(&field(r, 6)).map_err(|_| format!("country {:?} is not a country", field(r, 6)))?;
             let postal_code = field(r, 5);
             crate::text::check_postal_code(&postal_code, &country)?;
-            let phone = crate::text::parse_phone(&field(r, 7), Some(&country))
-                .map_err(|e| format!("phone {:?}: {e}", field(r, 7)))?;
+            let phone =
+                Phone::parse(&field(r, 7), Some(&country)).map_err(|e| format!("phone {:?}: {e}", field(r, 7)))?;
             Ok(Row::Company {
-                org_id: required(0, "org_id")?,
+                org_id: org_id(0)?,
                 name: required(1, "name")?,
                 street: required(2, "street")?,
                 city: required(3, "city")?,
@@ -67,17 +71,17 @@ pub(super) fn parse(kind: Kind, r: &csv::StringRecord, companies: &Countries) ->
             })
         }
         Kind::Contacts => {
-            let email = crate::text::parse_email(&field(r, 4))
+            let email = EmailAddress::parse(&field(r, 4))
                 .map_err(|_| format!("email {:?} is not an e-mail address", field(r, 4)))?;
             let role = field(r, 6).to_lowercase();
             if role != "admin" && role != "user" {
                 return Err(format!("role {role:?} must be admin or user"));
             }
-            let org_id = required(0, "org_id")?;
+            let org_id = org_id(0)?;
             let country = company(&org_id)?;
             let phone = match field(r, 5) {
-                p if p.is_empty() => p,
-                p => crate::text::parse_phone(&p, Some(country)).map_err(|e| format!("phone {p:?}: {e}"))?,
+                p if p.is_empty() => None,
+                p => Some(Phone::parse(&p, Some(country)).map_err(|e| format!("phone {p:?}: {e}"))?),
             };
             Ok(Row::Contact {
                 org_id,
@@ -91,7 +95,7 @@ pub(super) fn parse(kind: Kind, r: &csv::StringRecord, companies: &Countries) ->
         }
         Kind::Contracts => {
             let number = required(0, "contract_number")?;
-            let org_id = required(1, "org_id")?;
+            let org_id = org_id(1)?;
             company(&org_id)?;
             Ok(Row::Contract { number, org_id, admin: required(2, "admin_username")? })
         }
@@ -104,7 +108,7 @@ pub(super) fn parse(kind: Kind, r: &csv::StringRecord, companies: &Countries) ->
             }
             let product = if product.eq_ignore_ascii_case(legacy) { legacy.to_string() } else { product };
             let serial = required(0, "serial_number")?;
-            let org_id = required(1, "org_id")?;
+            let org_id = org_id(1)?;
             company(&org_id)?;
             Ok(Row::License { serial, org_id, product, machine_code })
         }
