@@ -111,8 +111,8 @@ pub(crate) fn profile(call: &EffectCall) -> Result<Profile, EffectError> {
 /// information (within the recovery quota) and the flow learns only
 /// `{exists: true}`. Counted as a search.
 pub(crate) async fn find_existing(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
-    let email = call.arg_str(0)?;
-    let key = keys::lower(&email);
+    let email = EmailAddress::parse(&call.arg_str(0)?).map_err(|e| EffectError::Failed(e.to_string()))?;
+    let key = email.key();
     let quotas = limits::search(s, &limits::identity(call), &key);
     if let Some(wait) = limits::take(d.store(), call, &quotas).await? {
         call.audit("search_refused", &key, json!({ "by": "duplicate_check", "reason": "rate limit" }));

@@ -2,6 +2,25 @@
 //! login recovery. Each audits what it did; the ones that send mail or store
 //! tokens do it through the turn's writes, so it happens exactly when the
 //! step is recorded.
+//!
+//! What each effect returns to its flow (a map; `reason` is always a
+//! [`Refusal`] name, and a refusal for a rate limit also has `wait_minutes`):
+//!
+//! | effect | success | otherwise |
+//! |---|---|---|
+//! | `find_company(kind, value)`, `find_company_by_contract(number, last_name)` | `{found: true, org_id, name, country}` | `{found: false, reason: rate_limited \| not_found \| not_legacy}` (`not_legacy` has `product`) |
+//! | `list_contacts(org_id)` | `[{id, label}]`, labels masked | `[]` |
+//! | `send_login_info(contact_id)` | `{sent: true, to (masked), expires_minutes}` | `{sent: false, reason: rate_limited}` |
+//! | `verified_contact()` | `{found: true, contact_id, first_name, company, masked}` | `{found: false}` |
+//! | `find_existing_account(email)` | `{exists: true, mailed}` | `{exists: false}`, `{exists: false, reason: rate_limited}` |
+//! | `send_email_code(email)` | `{sent: true, proof, minutes}` | `{sent: false, reason: rate_limited}` |
+//! | `check_email_code(email, proof, typed)` | `{ok: true}` | `{ok: false, reason: expired \| wrong}` |
+//! | `screen_account(profile)` | `{outcome: passed}`, `{outcome: review, hours}` | `{outcome: refused}` |
+//! | `create_account(profile, review)` | `{created: true, org_id, username, review, hours}` | `{created: false, reason: limit}` |
+//! | `request_contact(org_id, profile)` | `{requested: true, number, admins}` | `{requested: false, reason: rate_limited \| already_contact (with mailed) \| no_admin}` |
+//!
+//! An argument that is not what the effect takes (an invalid address, an
+//! incomplete profile) fails the effect, and with it the flow, politely.
 
 mod create;
 pub mod followup;
