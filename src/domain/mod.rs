@@ -20,6 +20,7 @@ mod country;
 mod email;
 mod org_id;
 mod phone;
+mod phone_rules;
 
 pub use country::{Country, UnknownCountry};
 pub use email::{EmailAddress, InvalidEmail};

@@ -33,7 +33,7 @@ impl Phone {
     /// A number valid in `country` (national or international format), or
     /// in international format when no country is known.
     pub fn parse(answer: &str, country: Option<&Country>) -> Result<Phone, InvalidPhone> {
-        use phonenumber::{country::Id, Mode};
+        use phonenumber::country::Id;
         bigger_pattern_cache();
         let why = |s: String| InvalidPhone(s);
         let region = country.map(Country::code);
@@ -52,7 +52,8 @@ impl Phone {
                     .to_string(),
             })
         })?;
-        if !phonenumber::is_valid(&number) {
+        let (valid, actual) = super::phone_rules::check(&number);
+        if !valid {
             return Err(why(match region {
                 Some(r) => format!(
                     "That number is not a valid phone number in {r}. Please check the area code and the number of \
@@ -63,15 +64,14 @@ impl Phone {
                     .to_string(),
             }));
         }
-        if let (Some(id), Some(actual)) = (id, number.country().id()) {
-            if id != actual {
+        if let (Some(want), Some(actual)) = (region, actual) {
+            if want != actual {
                 return Err(why(format!(
-                    "That number belongs to another country ({actual:?}). Please give a phone number in {}.",
-                    region.unwrap_or_default()
+                    "That number belongs to another country ({actual}). Please give a phone number in {want}."
                 )));
             }
         }
-        Ok(Phone(number.format().mode(Mode::E164).to_string()))
+        Ok(Phone(super::phone_rules::e164(&number)))
     }
 }
 

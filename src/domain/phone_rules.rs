@@ -1,0 +1,216 @@
+//! phonenumber's validity rules, with their patterns compiled once.
+//!
+//! phonenumber 0.3 matches every pattern through one shared, mutex-guarded
+//! LRU of compiled regexes keyed by the pattern's text: each match locks,
+//! hashes a pattern of up to a few hundred characters and reorders the
+//! LRU. `is_valid` matches up to a dozen patterns, and `country().id()`
+//! searches the regions of a shared calling code again; together they were
+//! 7 of the 9 µs a number cost, and an import of a million companies checks
+//! three million numbers. Here the library's own metadata
+//! (`phonenumber::metadata::DATABASE`) is compiled into plain regexes once
+//! per calling code, and the library's two decisions are made with them the
+//! same way: which region's rules apply (`validator::source_for`), and
+//! whether the number is of a known type there (`validator::number_type`).
+//! A test checks the answers agree with the library's on every number of
+//! a demo directory and on random digits.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, OnceLock},
+};
+
+use phonenumber::{metadata::DATABASE, PhoneNumber};
+use regex::Regex;
+
+/// A pattern as the library compiles it (its metadata spaces patterns
+/// out), anchored: the library asks only whether a match starts at the
+/// first digit (`find(..).start() == 0`), which an anchored `is_match`
+/// answers without looking for where a match ends or begins.
+fn compile(pattern: &str) -> Option<Regex> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})")).ignore_whitespace(true).build().ok()
+}
+
+/// One type's pattern (`Descriptor`): the lengths it allows and the
+/// pattern the national number must match from its start.
+struct Desc {
+    lengths: Vec<u16>,
+    pattern: Regex,
+}
+
+impl Desc {
+    fn of(d: &phonenumber::metadata::Descriptor) -> Option<Desc> {
+        let pattern = compile(d.national_number().as_str())?;
+        Some(Desc { lengths: d.possible_length().to_vec(), pattern })
+    }
+
+    /// `Descriptor::is_match`.
+    fn matches(&self, national: &str) -> bool {
+        if !self.lengths.is_empty() && !self.lengths.contains(&(national.len() as u16)) {
+            return false;
+        }
+        self.pattern.is_match(national)
+    }
+}
+
+/// One region's rules (`Metadata`).
+struct Region {
+    id: String,
+    leading_digits: Option<Regex>,
+    general: Option<Desc>,
+    /// Every type `number_type` tries after the general pattern; any match
+    /// makes the type known.
+    types: Vec<Desc>,
+}
+
+impl Region {
+    fn of(meta: &phonenumber::metadata::Metadata) -> Region {
+        let d = meta.descriptors();
+        let types = [
+            d.premium_rate(),
+            d.toll_free(),
+            d.shared_cost(),
+            d.voip(),
+            d.personal_number(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+            d.fixed_line(),
+            d.mobile(),
+        ];
+        Region {
+            id: meta.id().to_string(),
+            leading_digits: meta.leading_digits().and_then(|p| compile(p.as_str())),
+            general: Desc::of(d.general()),
+            types: types.into_iter().flatten().filter_map(Desc::of).collect(),
+        }
+    }
+
+    /// `number_type(meta, national) != Type::Unknown`.
+    fn knows(&self, national: &str) -> bool {
+        self.general.as_ref().is_some_and(|g| g.matches(national)) && self.types.iter().any(|t| t.matches(national))
+    }
+}
+
+/// The regions of one calling code, in the library's order, and whether the
+/// code is non-geographic (`001`: the rules are the code's own).
+struct Code {
+    regions: Vec<Region>,
+    non_geographic: bool,
+}
+
+impl Code {
+    fn compile(code: u16) -> Code {
+        let ids = DATABASE.region(&code).unwrap_or_default();
+        if ids.len() == 1 {
+            let meta = if ids[0] == "001" {
+                DATABASE.by_code(&code).and_then(|m| m.into_iter().next())
+            } else {
+                DATABASE.by_id(ids[0])
+            };
+            return Code { regions: meta.map(Region::of).into_iter().collect(), non_geographic: ids[0] == "001" };
+        }
+        let regions = ids.iter().filter_map(|id| DATABASE.by_id(*id)).map(Region::of).collect();
+        Code { regions, non_geographic: false }
+    }
+
+    /// `validator::source_for`: the region whose rules apply.
+    fn source_for(&self, national: &str) -> Option<&Region> {
+        if self.regions.len() == 1 {
+            return self.regions.first();
+        }
+        self.regions.iter().find(|r| match &r.leading_digits {
+            Some(leading) => leading.is_match(national),
+            None => r.knows(national),
+        })
+    }
+}
+
+/// Every calling code the metadata knows, each compiled on first use.
+/// (Calling codes have one to three digits; the database's own iterator
+/// holds one non-geographic entry only, as they share the id `001`.)
+static CODES: LazyLock<HashMap<u16, OnceLock<Arc<Code>>>> =
+    LazyLock::new(|| (1..1000u16).filter(|c| DATABASE.region(c).is_some()).map(|c| (c, OnceLock::new())).collect());
+
+fn code(value: u16) -> Option<Arc<Code>> {
+    CODES.get(&value).map(|cell| cell.get_or_init(|| Arc::new(Code::compile(value))).clone())
+}
+
+/// What the library would say of a parsed number: whether it is valid
+/// (`phonenumber::is_valid`), and its region (`number.country().id()`, as
+/// the region's code: `"US"`; `None` for a non-geographic number).
+pub(super) fn check(number: &PhoneNumber) -> (bool, Option<String>) {
+    let Some(code) = code(number.code().value()) else { return (false, None) };
+    // The library reads validity with the national number's leading zeros
+    // and the region without them (Italy's numbers keep their zero).
+    let with_zeros = number.national().to_string();
+    let valid = code.source_for(&with_zeros).is_some_and(|r| r.knows(&with_zeros));
+    let region = if code.non_geographic {
+        None
+    } else {
+        code.source_for(&number.national().value().to_string()).map(|r| r.id.clone())
+    };
+    (valid, region)
+}
+
+/// The number in E.164, as the library's E164 formatter writes it.
+pub(super) fn e164(number: &PhoneNumber) -> String {
+    format!("+{}{}", number.code().value(), number.national())
+}
+
+#[cfg(test)]
+mod tests {
+    use phonenumber::country::Id;
+    use rand::{rngs::StdRng, Rng as _, SeedableRng as _};
+
+    /// The library's own answers, the slow way.
+    fn library(number: &phonenumber::PhoneNumber) -> (bool, Option<String>, String) {
+        let region = number.country().id().map(|id| format!("{id:?}"));
+        (phonenumber::is_valid(number), region, number.format().mode(phonenumber::Mode::E164).to_string())
+    }
+
+    #[test]
+    fn agrees_with_the_library_on_random_numbers_of_many_countries() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let regions = ["US", "CA", "DE", "GB", "FR", "IT", "VA", "CH", "AT", "NL", "UA", "RU", "KZ", "JP", "BR", "IN"];
+        let mut valid = 0;
+        for _ in 0..10_000 {
+            let region = regions[rng.gen_range(0..regions.len())];
+            let id: Id = region.parse().unwrap();
+            let len = rng.gen_range(4..13);
+            let mut text: String = (0..len).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect();
+            if rng.gen_bool(0.3) {
+                text = format!("+{}{text}", rng.gen_range(1..999));
+            }
+            let Ok(number) = phonenumber::parse(Some(id), &text) else { continue };
+            let (ok, got_region) = super::check(&number);
+            let (want_ok, want_region, want_e164) = library(&number);
+            assert_eq!((ok, &got_region), (want_ok, &want_region), "{text:?} in {region}");
+            assert_eq!(super::e164(&number), want_e164, "{text:?}");
+            valid += usize::from(ok);
+        }
+        assert!(valid > 500, "the sample holds valid numbers too ({valid})");
+    }
+
+    #[test]
+    fn agrees_with_the_library_on_the_demo_directory_s_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::directory::demo::generate(dir.path(), 300, 3, false).unwrap();
+        let mut checked = 0;
+        for file in ["companies.csv", "contacts.csv"] {
+            let mut reader = csv::Reader::from_path(dir.path().join(file)).unwrap();
+            for record in reader.records() {
+                let record = record.unwrap();
+                let phone = record[if file == "companies.csv" { 7 } else { 5 }].to_string();
+                if phone.is_empty() {
+                    continue;
+                }
+                let number = phonenumber::parse(None, &phone).unwrap();
+                let (ok, region) = super::check(&number);
+                let (want_ok, want_region, _) = library(&number);
+                assert_eq!((ok, region), (want_ok, want_region), "{phone}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 500);
+    }
+}
