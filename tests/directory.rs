@@ -211,3 +211,62 @@ both_backends!(duplicates_are_found_across_chunks_and_against_the_record, |url: 
     assert_eq!(ann.username, "alee", "the address stays with its contact");
     store.close().await;
 });
+
+/// Every index of the directory's tables with its definition.
+async fn directory_indexes(url: &str) -> std::collections::BTreeMap<String, String> {
+    use sqlx::Connection as _;
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN ('companies', 'contacts', 'contracts', 'licenses')",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    rows.into_iter().collect()
+}
+
+// A first import into an empty directory loads each table with its indexes
+// dropped and builds them after; the directory it leaves has exactly the
+// indexes the migrations define, still enforcing what they enforce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_import_leaves_the_indexes_the_migrations_define() {
+    use frontdesk::store::directory::LATE_INDEXES;
+    let db = common::TestDb::sqlite();
+    let store = Store::open(&db.url, 4).await.unwrap();
+    let migrated = directory_indexes(&db.url).await;
+    for (_, name, create) in LATE_INDEXES {
+        assert_eq!(migrated.get(*name).map(String::as_str), Some(*create), "{name} as the migrations define it");
+    }
+    let report = import_dir(&store, &fixture("directory"), &ImportOptions::default(), 1).await.unwrap();
+    assert!(!report.rejected());
+    assert_eq!(directory_indexes(&db.url).await, migrated);
+    // The rebuilt unique index still refuses a second contact with an address.
+    let dir = Directory::new(store.clone());
+    let ann = dir.contact_by_email("ann.lee@acme.example").await.unwrap().unwrap();
+    let twin = frontdesk::store::directory::NewContact { username: "ann2".into(), ..new_contact_like(&ann) };
+    assert!(store.record(&[frontdesk::store::Write::Contact(twin)], 3).await.is_err());
+    // A second import of the same files is an upsert of a full directory.
+    let again = import_dir(&store, &fixture("directory"), &ImportOptions::default(), 2).await.unwrap();
+    assert!(!again.rejected());
+    assert_eq!(store_count(&db.url, "contacts").await, 5);
+    store.close().await;
+}
+
+fn new_contact_like(c: &frontdesk::store::directory::Contact) -> frontdesk::store::directory::NewContact {
+    frontdesk::store::directory::NewContact {
+        org_id: c.org_id.clone(),
+        username: c.username.clone(),
+        first_name: c.first_name.clone(),
+        last_name: c.last_name.clone(),
+        email: c.email.clone(),
+        phone: c.phone.clone(),
+        role: c.role.clone(),
+    }
+}
+
+async fn store_count(url: &str, table: &str) -> i64 {
+    use sqlx::Connection as _;
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    sqlx::query_as::<_, (i64,)>(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&mut c).await.unwrap().0
+}

@@ -410,3 +410,65 @@ async fn two_stores_opening_a_fresh_sqlite_database_at_once_both_start() {
         b.close().await;
     }
 }
+
+/// Migrates a database up to (and with) `version` only.
+async fn migrate_to<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, mut migrator: sqlx::migrate::Migrator, version: i64)
+where
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+{
+    migrator.migrations = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+    migrator.run(pool).await.unwrap();
+}
+
+// Migration 0008 rebuilds the contacts table on SQLite (its unique keys
+// become named indexes a first import can drop): the rows, their ids and
+// the recovery tokens that point at them survive, and the keys stay unique.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_survive_their_keys_becoming_named_indexes() {
+    const SEED: &str = "INSERT INTO companies (org_id, name, name_key, street, city, country, phone, created_at, \
+        updated_at) VALUES ('ORG-1', 'Acme', 'acme', 'Main St 1', 'Berlin', 'DE', '+4930901820', 1, 1); \
+        INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, \
+        email_key, role, created_at, updated_at) VALUES ('ORG-1', 'ann', 'ann', 'Ann', 'Lee', 'lee', \
+        'ann@acme.example', 'ann@acme.example', 'admin', 1, 1); \
+        INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) \
+        SELECT 'h', id, 1, 2 FROM contacts WHERE username_key = 'ann';";
+    const DUPLICATE: &str = "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, \
+        last_name_key, email, email_key, role, created_at, updated_at) VALUES ('ORG-1', 'Ann', 'ann', 'A', 'L', 'l', \
+        'x@acme.example', 'x@acme.example', 'user', 1, 1)";
+    const NEXT: &str = "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, \
+        email, email_key, role, created_at, updated_at) VALUES ('ORG-1', 'bob', 'bob', 'B', 'M', 'm', \
+        'bob@acme.example', 'bob@acme.example', 'user', 1, 1) RETURNING id";
+    use sqlx::Executor as _;
+
+    let lite = common::TestDb::sqlite();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .after_connect(|c, _| Box::pin(async move { c.execute("PRAGMA foreign_keys = ON").await.map(|_| ()) }))
+        .connect(&lite.url)
+        .await
+        .unwrap();
+    migrate_to(&pool, sqlx::migrate!("migrations/sqlite"), 7).await;
+    pool.execute(SEED).await.unwrap();
+    migrate_to(&pool, sqlx::migrate!("migrations/sqlite"), 8).await;
+    let (fk_problems,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM pragma_foreign_key_check").fetch_one(&pool).await.unwrap();
+    assert_eq!(fk_problems, 0);
+    let (tokens_sql,): (String,) =
+        sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'recovery_tokens'").fetch_one(&pool).await.unwrap();
+    assert!(tokens_sql.contains("REFERENCES contacts (id)"), "{tokens_sql}");
+    let (id, email): (i64, String) = sqlx::query_as("SELECT id, email FROM contacts").fetch_one(&pool).await.unwrap();
+    assert_eq!((id, email.as_str()), (1, "ann@acme.example"));
+    assert!(pool.execute(DUPLICATE).await.is_err(), "user names stay unique");
+    let (next,): (i64,) = sqlx::query_as(NEXT).fetch_one(&pool).await.unwrap();
+    assert_eq!(next, 2, "ids go on after the last one");
+    assert!(pool.execute("DELETE FROM contacts WHERE id = 1").await.is_err(), "the token still holds its contact");
+    pool.close().await;
+
+    let pg = common::TestDb::postgres().await;
+    let pool = sqlx::postgres::PgPoolOptions::new().connect(&pg.url).await.unwrap();
+    migrate_to(&pool, sqlx::migrate!("migrations/postgres"), 7).await;
+    pool.execute(SEED).await.unwrap();
+    migrate_to(&pool, sqlx::migrate!("migrations/postgres"), 8).await;
+    assert!(pool.execute(DUPLICATE).await.is_err(), "user names stay unique");
+    assert!(pool.execute("DELETE FROM contacts WHERE id = 1").await.is_err(), "the token still holds its contact");
+    pool.close().await;
+}

@@ -63,13 +63,19 @@ fn sample(path: &Path, step: usize, want: usize) -> anyhow::Result<Vec<csv::Stri
 async fn insert_floor(store: &Store, dir: &Path) -> anyhow::Result<f64> {
     use crate::{
         domain::{Country, EmailAddress, OrgId, Phone},
-        store::directory::DirectoryRow as Row,
+        store::directory::{DirectoryRow as Row, Table},
     };
     let started = Instant::now();
     let mut rows = 0;
     for (name, _) in import::FILES {
         let mut reader = csv::Reader::from_path(dir.join(name))?;
-        let mut import = store.begin_import().await?;
+        let table = match *name {
+            "companies.csv" => Table::Companies,
+            "contacts.csv" => Table::Contacts,
+            "contracts.csv" => Table::Contracts,
+            _ => Table::Licenses,
+        };
+        let mut import = store.begin_import(table).await?;
         let mut chunk = Vec::with_capacity(import::CHUNK);
         let mut records = reader.records();
         loop {

@@ -281,9 +281,23 @@ impl Store {
         Ok(())
     }
 
-    /// One import's transaction: a file's rows are kept together or not at all.
-    pub async fn begin_import(&self) -> Result<Import> {
-        Ok(Import { tx: self.pool.begin().await? })
+    /// One file's import into `table`, in a transaction of its own: a
+    /// file's rows are kept together or not at all. It takes the write lock
+    /// at once on SQLite (it reads before it writes, as the writer's batches
+    /// do). An empty table on a backend that allows it is bulk-loaded.
+    pub async fn begin_import(&self, table: Table) -> Result<Import> {
+        let mut tx = self.pool.begin_with(self.backend.begin_batch()).await?;
+        let mut bulk = false;
+        if self.backend.bulk_loads_empty_tables() {
+            let sql = format!("SELECT 1 FROM {} LIMIT 1", table.name());
+            bulk = sqlx::query(&sql).fetch_optional(&mut *tx).await?.is_none();
+        }
+        if bulk {
+            for (_, name, _) in LATE_INDEXES.iter().filter(|(t, _, _)| *t == table) {
+                sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx).await?;
+            }
+        }
+        Ok(Import { tx, table, bulk })
     }
 }
 
@@ -322,13 +336,63 @@ pub enum DirectoryRow {
     },
 }
 
-/// An import in progress: the reference checks it needs, and its upserts,
-/// in one transaction.
+/// The directory's tables, as an import fills them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Companies,
+    Contacts,
+    Contracts,
+    Licenses,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Companies => "companies",
+            Table::Contacts => "contacts",
+            Table::Contracts => "contracts",
+            Table::Licenses => "licenses",
+        }
+    }
+}
+
+/// The indexes an import into an empty table builds after the table's rows
+/// rather than row by row: one sort each, instead of a random B-tree insert
+/// per row (3.5 million contacts: 42,000 rows/s kept up row by row, a bulk
+/// load with the indexes built after 143,000). Their definitions are the
+/// migrations' (a test compares them); the primary keys stay, so companies,
+/// contracts and licenses are still upserted by key.
+pub const LATE_INDEXES: &[(Table, &str, &str)] = &[
+    (Table::Companies, "companies_by_name", "CREATE INDEX companies_by_name ON companies (name_key, country)"),
+    (Table::Contacts, "contacts_by_username", "CREATE UNIQUE INDEX contacts_by_username ON contacts (username_key)"),
+    (Table::Contacts, "contacts_by_email", "CREATE UNIQUE INDEX contacts_by_email ON contacts (email_key)"),
+    (Table::Contacts, "contacts_by_company", "CREATE INDEX contacts_by_company ON contacts (org_id)"),
+    (Table::Contracts, "contracts_by_company", "CREATE INDEX contracts_by_company ON contracts (org_id)"),
+    (Table::Licenses, "licenses_by_company", "CREATE INDEX licenses_by_company ON licenses (org_id)"),
+    (
+        Table::Licenses,
+        "licenses_by_machine_code",
+        "CREATE INDEX licenses_by_machine_code ON licenses (machine_code_key) WHERE machine_code_key IS NOT NULL",
+    ),
+];
+
+/// An import of one file in progress: the reference checks it needs, and its
+/// upserts, in one transaction.
 pub struct Import {
     tx: Transaction<'static, Any>,
+    table: Table,
+    /// The table was empty: its [`LATE_INDEXES`] were dropped, rows are
+    /// inserted (the import itself makes sure no key repeats), and the
+    /// indexes are built again before the commit.
+    bulk: bool,
 }
 
 impl Import {
+    /// Whether this import loads an empty table with its indexes built after.
+    pub fn is_bulk(&self) -> bool {
+        self.bulk
+    }
+
     /// Every company on record, with its country.
     pub async fn all_countries(&mut self) -> Result<HashMap<OrgId, Country>> {
         let rows: Vec<(String, String)> =
@@ -372,6 +436,9 @@ impl Import {
     pub async fn upsert(&mut self, rows: &[DirectoryRow], now: i64) -> Result<u64> {
         let Some(first) = rows.first() else { return Ok(0) };
         let (head, tail) = upsert_sql(first);
+        // With its unique indexes dropped, a bulk-loaded contacts table has
+        // no conflict to name; the import saw to it that keys do not repeat.
+        let tail = if self.bulk && self.table == Table::Contacts { "" } else { tail };
         let mut q = Sql::new(&self.tx, head);
         q.rows(rows, |v, row| match row {
             DirectoryRow::Company { org_id, name, street, city, region, postal_code, country, phone } => {
@@ -398,7 +465,14 @@ impl Import {
         Ok(done.rows_affected().min(rows.len() as u64))
     }
 
-    pub async fn commit(self) -> Result<()> {
+    /// Keeps the file's rows, building the late indexes first after a bulk
+    /// load (a key that repeats fails the index, and so the import).
+    pub async fn commit(mut self) -> Result<()> {
+        if self.bulk {
+            for (_, _, create) in LATE_INDEXES.iter().filter(|(t, _, _)| *t == self.table) {
+                sqlx::query(create).execute(&mut *self.tx).await?;
+            }
+        }
         Ok(self.tx.commit().await?)
     }
 

@@ -131,6 +131,15 @@ impl Backend {
         }
     }
 
+    /// Whether an import into an empty table drops the table's
+    /// [`directory::LATE_INDEXES`] and builds them after its rows. On
+    /// PostgreSQL dropping an index locks the table against every reader
+    /// until the import commits, which would stall lookups for its whole
+    /// length; on SQLite readers keep their snapshot.
+    fn bulk_loads_empty_tables(self) -> bool {
+        self == Backend::Sqlite
+    }
+
     /// Whether takers of a quota must lock it across instances (PostgreSQL);
     /// on SQLite the writer's `BEGIN IMMEDIATE` already serialises them.
     fn locks_quotas(self) -> bool {

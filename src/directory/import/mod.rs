@@ -185,7 +185,7 @@ async fn import_from(
     // country a contact's phone is read in), and whether any contact is on
     // record. The reader thread checks each row against them.
     let kind = Kind::from_file(name);
-    let mut import = store.begin_import().await?;
+    let mut import = store.begin_import(kind.table()).await?;
     let companies = Arc::new(match kind {
         Kind::Companies => rows::Countries::new(),
         _ => import.all_countries().await?,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::{
     domain::{Country, EmailAddress, OrgId, Phone},
-    store::directory::DirectoryRow as Row,
+    store::directory::{DirectoryRow as Row, Table},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,6 +19,16 @@ pub(super) enum Kind {
 }
 
 impl Kind {
+    /// The table the file's rows go to.
+    pub(super) fn table(self) -> Table {
+        match self {
+            Kind::Companies => Table::Companies,
+            Kind::Contacts => Table::Contacts,
+            Kind::Contracts => Table::Contracts,
+            Kind::Licenses => Table::Licenses,
+        }
+    }
+
     pub(super) fn from_file(name: &str) -> Kind {
         match name {
             "companies.csv" => Kind::Companies,
