@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{any::AnyRow, Any, AnyConnection, Row as _, Transaction};
+use sqlx::{any::AnyRow, AnyConnection, ConnectOptions as _, Connection as _, Executor as _, Row as _};
 
 use super::{
     keys,
@@ -282,22 +282,29 @@ impl Store {
     }
 
     /// One file's import into `table`, in a transaction of its own: a
-    /// file's rows are kept together or not at all. It takes the write lock
-    /// at once on SQLite (it reads before it writes, as the writer's batches
+    /// file's rows are kept together or not at all. It runs on a connection
+    /// of its own (tuned for a long write on SQLite, see
+    /// [`super::Backend::import_pragmas`]), closed when the import ends, so
+    /// nothing of that tuning stays in the pool. It takes the write lock at
+    /// once on SQLite (it reads before it writes, as the writer's batches
     /// do). An empty table on a backend that allows it is bulk-loaded.
     pub async fn begin_import(&self, table: Table) -> Result<Import> {
-        let mut tx = self.pool.begin_with(self.backend.begin_batch()).await?;
-        let mut bulk = false;
+        let mut conn = self.connect_options.connect().await?;
+        if let Some(pragmas) = self.backend.import_pragmas() {
+            conn.execute(pragmas).await?;
+        }
+        conn.execute(self.backend.begin_batch()).await?;
+        let mut import = Import { conn, table, bulk: false };
         if self.backend.bulk_loads_empty_tables() {
             let sql = format!("SELECT 1 FROM {} LIMIT 1", table.name());
-            bulk = sqlx::query(&sql).fetch_optional(&mut *tx).await?.is_none();
+            import.bulk = sqlx::query(&sql).fetch_optional(&mut import.conn).await?.is_none();
         }
-        if bulk {
+        if import.bulk {
             for (_, name, _) in LATE_INDEXES.iter().filter(|(t, _, _)| *t == table) {
-                sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx).await?;
+                sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut import.conn).await?;
             }
         }
-        Ok(Import { tx, table, bulk })
+        Ok(import)
     }
 }
 
@@ -378,8 +385,11 @@ pub const LATE_INDEXES: &[(Table, &str, &str)] = &[
 
 /// An import of one file in progress: the reference checks it needs, and its
 /// upserts, in one transaction.
+///
+/// Dropped without [`Import::commit`], it closes its connection, and the
+/// database rolls the transaction back.
 pub struct Import {
-    tx: Transaction<'static, Any>,
+    conn: AnyConnection,
     table: Table,
     /// The table was empty: its [`LATE_INDEXES`] were dropped, rows are
     /// inserted (the import itself makes sure no key repeats), and the
@@ -394,19 +404,22 @@ impl Import {
     }
 
     /// Every company on record, with its country.
-    pub async fn all_countries(&mut self) -> Result<HashMap<OrgId, Country>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT org_id, country FROM companies").fetch_all(&mut *self.tx).await?;
-        let corrupt = |e: crate::domain::NotCanonical| StoreError::Corrupt(e.to_string());
-        rows.into_iter()
-            .map(|(o, c)| Ok((OrgId::try_from(o).map_err(corrupt)?, Country::try_from(c).map_err(corrupt)?)))
-            .collect()
+    /// Streamed: a million companies are never a million rows in memory.
+    pub async fn each_company_country(&mut self, mut each: impl FnMut(&str, &Country)) -> Result<()> {
+        use futures::TryStreamExt as _;
+        let mut rows =
+            sqlx::query_as::<_, (String, String)>("SELECT org_id, country FROM companies").fetch(&mut self.conn);
+        while let Some((org_id, country)) = rows.try_next().await? {
+            let country = Country::try_from(country).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            each(&org_id, &country);
+        }
+        Ok(())
     }
 
     /// Whether any contact is on record.
     pub async fn has_contacts(&mut self) -> Result<bool> {
         let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM contacts LIMIT 1").fetch_optional(&mut *self.tx).await?;
+            sqlx::query_as("SELECT 1 FROM contacts LIMIT 1").fetch_optional(&mut self.conn).await?;
         Ok(row.is_some())
     }
 
@@ -415,9 +428,9 @@ impl Import {
         if email_keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut q = Sql::new(&self.tx, "SELECT email_key, username_key FROM contacts WHERE email_key IN (");
+        let mut q = Sql::new(&self.conn, "SELECT email_key, username_key FROM contacts WHERE email_key IN (");
         q.list(email_keys.iter().map(String::as_str)).push(")").once();
-        Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
+        Ok(q.fetch_all::<(String, String), _>(&mut self.conn).await?.into_iter().collect())
     }
 
     /// The administrators of these companies, as `(org_id, username_key)`.
@@ -426,9 +439,9 @@ impl Import {
             return Ok(HashSet::new());
         }
         let mut q =
-            Sql::new(&self.tx, "SELECT org_id, username_key FROM contacts WHERE role = 'admin' AND org_id IN (");
+            Sql::new(&self.conn, "SELECT org_id, username_key FROM contacts WHERE role = 'admin' AND org_id IN (");
         q.list(org_ids.iter().copied()).push(")").once();
-        Ok(q.fetch_all::<(String, String), _>(&mut *self.tx).await?.into_iter().collect())
+        Ok(q.fetch_all::<(String, String), _>(&mut self.conn).await?.into_iter().collect())
     }
 
     /// Inserts or updates rows (all of one kind) by their keys; returns how
@@ -439,7 +452,7 @@ impl Import {
         // With its unique indexes dropped, a bulk-loaded contacts table has
         // no conflict to name; the import saw to it that keys do not repeat.
         let tail = if self.bulk && self.table == Table::Contacts { "" } else { tail };
-        let mut q = Sql::new(&self.tx, head);
+        let mut q = Sql::new(&self.conn, head);
         q.rows(rows, |v, row| match row {
             DirectoryRow::Company { org_id, name, street, city, region, postal_code, country, phone } => {
                 v.bind(org_id.as_str()).bind(name.as_str()).bind(keys::name(name)).bind(street.as_str());
@@ -461,7 +474,7 @@ impl Import {
             }
         });
         q.push(tail).once();
-        let done = q.execute(&mut *self.tx).await?;
+        let done = q.execute(&mut self.conn).await?;
         Ok(done.rows_affected().min(rows.len() as u64))
     }
 
@@ -470,14 +483,16 @@ impl Import {
     pub async fn commit(mut self) -> Result<()> {
         if self.bulk {
             for (_, _, create) in LATE_INDEXES.iter().filter(|(t, _, _)| *t == self.table) {
-                sqlx::query(create).execute(&mut *self.tx).await?;
+                sqlx::query(create).execute(&mut self.conn).await?;
             }
         }
-        Ok(self.tx.commit().await?)
+        self.conn.execute("COMMIT").await?;
+        Ok(self.conn.close().await?)
     }
 
-    pub async fn rollback(self) -> Result<()> {
-        Ok(self.tx.rollback().await?)
+    pub async fn rollback(mut self) -> Result<()> {
+        self.conn.execute("ROLLBACK").await?;
+        Ok(self.conn.close().await?)
     }
 }
 

@@ -140,6 +140,20 @@ impl Backend {
         self == Backend::Sqlite
     }
 
+    /// The settings of an import's own connection. SQLite: the pool's,
+    /// but temporary files (the sorts that build indexes after a bulk load,
+    /// statement journals) on disk rather than in memory, where a sort of
+    /// 3.5 million keys held hundreds of megabytes, and no memory-mapped
+    /// reads, whose pages count as the process's (the OS caches the file
+    /// all the same). Its commit leaves the WAL to the background
+    /// checkpoints, as the writer's do.
+    fn import_pragmas(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => Some(SQLITE_IMPORT_PRAGMAS),
+            Backend::Postgres => None,
+        }
+    }
+
     /// Whether takers of a quota must lock it across instances (PostgreSQL);
     /// on SQLite the writer's `BEGIN IMMEDIATE` already serialises them.
     fn locks_quotas(self) -> bool {
@@ -156,6 +170,15 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA wal_autocheckpoint = 0; \
     PRAGMA cache_size = -65536; \
     PRAGMA mmap_size = 268435456;";
+/// An import's connection (see [`Backend::import_pragmas`]).
+const SQLITE_IMPORT_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
+    PRAGMA synchronous = NORMAL; \
+    PRAGMA foreign_keys = ON; \
+    PRAGMA wal_autocheckpoint = 0; \
+    PRAGMA temp_store = FILE; \
+    PRAGMA cache_size = -32768; \
+    PRAGMA mmap_size = 0;";
+
 // Why these: statement journals of multi-row statements stay in memory;
 // checkpoints run in the background ([`checkpoints`]), not inside the
 // writer's commits, where they would stall every queued turn; a 64 MiB page
@@ -168,6 +191,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: writer::Writer,
+    /// How to open a connection outside the pool (an import's).
+    connect_options: AnyConnectOptions,
 }
 
 impl Store {
@@ -176,11 +201,15 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url);
         let options = AnyPoolOptions::new().max_connections(max_connections.max(2));
+        let connect = connect_options(&match backend {
+            Backend::Postgres => url.to_string(),
+            Backend::Sqlite => creating(url),
+        })?;
         let pool = match backend {
             Backend::Postgres => {
                 let pool = options
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(connect_options(url)?)
+                    .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
                 sqlx::migrate!("migrations/postgres").run(&pool).await.context("migrating PostgreSQL")?;
@@ -203,7 +232,7 @@ impl Store {
                     .after_connect(|conn: &mut AnyConnection, _| {
                         Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
                     })
-                    .connect_with(connect_options(&creating(url))?)
+                    .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("opening {url}"))?;
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
@@ -213,7 +242,7 @@ impl Store {
             }
         };
         let writer = writer::Writer::start(pool.clone(), backend).await.context("starting the store writer")?;
-        Ok(Store { pool, backend, writer })
+        Ok(Store { pool, backend, writer, connect_options: connect })
     }
 
     /// The SQLite URL for a data folder.

@@ -10,6 +10,7 @@
 //! transaction: a file with bad rows changes nothing unless bad rows are to be
 //! skipped. Re-importing updates rows by their key; it never duplicates.
 
+mod companies;
 mod references;
 mod rows;
 
@@ -188,7 +189,11 @@ async fn import_from(
     let mut import = store.begin_import(kind.table()).await?;
     let companies = Arc::new(match kind {
         Kind::Companies => rows::Countries::new(),
-        _ => import.all_countries().await?,
+        _ => {
+            let mut known = rows::Countries::new();
+            import.each_company_country(|org_id, country| known.insert(org_id, country)).await?;
+            known
+        }
     });
     let seen = references::Seen::new(kind == Kind::Contacts && import.has_contacts().await?);
 

@@ -21,8 +21,8 @@ use super::rows::Kind;
 /// report a good row as a duplicate: it is reported, not lost.
 #[derive(Default)]
 pub(super) struct Seen {
-    usernames: HashSet<u64>,
-    emails: HashSet<u64>,
+    usernames: Hashes,
+    emails: Hashes,
     /// Whether contacts were on record before the import: only then can an
     /// address belong to someone this import does not write.
     contacts_before: bool,
@@ -31,6 +31,22 @@ pub(super) struct Seen {
 impl Seen {
     pub(super) fn new(contacts_before: bool) -> Seen {
         Seen { contacts_before, ..Default::default() }
+    }
+}
+
+/// A set of 64-bit hashes, each its own hash in the table (hashing a hash
+/// again, as a `HashSet<u64>` does, only costs time).
+#[derive(Default)]
+struct Hashes(hashbrown::HashTable<u64>);
+
+impl Hashes {
+    /// Adds `h`; `false` if it was there.
+    fn insert(&mut self, h: u64) -> bool {
+        if self.0.find(h, |&x| x == h).is_some() {
+            return false;
+        }
+        self.0.insert_unique(h, h, |&x| x);
+        true
     }
 }
 

@@ -3,8 +3,6 @@
 //! company of a contact, contract or license, and its country, which a
 //! contact's phone number is read in).
 
-use std::collections::HashMap;
-
 use crate::{
     domain::{Country, EmailAddress, OrgId, Phone},
     store::directory::{DirectoryRow as Row, Table},
@@ -42,7 +40,7 @@ impl Kind {
 /// The companies on record when a file's import began, with their country:
 /// a row of a later file may name only these (the companies file is
 /// committed before the files that refer to it are read).
-pub(super) type Countries = HashMap<OrgId, Country>;
+pub(super) use super::companies::Companies as Countries;
 
 fn field(r: &csv::StringRecord, i: usize) -> String {
     crate::text::clean_input(r.get(i).unwrap_or_default(), 512)
@@ -60,7 +58,7 @@ pub(super) fn parse(kind: Kind, r: &csv::StringRecord, companies: &Countries) ->
     };
     let org_id = |i: usize| OrgId::parse(&required(i, "org_id")?).map_err(|e| e.to_string());
     let company =
-        |org_id: &OrgId| companies.get(org_id).ok_or_else(|| format!("org_id {org_id:?} is not a known company"));
+        |org_id: &OrgId| companies.country(org_id).ok_or_else(|| format!("org_id {org_id:?} is not a known company"));
     match kind {
         Kind::Companies => {
             let country =
