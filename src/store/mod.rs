@@ -192,7 +192,7 @@ pub struct Store {
     backend: Backend,
     writer: writer::Writer,
     /// How to open a connection outside the pool (an import's).
-    connect_options: AnyConnectOptions,
+    connect_options: std::sync::Arc<AnyConnectOptions>,
 }
 
 impl Store {
@@ -242,7 +242,7 @@ impl Store {
             }
         };
         let writer = writer::Writer::start(pool.clone(), backend).await.context("starting the store writer")?;
-        Ok(Store { pool, backend, writer, connect_options: connect })
+        Ok(Store { pool, backend, writer, connect_options: std::sync::Arc::new(connect) })
     }
 
     /// The SQLite URL for a data folder.
