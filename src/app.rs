@@ -17,6 +17,14 @@ impl App {
     /// Opens the store (creating the data folder and applying migrations)
     /// and builds the engine.
     pub async fn open(settings: Settings, data_dir: PathBuf) -> anyhow::Result<App> {
+        // A configured folder that cannot serve stops here, before any
+        // customer meets a flow that is not there.
+        crate::engine::flows::FlowsSource::of(&settings.engine.flows_dir)
+            .check_serves(&settings.engine.router_flow)
+            .map_err(anyhow::Error::msg)?;
+        crate::mail::templates::Templates::of(&settings.mail.templates_dir)
+            .check_serves()
+            .map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let url = settings.database_url(&data_dir);

@@ -205,13 +205,21 @@ pub struct DemoDataArgs {
 pub enum FlowsCommand {
     /// Compile every flow; print file:line:col: error lines and fail on any.
     Check {
-        /// Flows folder (default: engine.flows_dir).
+        /// Flows folder (default: engine.flows_dir, or the built-in flows).
         dir: Option<PathBuf>,
     },
     /// Run transcript tests (*.chat) and print a diff for each failure.
     Test {
-        /// A transcript file or a folder of them (default: <flows_dir>/tests).
+        /// A transcript file or a folder of them (default: <flows_dir>/tests,
+        /// or flows/tests of the source tree for the built-in flows).
         path: Option<PathBuf>,
+    },
+    /// Write the built-in flows and mail templates to DIR/flows and
+    /// DIR/templates/mail, to edit (then set engine.flows_dir and
+    /// mail.templates_dir to them).
+    Eject {
+        /// Where to write them (existing files are never overwritten).
+        dir: PathBuf,
     },
 }
 

@@ -274,7 +274,6 @@ fn transcript_parsing(cases: u32) {
 // ---------------------------------------------------------------- templates
 
 fn template_rendering(cases: u32) {
-    let dir = common::repo_path("templates/mail");
     let text = prop_oneof![
         "\\PC{0,40}",
         Just("<script>alert(1)</script>".to_string()),
@@ -295,7 +294,7 @@ fn template_rendering(cases: u32) {
             ),
         ];
         for (name, context) in contexts {
-            let r = frontdesk::mail::templates::render(&dir, name, &context)
+            let r = frontdesk::mail::templates::render(&frontdesk::mail::templates::Templates::BuiltIn, name, &context)
                 .map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
             prop_assert!(!r.subject.contains(['\r', '\n']), "{name} subject {:?}", r.subject);
             prop_assert!(!r.html.contains("<script>"), "{name}: markup from customer text reached the HTML");

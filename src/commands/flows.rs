@@ -3,24 +3,28 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use crate::{cli::FlowsCommand, config::Settings};
+use crate::{cli::FlowsCommand, config::Settings, engine::flows::FlowsSource};
 
 pub async fn run(settings: Settings, command: FlowsCommand) -> anyhow::Result<i32> {
     match command {
         FlowsCommand::Check { dir } => check(settings, dir),
         FlowsCommand::Test { path } => test(settings, path).await,
+        FlowsCommand::Eject { dir } => eject(dir),
     }
 }
 
 fn check(settings: Settings, dir: Option<PathBuf>) -> anyhow::Result<i32> {
-    let dir = dir.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir));
+    let source = match dir {
+        Some(dir) => FlowsSource::Folder(dir),
+        None => FlowsSource::of(&settings.engine.flows_dir),
+    };
     let engine = crate::engine::Engine::script_engine_for(&settings, &crate::app::declared_effects());
-    let problems = crate::flowcheck::check_dir(&engine, &dir, &settings.engine.router_flow)?;
+    let problems = crate::flowcheck::check(&engine, &source, &settings.engine.router_flow)?;
     for p in &problems {
         println!("{p}");
     }
     if problems.is_empty() {
-        println!("flows ok: {}", dir.display());
+        println!("flows ok: {source}");
         Ok(0)
     } else {
         eprintln!("{} problem(s)", problems.len());
@@ -28,8 +32,28 @@ fn check(settings: Settings, dir: Option<PathBuf>) -> anyhow::Result<i32> {
     }
 }
 
+/// Writes the built-in flows and mail templates out, to edit.
+fn eject(dir: PathBuf) -> anyhow::Result<i32> {
+    let (flows, templates) = crate::builtin::eject(&dir)?;
+    println!("wrote {} and {}", flows.display(), templates.display());
+    println!("to use them, set in your configuration file:");
+    println!(
+        "  [engine]\n  flows_dir = \"{}\"\n  [mail]\n  templates_dir = \"{}\"",
+        flows.display(),
+        templates.display()
+    );
+    Ok(0)
+}
+
 async fn test(settings: Settings, path: Option<PathBuf>) -> anyhow::Result<i32> {
-    let path = path.unwrap_or_else(|| PathBuf::from(&settings.engine.flows_dir).join("tests"));
+    let path = match path {
+        Some(path) => path,
+        None => match FlowsSource::of(&settings.engine.flows_dir) {
+            FlowsSource::Folder(dir) => dir.join("tests"),
+            // The built-in flows' transcripts live in the source tree.
+            FlowsSource::BuiltIn => PathBuf::from("flows/tests"),
+        },
+    };
     let files = crate::transcript::find(&path)?;
     if files.is_empty() {
         eprintln!("no transcripts (*.chat) found at {}", path.display());

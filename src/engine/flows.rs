@@ -1,5 +1,6 @@
-//! The flows folder: compiled scripts by name (the current file) and by
-//! source hash (what a conversation is pinned to).
+//! The flows: compiled scripts by name (the current source) and by source
+//! hash (what a conversation is pinned to), from the set built into the
+//! binary or from a configured folder ([`FlowsSource`]).
 //!
 //! A conversation pins the hash of the source it started on, and every source
 //! ever used is kept in the store, so editing a file never changes a
@@ -9,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::SystemTime,
 };
@@ -41,6 +42,67 @@ pub enum FlowError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Where flows come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowsSource {
+    /// The set built into the binary (`crate::builtin::FLOWS`).
+    BuiltIn,
+    /// A folder of `<name>.rhai` files, read again when one changes.
+    Folder(PathBuf),
+}
+
+impl FlowsSource {
+    /// From `engine.flows_dir`: empty means the built-in set.
+    pub fn of(setting: &str) -> FlowsSource {
+        match setting.trim() {
+            "" => FlowsSource::BuiltIn,
+            dir => FlowsSource::Folder(PathBuf::from(dir)),
+        }
+    }
+
+    /// The names of its flows, sorted.
+    pub fn names(&self) -> std::io::Result<Vec<String>> {
+        let mut names: Vec<String> = match self {
+            FlowsSource::BuiltIn => crate::builtin::flows().into_iter().map(|(name, _)| name.to_string()).collect(),
+            FlowsSource::Folder(dir) => std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".rhai").map(str::to_string))
+                .collect(),
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// Checks that a configured folder can serve: it exists and holds the
+    /// router flow. (The built-in set always can.)
+    pub fn check_serves(&self, router: &str) -> Result<(), String> {
+        let FlowsSource::Folder(dir) = self else { return Ok(()) };
+        if !dir.is_dir() {
+            return Err(format!(
+                "engine.flows_dir: {} is not a folder (leave it empty for the built-in flows, or write them out \
+                 with `frontdesk flows eject DIR`)",
+                dir.display()
+            ));
+        }
+        if !dir.join(format!("{router}.rhai")).is_file() {
+            return Err(format!("engine.flows_dir: {} holds no router flow {router}.rhai", dir.display()));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for FlowsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlowsSource::BuiltIn => f.write_str("the built-in flows"),
+            FlowsSource::Folder(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// A flow's source as read, with its file's modification time and length
+/// (what tells a changed file) and how compile errors name it.
+type Read = (String, Option<SystemTime>, u64, String);
+
 struct Current {
     modified: Option<SystemTime>,
     len: u64,
@@ -48,7 +110,7 @@ struct Current {
 }
 
 pub struct Flows {
-    dir: PathBuf,
+    source: FlowsSource,
     engine: Arc<rhai::Engine>,
     store: Store,
     current: Mutex<HashMap<String, Current>>,
@@ -85,18 +147,42 @@ pub fn compile(engine: &rhai::Engine, file: &str, source: &str) -> Result<rhai::
 }
 
 impl Flows {
-    pub fn new(dir: impl Into<PathBuf>, engine: Arc<rhai::Engine>, store: Store) -> Flows {
-        Flows {
-            dir: dir.into(),
-            engine,
-            store,
-            current: Mutex::new(HashMap::new()),
-            by_hash: Mutex::new(HashMap::new()),
-        }
+    pub fn new(source: FlowsSource, engine: Arc<rhai::Engine>, store: Store) -> Flows {
+        Flows { source, engine, store, current: Mutex::new(HashMap::new()), by_hash: Mutex::new(HashMap::new()) }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn source(&self) -> &FlowsSource {
+        &self.source
+    }
+
+    /// A flow's source now, with what tells a changed file (`None` for an
+    /// unknown flow).
+    fn read(&self, name: &str) -> Result<Option<Read>, FlowError> {
+        let dir = match &self.source {
+            FlowsSource::BuiltIn => {
+                return Ok(crate::builtin::flow(name)
+                    .map(|s| (s.to_string(), None, s.len() as u64, format!("{name}.rhai (built in)"))))
+            }
+            FlowsSource::Folder(dir) => dir,
+        };
+        let path = dir.join(format!("{name}.rhai"));
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FlowError::Io { name: name.to_string(), source: e }),
+        };
+        let source = std::fs::read_to_string(&path).map_err(|e| FlowError::Io { name: name.to_string(), source: e })?;
+        Ok(Some((source, meta.modified().ok(), meta.len(), path.display().to_string())))
+    }
+
+    /// Whether the cached flow is still what the source holds, without
+    /// reading it (the built-in set never changes).
+    fn unchanged(&self, name: &str, cached: &Current) -> bool {
+        match &self.source {
+            FlowsSource::BuiltIn => true,
+            FlowsSource::Folder(dir) => std::fs::metadata(dir.join(format!("{name}.rhai")))
+                .is_ok_and(|m| m.modified().ok() == cached.modified && m.len() == cached.len),
+        }
     }
 
     /// The flow as its file reads now (for a new conversation).
@@ -104,25 +190,20 @@ impl Flows {
         if !valid_name(name) {
             return Err(FlowError::BadName(name.to_string()));
         }
-        let path = self.dir.join(format!("{name}.rhai"));
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FlowError::Unknown(name.to_string())),
-            Err(e) => return Err(FlowError::Io { name: name.to_string(), source: e }),
-        };
-        let modified = meta.modified().ok();
         if let Some(c) = self.current.lock().expect("flows lock").get(name) {
-            if c.modified == modified && c.len == meta.len() {
+            if self.unchanged(name, c) {
                 return Ok(c.flow.clone());
             }
         }
-        let source = std::fs::read_to_string(&path).map_err(|e| FlowError::Io { name: name.to_string(), source: e })?;
+        let Some((source, modified, len, label)) = self.read(name)? else {
+            return Err(FlowError::Unknown(name.to_string()));
+        };
         let hash = source_hash(&source);
         let known = self.by_hash.lock().expect("flows lock").get(&hash).cloned();
         let flow = match known {
             Some(f) => f,
             None => {
-                let ast = compile(&self.engine, &path.display().to_string(), &source)?;
+                let ast = compile(&self.engine, &label, &source)?;
                 // Keep the source before any conversation can pin it.
                 self.store.save_flow_source(&hash, name, &source, now_ms).await?;
                 let flow = Arc::new(Flow { name: name.to_string(), hash: hash.clone(), ast });
@@ -134,7 +215,7 @@ impl Flows {
         self.current
             .lock()
             .expect("flows lock")
-            .insert(name.to_string(), Current { modified, len: meta.len(), flow: flow.clone() });
+            .insert(name.to_string(), Current { modified, len, flow: flow.clone() });
         Ok(flow)
     }
 

@@ -33,41 +33,70 @@ fn reasons(file: &str, source: &str) -> Vec<String> {
         .collect()
 }
 
-/// Returns one `file:line:col: message` line per problem.
+/// Returns one `file:line:col: message` line per problem of the flows of a
+/// folder.
 pub fn check_dir(engine: &rhai::Engine, dir: &Path, router: &str) -> std::io::Result<Vec<String>> {
-    let mut problems = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)?
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
         .collect();
-    files.sort();
-    let exists = |name: &str| dir.join(format!("{name}.rhai")).is_file();
-    if !exists(router) {
+    paths.sort();
+    let mut files = Vec::new();
+    for path in paths {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        files.push((path.display().to_string(), stem, std::fs::read(&path)?));
+    }
+    let mut problems = Vec::new();
+    if !dir.join(format!("{router}.rhai")).is_file() {
         problems.push(format!("{}: the router flow {router}.rhai is missing", dir.display()));
     }
+    problems.extend(check_files(engine, &files));
+    Ok(problems)
+}
+
+/// [`check_dir`] for wherever `source` keeps its flows.
+pub fn check(engine: &rhai::Engine, source: &flows::FlowsSource, router: &str) -> std::io::Result<Vec<String>> {
+    match source {
+        flows::FlowsSource::Folder(dir) => check_dir(engine, dir, router),
+        flows::FlowsSource::BuiltIn => {
+            let files: Vec<_> = crate::builtin::flows()
+                .into_iter()
+                .map(|(name, text)| (format!("{name}.rhai (built in)"), name.to_string(), text.as_bytes().to_vec()))
+                .collect();
+            let mut problems = check_files(engine, &files);
+            if crate::builtin::flow(router).is_none() {
+                problems.push(format!("the built-in flows have no router flow {router}"));
+            }
+            Ok(problems)
+        }
+    }
+}
+
+/// Checks flows given as `(file as named in messages, flow name, bytes)`.
+fn check_files(engine: &rhai::Engine, files: &[(String, String, Vec<u8>)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let exists = |name: &str| files.iter().any(|(_, stem, _)| stem == name);
     let start_call = regex::Regex::new(r#"\bstart\s*\(\s*"([^"]*)""#).expect("valid regex");
-    for path in files {
-        let file = path.display().to_string();
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    for (file, stem, bytes) in files {
         if !flows::valid_name(stem) {
             problems.push(format!("{file}:1:1: flow file names must be lower-case letters, digits and _"));
         }
-        let Ok(source) = String::from_utf8(std::fs::read(&path)?) else {
+        let Ok(source) = std::str::from_utf8(bytes) else {
             problems.push(format!("{file}:1:1: not valid UTF-8"));
             continue;
         };
-        if let Err(e) = flows::compile(engine, &file, &source) {
+        if let Err(e) = flows::compile(engine, file, source) {
             problems.push(e.to_string());
         }
-        problems.extend(choices::check(&file, &source));
-        problems.extend(reasons(&file, &source));
-        for (line, col, name) in literals(&source, &start_call) {
+        problems.extend(choices::check(file, source));
+        problems.extend(reasons(file, source));
+        for (line, col, name) in literals(source, &start_call) {
             if !flows::valid_name(name) || !exists(name) {
                 problems.push(format!("{file}:{line}:{col}: start({name:?}): there is no flow of that name"));
             }
         }
     }
-    Ok(problems)
+    problems
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub struct Outbox {
     store: Store,
     transport: Transport,
     from: Mailbox,
-    templates: PathBuf,
+    templates: super::templates::Templates,
     max_attempts: u32,
     retry_base: Duration,
     lease: Duration,
@@ -129,7 +129,7 @@ impl Outbox {
             store,
             transport,
             from: mail.from.parse().context("mail.from")?,
-            templates: PathBuf::from(&mail.templates_dir),
+            templates: super::templates::Templates::of(&mail.templates_dir),
             max_attempts: mail.max_attempts,
             retry_base: mail.retry_base,
             lease: LEASE,
@@ -174,21 +174,25 @@ impl Outbox {
                 match outcome {
                     Ok(()) => {
                         self.finish(claim, "sent", None, at, mail.attempts + 1).await?;
+                        crate::metrics::get().outbox("sent");
                         sent += 1;
                     }
                     Err(Failure::Permanent(why)) => {
                         tracing::error!(message_id = %mail.message_id, template = %mail.template, "mail failed permanently: {why}");
                         self.finish(claim, "failed", Some(&why), at, mail.attempts + 1).await?;
+                        crate::metrics::get().outbox("failed");
                     }
                     Err(Failure::Transient(why)) => {
                         let attempts = mail.attempts + 1;
                         if attempts >= i64::from(self.max_attempts) {
                             tracing::error!(message_id = %mail.message_id, attempts, "mail failed after its last attempt: {why}");
                             self.finish(claim, "failed", Some(&why), at, attempts).await?;
+                            crate::metrics::get().outbox("failed");
                         } else {
                             let wait = backoff(self.retry_base, attempts);
                             tracing::warn!(message_id = %mail.message_id, attempts, retry_in = ?wait, "mail not sent yet: {why}");
                             self.retry(claim, &why, at + wait.as_millis() as i64, attempts).await?;
+                            crate::metrics::get().outbox("retry");
                         }
                     }
                 }

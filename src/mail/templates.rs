@@ -1,7 +1,8 @@
-//! Mail templates: `<name>.subject.txt`, `<name>.txt` and `<name>.html` in
-//! the templates folder, rendered with minijinja when the mail is sent.
+//! Mail templates: `<name>.subject.txt`, `<name>.txt` and `<name>.html`,
+//! built in or in the configured folder ([`Templates`]), rendered with
+//! minijinja when the mail is sent.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -20,11 +21,47 @@ pub struct TemplateError {
     pub source: minijinja::Error,
 }
 
+/// Where templates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Templates {
+    /// The set built into the binary (`crate::builtin::MAIL_TEMPLATES`).
+    BuiltIn,
+    /// A folder, read at every mail (an edit applies to the next one).
+    Folder(PathBuf),
+}
+
+impl Templates {
+    /// From `mail.templates_dir`: empty means the built-in set.
+    pub fn of(setting: &str) -> Templates {
+        match setting.trim() {
+            "" => Templates::BuiltIn,
+            dir => Templates::Folder(PathBuf::from(dir)),
+        }
+    }
+
+    /// Checks that a configured folder exists and holds the templates of
+    /// the answers to support mail (the built-in set always does).
+    pub fn check_serves(&self) -> Result<(), String> {
+        let Templates::Folder(dir) = self else { return Ok(()) };
+        if !dir.join("reply.subject.txt").is_file() {
+            return Err(format!(
+                "mail.templates_dir: {} holds no reply.subject.txt (leave it empty for the built-in templates, or \
+                 write them out with `frontdesk flows eject DIR`)",
+                dir.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Renders template `name` with `context`. A fresh environment each time, so
 /// an operator's edit applies to the next mail without a restart.
-pub fn render(dir: &Path, name: &str, context: &Value) -> Result<Rendered, TemplateError> {
+pub fn render(templates: &Templates, name: &str, context: &Value) -> Result<Rendered, TemplateError> {
     let mut env = minijinja::Environment::new();
-    env.set_loader(minijinja::path_loader(dir));
+    match templates {
+        Templates::BuiltIn => env.set_loader(|file| Ok(crate::builtin::mail_template(file).map(str::to_string))),
+        Templates::Folder(dir) => env.set_loader(minijinja::path_loader(dir)),
+    }
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let err = |source| TemplateError { name: name.to_string(), source };
     let render = |file: String| env.get_template(&file).and_then(|t| t.render(context)).map_err(err);
@@ -42,8 +79,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn dir() -> std::path::PathBuf {
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/mail")
+    fn dir() -> Templates {
+        Templates::Folder(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/mail"))
     }
 
     #[test]
@@ -65,10 +102,10 @@ mod tests {
 mod every_template {
     use serde_json::json;
 
-    /// Every template in the repository renders with the values its callers pass.
+    /// Every built-in template renders with the values its callers pass.
     #[test]
     fn renders() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates/mail");
+        let dir = super::Templates::BuiltIn;
         let account = json!({"first_name": "Ann", "company": "Acme\r\nBcc: x@y", "org_id": "ORG-1", "username": "ann", "hours": 6,
             "region": {"name": "EMEA", "phone": "+44", "email": "cs@example.com", "hours": "9-5"}});
         let contact = json!({"admin_first_name": "Ann", "company": "Acme\r\nBcc: x@y", "first_name": "Carla", "last_name": "S\nX",

@@ -24,15 +24,9 @@ pub const COMMAND: &str = "frontdesk";
 /// The flows an agent may start, from the flows folder (Discord allows 25
 /// choices).
 fn flow_names(settings: &Settings) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(&settings.engine.flows_dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".rhai").map(str::to_string))
-                .filter(|n| *n != settings.engine.router_flow)
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let source = crate::engine::flows::FlowsSource::of(&settings.engine.flows_dir);
+    let mut names: Vec<String> =
+        source.names().unwrap_or_default().into_iter().filter(|n| *n != settings.engine.router_flow).collect();
     names.truncate(25);
     names
 }

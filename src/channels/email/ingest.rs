@@ -8,7 +8,7 @@ use crate::app::App;
 
 /// Handles each file in order; returns the exit code: 0 when every file was
 /// handled (answered, continued or deliberately skipped), 1 when one could
-/// not be read or stored.
+/// not be read or stored, or its flow failed.
 pub async fn run(app: &App, files: &[PathBuf]) -> anyhow::Result<i32> {
     let channel = EmailChannel::new(app.engine.clone(), app.settings.clone());
     let mut failed = 0;
@@ -22,7 +22,12 @@ pub async fn run(app: &App, files: &[PathBuf]) -> anyhow::Result<i32> {
             }
         };
         match channel.handle(&raw, &Source::Ingest).await {
-            Ok(outcome) => println!("{}: {outcome}", file.display()),
+            Ok(outcome) => {
+                println!("{}: {outcome}", file.display());
+                if matches!(outcome, super::Outcome::FlowFailed { .. }) {
+                    failed += 1;
+                }
+            }
             Err(e) => {
                 tracing::error!(file = %file.display(), "mail not handled: {e}");
                 println!("{}: not handled, nothing was recorded: {e}", file.display());
