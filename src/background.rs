@@ -61,6 +61,7 @@ where
             Ok(Some(mut lead)) => {
                 standing_by = false;
                 tracing::info!(work = name, "leading");
+                crate::metrics::get().leads(name, true);
                 let (halt, halted) = watch::channel(false);
                 let job = work(halted);
                 tokio::pin!(job);
@@ -68,13 +69,17 @@ where
                 tick.tick().await;
                 let lost = loop {
                     tokio::select! {
-                        ended = &mut job => return ended,
+                        ended = &mut job => {
+                            crate::metrics::get().leads(name, false);
+                            return ended;
+                        }
                         _ = stop.changed() => break false,
                         _ = tick.tick() => if !lead.holds().await { break true },
                     }
                 };
                 let _ = halt.send(true);
                 let ended = job.await;
+                crate::metrics::get().leads(name, false);
                 if !lost {
                     return ended;
                 }
@@ -85,6 +90,7 @@ where
             }
             Ok(None) if !standing_by => {
                 standing_by = true;
+                crate::metrics::get().leads(name, false);
                 tracing::info!(work = name, "another instance leads; standing by");
             }
             Ok(None) => {}

@@ -132,6 +132,7 @@ pub(crate) async fn screen(_: &Directory, s: &Settings, call: &mut EffectCall) -
     let p = profile(call)?;
     let person = format!("{} {}", p.first_name, p.last_name);
     let outcome = screening::quick(&s.screening, &Applicant { people: vec![&person], ..p.applicant() });
+    crate::metrics::get().screened(outcome.word());
     call.audit("screening", &keys::name(&p.company), json!({ "stage": "quick", "result": outcome }));
     Ok(match outcome {
         Outcome::Passed => json!({ "outcome": "passed" }),

@@ -77,6 +77,7 @@ async fn rescreen(store: &Store, settings: &Settings, job: &Job, now: i64) -> an
     if let (Outcome::Passed, Some(other)) = (&outcome, payload["duplicate_of"].as_str()) {
         outcome = Outcome::Review(format!("a company of the same name is on record: {other}"));
     }
+    crate::metrics::get().screened(outcome.word());
     // What the rules still cannot place stays in review for a person (the
     // audit log says why); nothing is approved on doubt.
     let (status, template) = match outcome {

@@ -33,7 +33,10 @@ pub(crate) async fn take(store: &Store, call: &EffectCall, quotas: &[Quota]) -> 
     let taken = store.take_quota(&call.context.hold, quotas, call.context.now_ms).await;
     match taken.map_err(EffectError::retry)? {
         Taken::Granted => Ok(None),
-        Taken::Refused { wait_ms, .. } => Ok(Some(Duration::from_millis(wait_ms.max(0) as u64))),
+        Taken::Refused { quota, wait_ms } => {
+            crate::metrics::get().refused(&quota);
+            Ok(Some(Duration::from_millis(wait_ms.max(0) as u64)))
+        }
     }
 }
 

@@ -213,7 +213,11 @@ impl EngineBuilder {
 
     pub fn build(self) -> Engine {
         let rhai = Arc::new(host::build_engine(&self.settings.engine, &self.effects.signatures()));
-        let flows = flows::Flows::new(&self.settings.engine.flows_dir, rhai.clone(), self.store.clone());
+        let flows = flows::Flows::new(
+            flows::FlowsSource::of(&self.settings.engine.flows_dir),
+            rhai.clone(),
+            self.store.clone(),
+        );
         Engine {
             inner: Arc::new(Inner {
                 flow_settings: Arc::new(self.settings.flow_settings.clone()),
@@ -245,6 +249,11 @@ impl Engine {
 
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    /// Whether the flows can serve: the router flow loads and compiles.
+    pub async fn check_flows(&self) -> Result<(), flows::FlowError> {
+        self.inner.flows.current(&self.inner.settings.engine.router_flow, self.inner.clock.now_ms()).await.map(|_| ())
     }
 
     /// A script engine with the same sandbox and host functions, for
@@ -286,9 +295,29 @@ impl Engine {
         self.run_turn(&key, Turn::AgentStart { customer: &customer, flow, agent }).await
     }
 
-    /// Plans a turn on the conversation's current state and commits it,
-    /// planning again on fresh state whenever a concurrent turn won.
+    /// Runs a turn ([`Engine::commit_turn`]) and counts it in the metrics:
+    /// by flow, channel and the status it left the conversation in.
     async fn run_turn(&self, key: &(String, String), what: Turn<'_>) -> Result<TurnReply, EngineError> {
+        let started = std::time::Instant::now();
+        let result = self.commit_turn(key, what).await;
+        let (flow, outcome) = match &result {
+            Ok((_, Some(row))) => (row.flow.as_str(), row.status.as_str()),
+            Ok((reply, None)) if reply.duplicate => ("", "duplicate"),
+            Ok((_, None)) => ("", "nothing"),
+            Err(_) => ("", "error"),
+        };
+        crate::metrics::get().turn(flow, &key.0, outcome, started.elapsed().as_secs_f64());
+        result.map(|(reply, _)| reply)
+    }
+
+    /// Plans a turn on the conversation's current state and commits it,
+    /// planning again on fresh state whenever a concurrent turn won. Returns
+    /// the reply, and the conversation as committed.
+    async fn commit_turn(
+        &self,
+        key: &(String, String),
+        what: Turn<'_>,
+    ) -> Result<(TurnReply, Option<ConversationRow>), EngineError> {
         for attempt in 0..MAX_ATTEMPTS {
             let open = self.load(key).await?;
             let now = self.inner.clock.now_ms();
@@ -300,7 +329,7 @@ impl Engine {
                 Turn::Agent { customer, agent, action } => {
                     match agent::plan(&self.inner, open, customer, agent, action, now) {
                         Some(planned) => planned,
-                        None => return Ok(TurnReply::nothing()),
+                        None => return Ok((TurnReply::nothing(), None)),
                     }
                 }
             };
@@ -318,14 +347,14 @@ impl Engine {
                         // message itself starts a new one.
                         continue;
                     }
-                    return Ok(planned.reply);
+                    return Ok((planned.reply, Some(row)));
                 }
                 crate::store::CommitOutcome::Conflict => {
                     tracing::debug!(channel = %key.0, attempt, "turn lost to a concurrent turn; retrying on fresh state");
                     self.forget(key);
                 }
                 crate::store::CommitOutcome::Duplicate => {
-                    return Ok(TurnReply { duplicate: true, ..TurnReply::nothing() })
+                    return Ok((TurnReply { duplicate: true, ..TurnReply::nothing() }, None))
                 }
             }
         }

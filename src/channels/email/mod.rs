@@ -25,7 +25,7 @@ use crate::{
     config::Settings,
     domain::EmailAddress,
     engine::{Engine, EngineError, Inbound},
-    store::{MailCheckpoint, MailReceived, Quota, StoreError, Taken, Write},
+    store::{MailCheckpoint, MailReceived, Quota, Status, StoreError, Taken, Write},
 };
 pub use safety::Skip;
 pub use served::served;
@@ -80,6 +80,23 @@ pub enum Outcome {
     Skipped(Skip),
     /// Handled before (the same Message-ID); nothing was done.
     AlreadyHandled,
+    /// The flow failed on this mail: the customer was sent the apology
+    /// with the way to a person, and the log has the flow's error.
+    FlowFailed { conversation_id: i64 },
+}
+
+impl Outcome {
+    /// Its name in the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Answered { .. } => "answered",
+            Outcome::Continued { .. } => "continued",
+            Outcome::Notified(_) => "notified",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::AlreadyHandled => "already_handled",
+            Outcome::FlowFailed { .. } => "flow_failed",
+        }
+    }
 }
 
 impl std::fmt::Display for Outcome {
@@ -90,6 +107,10 @@ impl std::fmt::Display for Outcome {
             Outcome::Notified(why) => write!(f, "answered with a notice: {why}"),
             Outcome::Skipped(why) => write!(f, "skipped, no answer: {why}"),
             Outcome::AlreadyHandled => f.write_str("skipped: already handled (same Message-ID)"),
+            Outcome::FlowFailed { conversation_id } => write!(
+                f,
+                "flow failed (conversation {conversation_id}): the customer got the apology; the log says why"
+            ),
         }
     }
 }
@@ -195,6 +216,12 @@ impl EmailChannel {
 
     /// Handles one raw RFC 5322 mail.
     pub async fn handle(&self, raw: &[u8], source: &Source) -> Result<Outcome, EmailError> {
+        let outcome = self.handle_mail(raw, source).await;
+        crate::metrics::get().inbound(outcome.as_ref().map_or("error", Outcome::name));
+        outcome
+    }
+
+    async fn handle_mail(&self, raw: &[u8], source: &Source) -> Result<Outcome, EmailError> {
         let email = &self.settings.email;
         let mail = parse::parse(raw, email.max_message_bytes);
         let store = self.engine.store();
@@ -274,6 +301,11 @@ impl EmailChannel {
         inbound.writes = source.with_checkpoint(vec![record(if continuing { "continued" } else { "answered" }, None)]);
         inbound.reply_sink = Some(threading.sink());
         let reply = self.engine.handle(inbound).await?;
+        if let (Some(conversation_id), Some(Status::Failed), false) =
+            (reply.conversation_id, reply.status, reply.duplicate)
+        {
+            return Ok(Outcome::FlowFailed { conversation_id });
+        }
         match reply.conversation_id {
             Some(conversation_id) if !reply.duplicate && continuing => Ok(Outcome::Continued { conversation_id }),
             Some(conversation_id) if !reply.duplicate => Ok(Outcome::Answered { conversation_id }),
@@ -321,7 +353,11 @@ impl EmailChannel {
             quotas.push(Quota::new("answers:unproven", day(email.answers_to_unproven_per_day)));
         }
         let now = self.engine.clock().now_ms();
-        Ok(match store.take_quota(&format!("mail:{}", mail.key), &quotas, now).await? {
+        let taken = store.take_quota(&format!("mail:{}", mail.key), &quotas, now).await?;
+        if let Taken::Refused { quota, .. } = &taken {
+            crate::metrics::get().refused(quota);
+        }
+        Ok(match taken {
             Taken::Granted => Ok(Sender { from: sender, answer_to: reply_to, verified, proven }),
             Taken::Refused { quota, .. } if quota.starts_with("answers:domain:") => Err(Skip::DomainCap),
             Taken::Refused { quota, .. } if quota == "answers:unproven" => Err(Skip::UnprovenCap),
