@@ -7,6 +7,7 @@ pub mod app;
 pub mod background;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod builtin;
 pub mod channels;
 pub mod cli;
 pub mod commands;
@@ -16,7 +17,9 @@ pub mod directory;
 pub mod domain;
 pub mod engine;
 pub mod flowcheck;
+pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod store;
 #[cfg(feature = "bench")]
 pub mod testing;

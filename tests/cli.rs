@@ -171,7 +171,14 @@ fn piped_chat_walks_self_help_and_escalate_to_their_end() {
 #[test]
 fn serve_stops_gracefully_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = frontdesk().arg("--data").arg(data.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = frontdesk()
+        .arg("--data")
+        .arg(data.path())
+        .arg("serve")
+        .env("FRONTDESK__HTTP__LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let db = data.path().join("frontdesk.db");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !db.exists() && std::time::Instant::now() < deadline {
@@ -350,4 +357,108 @@ fn screening_approve_says_when_an_account_is_not_in_review() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ORG-404 is not an account in review"));
+}
+
+/// The binary run from `dir`, a folder with nothing of the source tree.
+fn frontdesk_in(dir: &std::path::Path) -> Command {
+    let mut c = frontdesk();
+    c.current_dir(dir);
+    c
+}
+
+const A_CUSTOMER_MAIL: &str = "From: Pat Doe <pat@customer.example>\r\nTo: support@frontdesk.example\r\n\
+Subject: I forgot my password\r\nMessage-ID: <any-folder-1@customer.example>\r\n\r\nHello, I cannot log in.\r\n";
+
+// Built-in flows and templates: from an empty folder outside the source
+// tree, a chat and a support mail are answered.
+#[test]
+fn the_binary_runs_from_any_folder_on_its_built_in_flows() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let data = elsewhere.path().join("data");
+    let mut chat = frontdesk_in(elsewhere.path())
+        .arg("--data")
+        .arg(&data)
+        .args(["chat", "--as", "x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    chat.stdin.take().unwrap().write_all(b"I forgot my password\n").unwrap();
+    let out = chat.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("How would you like to find your company record?"), "{text}");
+
+    let mail = elsewhere.path().join("mail.eml");
+    std::fs::write(&mail, A_CUSTOMER_MAIL).unwrap();
+    let out =
+        frontdesk_in(elsewhere.path()).arg("--data").arg(&data).args(["email", "ingest"]).arg(&mail).output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains("answered"),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<_> = std::fs::read_dir(data.join("mail/outbox")).unwrap().collect();
+    assert_eq!(answers.len(), 1, "the answer was rendered from the built-in templates");
+}
+
+// A configured folder that cannot serve stops start-up with what is wrong.
+#[test]
+fn a_configured_flows_folder_that_cannot_serve_stops_start_up() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let empty = elsewhere.path().join("flows");
+    std::fs::create_dir(&empty).unwrap();
+    for (dir, says) in [(elsewhere.path().join("nowhere"), "is not a folder"), (empty, "holds no router flow")] {
+        let out = frontdesk_in(elsewhere.path())
+            .env("FRONTDESK__ENGINE__FLOWS_DIR", &dir)
+            .arg("--data")
+            .arg(elsewhere.path().join("data"))
+            .args(["chat", "--as", "x"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("engine.flows_dir") && err.contains(says), "{err}");
+    }
+    let out = frontdesk_in(elsewhere.path())
+        .env("FRONTDESK__MAIL__TEMPLATES_DIR", elsewhere.path())
+        .arg("--data")
+        .arg(elsewhere.path().join("data"))
+        .args(["chat", "--as", "x"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mail.templates_dir"), "{out:?}");
+}
+
+// The built-in set written out is a flows folder and a templates folder
+// that serve; a flow edited there to throw makes `email ingest` say so.
+#[test]
+fn ejected_flows_serve_and_a_failing_flow_fails_email_ingest() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = frontdesk_in(elsewhere.path()).args(["flows", "eject", "custom"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let flows = elsewhere.path().join("custom/flows");
+    let templates = elsewhere.path().join("custom/templates/mail");
+    assert!(flows.join("router.rhai").is_file() && templates.join("reply.txt").is_file());
+    let check = frontdesk_in(elsewhere.path()).args(["flows", "check"]).arg(&flows).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let again = frontdesk_in(elsewhere.path()).args(["flows", "eject", "custom"]).output().unwrap();
+    assert!(!again.status.success(), "ejecting twice never overwrites");
+
+    std::fs::write(flows.join("router.rhai"), "say(\"one moment\");\nthrow \"broken on purpose\";\n").unwrap();
+    let mail = elsewhere.path().join("mail.eml");
+    std::fs::write(&mail, A_CUSTOMER_MAIL).unwrap();
+    let out = frontdesk_in(elsewhere.path())
+        .env("FRONTDESK__ENGINE__FLOWS_DIR", &flows)
+        .env("FRONTDESK__MAIL__TEMPLATES_DIR", &templates)
+        .arg("--data")
+        .arg(elsewhere.path().join("data"))
+        .args(["email", "ingest"])
+        .arg(&mail)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("flow failed") && !printed.contains("answered"), "{printed}");
 }

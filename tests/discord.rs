@@ -516,6 +516,7 @@ async fn serve_runs_the_discord_channel_from_the_environment() {
         .arg("--data")
         .arg(data.path())
         .arg("serve")
+        .env("FRONTDESK__HTTP__LISTEN", "127.0.0.1:0")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("FRONTDESK__DISCORD__GUILD_ID", GUILD.to_string())
         .env("FRONTDESK__DISCORD__SUPPORT_CHANNELS", SUPPORT.to_string())

@@ -143,6 +143,7 @@ fn serve_reads_the_inbox_folder_without_imap() {
     let data = tempfile::tempdir().unwrap();
     let mut child = frontdesk(data.path())
         .arg("serve")
+        .env("FRONTDESK__HTTP__LISTEN", "127.0.0.1:0")
         .env("FRONTDESK__EMAIL__INBOX_POLL_INTERVAL", "100ms")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -44,6 +44,7 @@ struct Frontdesk {
 impl Frontdesk {
     fn new(servers: &MailServers, data: &Path, extra: &[(&str, &str)]) -> Frontdesk {
         let mut env: Vec<(String, String)> = vec![
+            ("FRONTDESK__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
             ("FRONTDESK__IMAP__HOST".into(), "127.0.0.1".into()),
             ("FRONTDESK__IMAP__PORT".into(), servers.imap_port.to_string()),
             ("FRONTDESK__IMAP__SECURITY".into(), "plain".into()),

@@ -472,3 +472,37 @@ async fn contacts_survive_their_keys_becoming_named_indexes() {
     assert!(pool.execute("DELETE FROM contacts WHERE id = 1").await.is_err(), "the token still holds its contact");
     pool.close().await;
 }
+
+// `frontdesk_leader{lead}` is 1 while this instance leads the work, 0 after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_gauge_shows_a_lead_while_it_is_held() {
+    use std::time::Duration;
+    let db = common::TestDb::sqlite();
+    let store = Store::open(&db.url, 2).await.unwrap();
+    let gauge = || {
+        let text = frontdesk::metrics::get().encode();
+        text.lines().find(|l| l.starts_with(r#"frontdesk_leader{lead="gauge-test"}"#)).map(|l| l.ends_with(" 1"))
+    };
+    let (working, mut at_work) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let led = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            frontdesk::background::leading(&store, "gauge-test", Duration::from_millis(50), stopped, |mut halted| {
+                let working = working.clone();
+                async move {
+                    let _ = working.send(true);
+                    let _ = halted.changed().await;
+                    Ok(())
+                }
+            })
+            .await
+        })
+    };
+    at_work.wait_for(|w| *w).await.unwrap();
+    assert_eq!(gauge(), Some(true));
+    stop.send(true).unwrap();
+    led.await.unwrap().unwrap();
+    assert_eq!(gauge(), Some(false));
+    store.close().await;
+}

@@ -29,7 +29,7 @@ mod proof;
 mod refusal;
 pub mod requests;
 pub mod screening;
-mod tokens;
+pub mod tokens;
 
 pub use refusal::Refusal;
 

@@ -187,6 +187,30 @@ pub async fn decide(
     Ok(req.number)
 }
 
+/// A pending request as the page behind its link shows it.
+#[derive(Debug, Clone)]
+pub struct LinkedRequest {
+    pub request: crate::store::requests::OpenRequest,
+    /// The company's name.
+    pub company: String,
+}
+
+/// The request an administrator's link decides, if it is still pending and
+/// not expired; reads only.
+pub async fn by_link(
+    store: &Store,
+    settings: &Settings,
+    token: &str,
+    now: i64,
+) -> Result<Option<LinkedRequest>, crate::store::StoreError> {
+    let hash = super::tokens::hash(token);
+    let Some(request) = store.open_request(RequestRef::TokenHash(&hash), expired_before(settings, now)).await? else {
+        return Ok(None);
+    };
+    let company = Directory::new(store.clone()).company(&request.org_id).await?.map(|c| c.name).unwrap_or_default();
+    Ok(Some(LinkedRequest { request, company }))
+}
+
 pub use crate::store::requests::PendingRequest;
 
 /// Every pending request, oldest first.

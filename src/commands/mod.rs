@@ -24,7 +24,7 @@ use crate::{
 
 /// Runs the command line; returns the exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprint!("{e}");
@@ -34,7 +34,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let data = cli.data;
     match cli.command {
         Command::Chat(args) => chat::run(App::open(settings, data).await?, args).await,
-        Command::Serve => serve::run(App::open(settings, data).await?).await.map(|_| 0),
+        Command::Serve => {
+            // Bound first: with port 0, the links of the first mails need
+            // the port it got.
+            let listener = crate::http::bind(&settings.http).await?;
+            settings.served_at(listener.local_addr()?);
+            serve::run(App::open(settings, data).await?, listener).await.map(|_| 0)
+        }
         Command::Flows(command) => flows::run(settings, command).await,
         Command::Screening(command) => screening::run(settings, data, command).await,
         Command::Agent(command) => with_app(settings, data, async |app: &App| agent::run(app, command).await).await,

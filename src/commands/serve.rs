@@ -31,7 +31,10 @@ async fn seed_demo_directory(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(app: App) -> anyhow::Result<()> {
+/// How long requests in progress may finish once `serve` is told to stop.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub async fn run(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while seeding is kept, and acted
     // on once the work in hand is done.
     let mut term = signal(SignalKind::terminate())?;
@@ -67,11 +70,20 @@ pub async fn run(app: App) -> anyhow::Result<()> {
         }));
     }
 
-    tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), "frontdesk is serving");
+    let http_addr = listener.local_addr()?;
+    workers.push(tokio::spawn(crate::http::serve(
+        listener,
+        crate::http::HttpState::new(&app),
+        stop_rx.clone(),
+        HTTP_GRACE,
+    )));
+
+    tracing::info!(data = %app.data_dir.display(), backend = app.store.backend(), http = %http_addr, "frontdesk is serving");
     eprintln!(
-        "frontdesk serving (data: {}, store: {}). Stop with Ctrl-C.",
+        "frontdesk serving (data: {}, store: {}, http: http://{http_addr}, links: {}). Stop with Ctrl-C.",
         app.data_dir.display(),
-        app.store.backend()
+        app.store.backend(),
+        app.settings.http.public_url,
     );
     tokio::select! {
         _ = interrupt.recv() => {}

@@ -22,8 +22,15 @@ use serde_json::{Map, Value};
 pub const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// Keys whose values are secrets: never read from a file, never logged.
-pub const SECRET_KEYS: &[&str] =
-    &["smtp.password", "imap.password", "discord.token", "slack.bot_token", "slack.app_token", "slack.signing_secret"];
+pub const SECRET_KEYS: &[&str] = &[
+    "smtp.password",
+    "imap.password",
+    "discord.token",
+    "slack.bot_token",
+    "slack.app_token",
+    "slack.signing_secret",
+    "http.api_key",
+];
 
 /// Sections a flow may read with `setting("section.key")`. Nothing else of the
 /// configuration (database URLs, limits, secrets) is visible to scripts.
@@ -43,6 +50,25 @@ impl fmt::Display for ConfigError {
         }
         Ok(())
     }
+}
+
+impl Settings {
+    /// Completes what depends on the address `serve` listens on (when the
+    /// configuration did not say): the public URL and, from it, the link of
+    /// the contact-request decision page.
+    pub fn served_at(&mut self, addr: std::net::SocketAddr) {
+        if !self.http.public_url_configured {
+            self.http.public_url = format!("http://{addr}");
+        }
+        if !self.mail.contact_request_url_configured {
+            self.mail.contact_request_url = decision_url(&self.http.public_url);
+        }
+    }
+}
+
+/// The decision page's link under a public URL.
+fn decision_url(public_url: &str) -> String {
+    format!("{}/contact-requests/{{token}}", public_url.trim_end_matches('/'))
 }
 
 /// A secret value. Its `Debug` and `Display` never show the value.
@@ -80,6 +106,7 @@ pub struct Settings {
     pub discord: Option<DiscordSettings>,
     pub directory: DirectorySettings,
     pub account: AccountSettings,
+    pub http: HttpSettings,
     pub limits: Limits,
     pub screening: Screening,
     /// The sections of [`FLOW_SECTIONS`], as flows see them.
@@ -114,7 +141,10 @@ pub struct MailSettings {
     pub from: String,
     pub templates_dir: String,
     pub reset_url: String,
+    /// `{token}` is the token; `{public_url}/contact-requests/{token}`
+    /// (this instance's decision page) unless configured.
     pub contact_request_url: String,
+    pub contact_request_url_configured: bool,
     pub token_ttl: Duration,
     pub max_attempts: u32,
     /// The first wait after a failed attempt; it doubles with each one.
@@ -284,6 +314,27 @@ pub struct Screening {
 #[derive(Debug, Clone)]
 pub struct DirectorySettings {
     pub show_full_names: bool,
+}
+
+/// `serve`'s HTTP face (`[http]`).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Where `serve` listens; port 0 takes any free port (the address
+    /// bound is logged and printed).
+    pub listen: std::net::SocketAddr,
+    /// What links in mails start with (no trailing slash): the configured
+    /// value, else `http://` and the address bound.
+    pub public_url: String,
+    pub public_url_configured: bool,
+    /// The key the identity system presents to redeem reset tokens
+    /// (`Authorization: Bearer …`); `None`: the token API is off.
+    pub api_key: Option<Secret>,
+    /// Requests larger than this are refused (413).
+    pub body_limit: usize,
+    /// A request that takes longer is answered 408.
+    pub request_timeout: Duration,
+    /// Calls of the token API one client address may make.
+    pub api_rate: Limit,
 }
 
 /// Account changes customers ask for (`[account]`).

@@ -9,6 +9,7 @@ use super::*;
 
 mod discord;
 mod email;
+mod http;
 
 /// Reads typed values out of the merged tree, collecting every problem.
 pub(super) struct Validator<'a> {
@@ -124,7 +125,7 @@ impl<'a> Validator<'a> {
         };
         let database = DatabaseSettings { url, max_connections: self.int("database.max_connections", 1, 1000) as u32 };
         let engine = EngineSettings {
-            flows_dir: self.nonempty("engine.flows_dir"),
+            flows_dir: self.string("engine.flows_dir").trim().to_string(),
             router_flow: self.nonempty("engine.router_flow"),
             idle_expiry: self.duration("engine.idle_expiry"),
             expiry_sweep_interval: self.duration("engine.expiry_sweep_interval"),
@@ -173,6 +174,11 @@ impl<'a> Validator<'a> {
             creations: self.limit("limits.creations"),
         };
         let account = AccountSettings { contact_request_ttl: self.duration("account.contact_request_ttl") };
+        let http = self.http();
+        let mut mail = mail;
+        if !mail.contact_request_url_configured {
+            mail.contact_request_url = super::decision_url(&http.public_url);
+        }
         self.check_self_help();
         self.check_escalate();
         self.check_unknown_keys();
@@ -192,6 +198,7 @@ impl<'a> Validator<'a> {
             discord,
             directory,
             account,
+            http,
             limits,
             screening,
             flow_settings: Value::Object(flow_settings),
@@ -313,11 +320,13 @@ impl<'a> Validator<'a> {
         if !reset_url.contains("{token}") || url::Url::parse(&reset_url.replace("{token}", "x")).is_err() {
             self.bad("mail.reset_url", "must be a URL containing {token}");
         }
-        let contact_request_url = self.nonempty("mail.contact_request_url");
-        if !contact_request_url.contains("{token}")
-            || url::Url::parse(&contact_request_url.replace("{token}", "x")).is_err()
+        let contact_request_url = self.string("mail.contact_request_url").trim().to_string();
+        let contact_request_url_configured = !contact_request_url.is_empty();
+        if contact_request_url_configured
+            && (!contact_request_url.contains("{token}")
+                || url::Url::parse(&contact_request_url.replace("{token}", "x")).is_err())
         {
-            self.bad("mail.contact_request_url", "must be a URL containing {token}");
+            self.bad("mail.contact_request_url", "must be empty (this instance's page) or a URL containing {token}");
         }
         let host = self.string("smtp.host").trim().to_string();
         let port = self.int("smtp.port", 1, 65535) as u16;
@@ -334,9 +343,10 @@ impl<'a> Validator<'a> {
         let password = self.secret("smtp.password");
         MailSettings {
             from,
-            templates_dir: self.nonempty("mail.templates_dir"),
+            templates_dir: self.string("mail.templates_dir").trim().to_string(),
             reset_url,
             contact_request_url,
+            contact_request_url_configured,
             token_ttl: self.duration("mail.token_ttl"),
             max_attempts: self.int("mail.max_attempts", 1, 100) as u32,
             retry_base: self.duration("mail.retry_base"),
@@ -441,6 +451,7 @@ impl<'a> Validator<'a> {
             "discord",
             "directory",
             "account",
+            "http",
             "limits",
             "screening",
         ];

@@ -4,6 +4,12 @@
 use super::{ConversationRow, MessageRow, Result, Store};
 
 impl Store {
+    /// How many conversations are in each status (for the metrics).
+    pub async fn conversations_by_status(&self) -> Result<Vec<(String, i64)>> {
+        const SQL: &str = "SELECT status, COUNT(*) FROM conversations GROUP BY status";
+        Ok(sqlx::query_as(SQL).fetch_all(&self.pool).await?)
+    }
+
     /// The open conversation (waiting, scheduled or handed off) for a key.
     pub async fn open_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>> {
         const SQL: &str = "SELECT * FROM conversations WHERE channel = $1 AND conv_key = $2 \

@@ -86,7 +86,7 @@ pub enum CompanyKey<'a> {
 
 const COMPANY_COLUMNS: &str =
     "c.org_id, c.name, c.street, c.city, c.region, c.postal_code, c.country, c.phone, c.status";
-const CONTACT_COLUMNS: &str = "id, org_id, username, first_name, last_name, email, phone, role, status";
+pub(super) const CONTACT_COLUMNS: &str = "id, org_id, username, first_name, last_name, email, phone, role, status";
 
 /// Companies a search may find: every one but those refused by screening.
 const FINDABLE: &str = "c.status <> 'refused'";

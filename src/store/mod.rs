@@ -245,6 +245,21 @@ impl Store {
         Ok(Store { pool, backend, writer, connect_options: std::sync::Arc::new(connect) })
     }
 
+    /// Whether the store can serve: it answers, with every migration this
+    /// build knows applied (a newer build's extra ones are fine).
+    pub async fn check_ready(&self) -> Result<(), String> {
+        const SQL: &str = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let (applied,): (i64,) = sqlx::query_as(SQL).fetch_one(&self.pool).await.map_err(|e| e.to_string())?;
+        let known = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").iter().count(),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").iter().count(),
+        } as i64;
+        if applied < known {
+            return Err(format!("{applied} of {known} migrations applied"));
+        }
+        Ok(())
+    }
+
     /// The SQLite URL for a data folder.
     pub fn sqlite_url(data_dir: &Path) -> String {
         format!("sqlite://{}?mode=rwc", data_dir.join("frontdesk.db").display())

@@ -155,6 +155,38 @@ impl Store {
         Ok(changed)
     }
 
+    /// Redeems a reset token, once: marks it used if it is unused, not
+    /// revoked, not expired and its contact still active, and applies the
+    /// write `audit` makes of that contact, in one transaction. `None`, and
+    /// nothing written, for any other token. Concurrent redemptions (here
+    /// or on another instance) of one token: one gets the contact.
+    pub async fn redeem_recovery_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+        audit: impl FnOnce(&crate::store::directory::Contact) -> Write,
+    ) -> Result<Option<crate::store::directory::Contact>> {
+        use sqlx::Connection as _;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with(self.backend.begin_batch()).await?;
+        const USE: &str = "UPDATE recovery_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
+                           AND revoked_at IS NULL AND expires_at > $1";
+        if sqlx::query(USE).bind(now).bind(token_hash).execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {} FROM contacts WHERE status = 'active' AND id = \
+             (SELECT contact_id FROM recovery_tokens WHERE token_hash = $1)",
+            super::directory::CONTACT_COLUMNS
+        );
+        let contact: Option<crate::store::directory::Contact> =
+            sqlx::query_as(&sql).bind(token_hash).fetch_optional(&mut *tx).await?;
+        let Some(contact) = contact else { return Ok(None) };
+        writes::apply(&mut tx, &writes::alone(&[audit(&contact)]), now).await?;
+        tx.commit().await?;
+        Ok(Some(contact))
+    }
+
     /// Every pending request, oldest first.
     pub async fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
         const SQL: &str = "SELECT number, org_id, first_name, last_name, email, created_at FROM contact_requests \
