@@ -36,7 +36,7 @@ impl Served {
         let app = App::open(settings, data.path().to_path_buf()).await.unwrap();
         let (stop, stopped) = watch::channel(false);
         let state = frontdesk::http::HttpState::new(&app);
-        let server = tokio::spawn(frontdesk::http::serve(listener, state, stopped, Duration::from_secs(2)));
+        let server = tokio::spawn(frontdesk::http::serve(listener, state, Vec::new(), stopped, Duration::from_secs(2)));
         Served { base, app, stop, server, _data: data }
     }
 

@@ -25,6 +25,7 @@ pub enum Surface {
     /// `frontdesk agent …` and the other operator commands.
     Shell,
     Discord,
+    Slack,
 }
 
 impl Surface {
@@ -32,6 +33,7 @@ impl Surface {
         match self {
             Surface::Shell => "cli",
             Surface::Discord => crate::channels::discord::CHANNEL,
+            Surface::Slack => crate::channels::slack::CHANNEL,
         }
     }
 }

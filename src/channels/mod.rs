@@ -13,7 +13,7 @@
 //! - **Print, then acknowledge** (the terminal, `frontdesk chat`): answers are
 //!   shown, then marked delivered; a crash between the two shows an answer
 //!   again on restart, the one window a terminal cannot close.
-//! - **Send, then acknowledge, with a sweep** (Discord): answers are sent
+//! - **Send, then acknowledge, with a sweep** (Discord, Slack): answers are sent
 //!   after the turn commits and marked delivered once the platform took
 //!   them; a sweep redelivers what is owed (a crash, an outage), and the
 //!   platform's idempotency key (a nonce from the conversation and message
@@ -26,6 +26,7 @@
 
 pub mod discord;
 pub mod email;
+pub mod slack;
 pub mod terminal;
 
 use futures::future::BoxFuture;
@@ -46,6 +47,11 @@ pub trait Channel: Send {
     /// Its name in the store, the audit log and the logs.
     fn name(&self) -> &'static str;
     fn delivery(&self) -> DeliveryModel;
+    /// Routes the channel adds to `serve`'s HTTP server (a platform that
+    /// calls us, as Slack's Events API does), with their state.
+    fn routes(&self) -> Option<axum::Router> {
+        None
+    }
     /// Receives, answers and acknowledges until `stop` turns true. It
     /// reconnects by itself; an error ends it for good (a refused token).
     fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> BoxFuture<'static, anyhow::Result<()>>;
@@ -55,7 +61,7 @@ pub trait Channel: Send {
 type Starter = fn(&App) -> anyhow::Result<Option<Box<dyn Channel>>>;
 
 /// Every channel `serve` can run, in start order.
-const SERVED: &[Starter] = &[email::served, discord::served];
+const SERVED: &[Starter] = &[email::served, discord::served, slack::served];
 
 /// The channels this configuration turns on.
 pub fn configured(app: &App) -> anyhow::Result<Vec<Box<dyn Channel>>> {

@@ -58,7 +58,10 @@ pub async fn run(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<
         &stop_rx,
     )?);
 
-    for channel in crate::channels::configured(&app)? {
+    let channels = crate::channels::configured(&app)?;
+    // Routes of channels that platforms call (Slack's Events API).
+    let routes: Vec<axum::Router> = channels.iter().filter_map(|c| c.routes()).collect();
+    for channel in channels {
         let (name, delivery, stop) = (channel.name(), channel.delivery(), stop_rx.clone());
         tracing::info!(channel = name, ?delivery, "starting channel");
         workers.push(tokio::spawn(async move {
@@ -74,6 +77,7 @@ pub async fn run(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<
     workers.push(tokio::spawn(crate::http::serve(
         listener,
         crate::http::HttpState::new(&app),
+        routes,
         stop_rx.clone(),
         HTTP_GRACE,
     )));

@@ -104,6 +104,8 @@ pub struct Settings {
     pub email: EmailSettings,
     /// `None`: Discord is off.
     pub discord: Option<DiscordSettings>,
+    /// `None`: Slack is off.
+    pub slack: Option<SlackSettings>,
     pub directory: DirectorySettings,
     pub account: AccountSettings,
     pub http: HttpSettings,
@@ -247,6 +249,51 @@ pub struct DiscordSettings {
     /// A staff-only channel told when a conversation is handed off to a person.
     pub agent_channel: Option<u64>,
     pub texts: DiscordTexts,
+}
+
+/// The Slack app (`[slack]`).
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    pub mode: SlackMode,
+    pub bot_token: Secret,
+    /// Socket Mode's app-level token (`xapp-…`).
+    pub app_token: Option<Secret>,
+    /// The Events API's signing secret.
+    pub signing_secret: Option<Secret>,
+    pub support_channels: Vec<String>,
+    pub agent_groups: Vec<String>,
+    pub agent_cache: Duration,
+    pub private: SlackPrivate,
+    pub agent_channel: Option<String>,
+    /// `None`: https://slack.com/api.
+    pub api_url: Option<String>,
+    pub send_attempts: u32,
+    pub redeliver_every: Duration,
+    pub redeliver_after: Duration,
+    pub texts: SlackTexts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackMode {
+    /// An outbound WebSocket.
+    Socket,
+    /// Requests from Slack to serve's HTTP server.
+    Events,
+}
+
+/// Where a conversation begun in a Slack support channel continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlackPrivate {
+    Dm,
+    Ephemeral,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackTexts {
+    pub moved_to_dm: String,
+    pub send_failed: String,
+    pub not_agent: String,
+    pub not_yours: String,
 }
 
 /// Where a conversation begun in a public support channel continues.

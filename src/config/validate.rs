@@ -10,6 +10,7 @@ use super::*;
 mod discord;
 mod email;
 mod http;
+mod slack;
 
 /// Reads typed values out of the merged tree, collecting every problem.
 pub(super) struct Validator<'a> {
@@ -162,6 +163,7 @@ impl<'a> Validator<'a> {
         let mail = self.mail();
         let email = self.email(&mail.from);
         let discord = self.discord();
+        let slack = self.slack();
         let directory = DirectorySettings { show_full_names: self.boolean("directory.show_full_names") };
         let screening = self.screening();
         let limits = Limits {
@@ -196,6 +198,7 @@ impl<'a> Validator<'a> {
             mail,
             email,
             discord,
+            slack,
             directory,
             account,
             http,
@@ -449,13 +452,14 @@ impl<'a> Validator<'a> {
             "email",
             "imap",
             "discord",
+            "slack",
             "directory",
             "account",
             "http",
             "limits",
             "screening",
         ];
-        const OTHER: &[&str] = &["self_help", "escalate", "slack"];
+        const OTHER: &[&str] = &["self_help", "escalate"];
         let mut unknown = Vec::new();
         for (section, body) in root {
             if !KEYED.contains(&section.as_str()) && !OTHER.contains(&section.as_str()) {

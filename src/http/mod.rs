@@ -53,15 +53,17 @@ pub async fn bind(settings: &HttpSettings) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Every route, with the limits and tracing every request gets.
-pub fn router(state: HttpState) -> Router {
+/// Every route (ours, and `extra` ones channels add), with the limits and
+/// tracing every request gets.
+pub fn router(state: HttpState, extra: Vec<Router>) -> Router {
     let http = &state.settings.http;
     let (body_limit, deadline) = (http.body_limit, http.request_timeout);
-    Router::new()
-        .merge(pages::routes())
-        .merge(api::routes())
-        .merge(health::routes())
-        .with_state(state)
+    let mut router =
+        Router::new().merge(pages::routes()).merge(api::routes()).merge(health::routes()).with_state(state);
+    for routes in extra {
+        router = router.merge(routes);
+    }
+    router
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, deadline))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -73,8 +75,14 @@ pub fn router(state: HttpState) -> Router {
 
 /// Serves until `stop` turns true, then finishes the requests in progress
 /// for at most `grace`.
-pub async fn serve(listener: TcpListener, state: HttpState, mut stop: watch::Receiver<bool>, grace: Duration) {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    extra: Vec<Router>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let app = router(state, extra).into_make_service_with_connect_info::<SocketAddr>();
     let mut told = stop.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = told.wait_for(|stop| *stop).await;

@@ -31,6 +31,7 @@ pub mod outbox;
 mod quotas;
 pub mod requests;
 mod rows;
+mod slack;
 mod sql;
 pub mod writer;
 mod writes;
@@ -52,6 +53,7 @@ pub use leader::Leadership;
 pub use mail::{Checkpoint, MailCheckpoint, MailReceived};
 pub use quotas::{Quota, Taken};
 pub use rows::{new_conversation_id, ConversationRow, Direction, Holder, MessageRow, Status};
+pub use slack::SlackPlace;
 pub use writer::{CommitOutcome, ConversationWrite, NewMessage, TurnCommit};
 pub use writes::Write;
 
