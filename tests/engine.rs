@@ -347,3 +347,26 @@ both_backends!(a_double_answer_in_one_instance_applies_once, |url: String| async
         || replies == [vec!["a=y".to_string(), "Second?".to_string()], vec!["b=x".to_string()]];
     assert!(ok, "{replies:?}");
 });
+
+// A cold start with many first turns at once compiles each flow once: the
+// others wait for the first compilation instead of repeating it.
+both_backends!(concurrent_first_turns_compile_a_flow_once, |url: String| async move {
+    let flows = flows_dir(&[("router", "let a = ask(\"First?\"); start(\"other\");"), ("other", "say(\"done\");")]);
+    let engine = engine_on(&url, flows.path()).await;
+    let turns = (0..50).map(|i| {
+        let engine = engine.clone();
+        tokio::spawn(async move { say(&engine, &format!("c{i}"), "hi").await })
+    });
+    for t in futures::future::join_all(turns).await {
+        assert_eq!(t.unwrap(), vec!["First?"]);
+    }
+    assert_eq!(engine.compilations(), 1, "the router was compiled once");
+    let answers = (0..50).map(|i| {
+        let engine = engine.clone();
+        tokio::spawn(async move { say(&engine, &format!("c{i}"), "x").await })
+    });
+    futures::future::join_all(answers).await;
+    assert_eq!(engine.compilations(), 2, "and the flow it starts once");
+    assert_eq!(engine.warm_up().await.unwrap(), 2);
+    assert_eq!(engine.compilations(), 2, "warming up compiles nothing twice");
+});

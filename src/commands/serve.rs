@@ -40,6 +40,12 @@ pub async fn run(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<
     let mut term = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     seed_demo_directory(&app).await?;
+    // Every flow compiled before the first customer (a flow that does not
+    // compile is logged; the others serve).
+    match app.engine.warm_up().await {
+        Ok(n) => tracing::info!(flows = n, "flows compiled"),
+        Err(e) => tracing::error!("a flow does not compile: {e}"),
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let engine = app.engine.clone();

@@ -115,6 +115,11 @@ pub struct Flows {
     store: Store,
     current: Mutex<HashMap<String, Current>>,
     by_hash: Mutex<HashMap<String, Arc<Flow>>>,
+    /// One gate per source hash being compiled: concurrent first turns wait
+    /// for the first to compile (and store) it instead of doing it again.
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// How many times a source was compiled.
+    compilations: std::sync::atomic::AtomicUsize,
 }
 
 /// Flow names are plain identifiers, so `start("../x")` cannot reach a file
@@ -148,7 +153,53 @@ pub fn compile(engine: &rhai::Engine, file: &str, source: &str) -> Result<rhai::
 
 impl Flows {
     pub fn new(source: FlowsSource, engine: Arc<rhai::Engine>, store: Store) -> Flows {
-        Flows { source, engine, store, current: Mutex::new(HashMap::new()), by_hash: Mutex::new(HashMap::new()) }
+        Flows {
+            source,
+            engine,
+            store,
+            current: Mutex::new(HashMap::new()),
+            by_hash: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
+            compilations: Default::default(),
+        }
+    }
+
+    /// How many times a source was compiled so far (once per source, however
+    /// many turns asked for it at once).
+    pub fn compilations(&self) -> usize {
+        self.compilations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The flow of `hash`, made by `make` the first time only: concurrent
+    /// callers wait for the first (single flight per source hash).
+    async fn once(
+        &self,
+        hash: &str,
+        make: impl std::future::Future<Output = Result<Arc<Flow>, FlowError>>,
+    ) -> Result<Arc<Flow>, FlowError> {
+        if let Some(f) = self.by_hash.lock().expect("flows lock").get(hash) {
+            return Ok(f.clone());
+        }
+        let gate = self.loading.lock().expect("flows lock").entry(hash.to_string()).or_default().clone();
+        let _first = gate.lock().await;
+        if let Some(f) = self.by_hash.lock().expect("flows lock").get(hash) {
+            return Ok(f.clone());
+        }
+        let flow = make.await?;
+        self.compilations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.by_hash.lock().expect("flows lock").insert(hash.to_string(), flow.clone());
+        self.loading.lock().expect("flows lock").remove(hash);
+        Ok(flow)
+    }
+
+    /// Compiles every flow of the source now (at start-up), so the first
+    /// customers wait for none; returns how many.
+    pub async fn warm_up(&self, now_ms: i64) -> Result<usize, FlowError> {
+        let names = self.source.names().map_err(|e| FlowError::Io { name: self.source.to_string(), source: e })?;
+        for name in &names {
+            self.current(name, now_ms).await?;
+        }
+        Ok(names.len())
     }
 
     pub fn source(&self) -> &FlowsSource {
@@ -199,19 +250,15 @@ impl Flows {
             return Err(FlowError::Unknown(name.to_string()));
         };
         let hash = source_hash(&source);
-        let known = self.by_hash.lock().expect("flows lock").get(&hash).cloned();
-        let flow = match known {
-            Some(f) => f,
-            None => {
+        let flow = self
+            .once(&hash, async {
                 let ast = compile(&self.engine, &label, &source)?;
                 // Keep the source before any conversation can pin it.
                 self.store.save_flow_source(&hash, name, &source, now_ms).await?;
-                let flow = Arc::new(Flow { name: name.to_string(), hash: hash.clone(), ast });
-                self.by_hash.lock().expect("flows lock").insert(hash, flow.clone());
-                tracing::info!(flow = name, hash = %flow.hash, "loaded flow");
-                flow
-            }
-        };
+                tracing::info!(flow = name, hash = %hash, "loaded flow");
+                Ok(Arc::new(Flow { name: name.to_string(), hash: hash.clone(), ast }))
+            })
+            .await?;
         self.current
             .lock()
             .expect("flows lock")
@@ -221,17 +268,15 @@ impl Flows {
 
     /// The exact version a conversation is pinned to.
     pub async fn pinned(&self, name: &str, hash: &str) -> Result<Arc<Flow>, FlowError> {
-        if let Some(f) = self.by_hash.lock().expect("flows lock").get(hash) {
-            return Ok(f.clone());
-        }
-        let (stored_name, source) = self
-            .store
-            .flow_source(hash)
-            .await?
-            .ok_or_else(|| FlowError::MissingSource { name: name.to_string(), hash: hash.to_string() })?;
-        let ast = compile(&self.engine, &format!("{stored_name}.rhai@{hash}"), &source)?;
-        let flow = Arc::new(Flow { name: stored_name, hash: hash.to_string(), ast });
-        self.by_hash.lock().expect("flows lock").insert(hash.to_string(), flow.clone());
-        Ok(flow)
+        self.once(hash, async {
+            let (stored_name, source) = self
+                .store
+                .flow_source(hash)
+                .await?
+                .ok_or_else(|| FlowError::MissingSource { name: name.to_string(), hash: hash.to_string() })?;
+            let ast = compile(&self.engine, &format!("{stored_name}.rhai@{hash}"), &source)?;
+            Ok(Arc::new(Flow { name: stored_name, hash: hash.to_string(), ast }))
+        })
+        .await
     }
 }

@@ -251,6 +251,16 @@ impl Engine {
         &self.inner.clock
     }
 
+    /// Compiles every flow now (at start-up); returns how many.
+    pub async fn warm_up(&self) -> Result<usize, flows::FlowError> {
+        self.inner.flows.warm_up(self.inner.clock.now_ms()).await
+    }
+
+    /// How many flow sources this engine compiled (each once).
+    pub fn compilations(&self) -> usize {
+        self.inner.flows.compilations()
+    }
+
     /// Whether the flows can serve: the router flow loads and compiles.
     pub async fn check_flows(&self) -> Result<(), flows::FlowError> {
         self.inner.flows.current(&self.inner.settings.engine.router_flow, self.inner.clock.now_ms()).await.map(|_| ())
