@@ -28,7 +28,7 @@ impl App {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
         let url = settings.database_url(&data_dir);
-        let store = Store::open(&url, settings.database.max_connections).await?;
+        let store = Store::open_with(&url, settings.database.store_options()).await?;
         tracing::info!(database = %crate::config::redact_url(&url), backend = store.backend(), "store ready");
         let settings = Arc::new(settings);
         let engine = Engine::builder(store.clone(), settings.clone()).effects(effects(&store, &settings)).build();

@@ -120,6 +120,20 @@ pub struct DatabaseSettings {
     /// `None`: SQLite in the data folder.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// SQLite's page cache per connection, and its memory-mapped reads.
+    pub sqlite_cache_mb: u32,
+    pub sqlite_mmap_mb: u32,
+}
+
+impl DatabaseSettings {
+    /// How the store is opened.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            max_connections: self.max_connections,
+            sqlite_cache_mb: self.sqlite_cache_mb,
+            sqlite_mmap_mb: self.sqlite_mmap_mb,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -423,6 +437,15 @@ impl Settings {
     /// Loads defaults, then `file` (if any), then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// [`Settings::load`] with `overrides` (`("email.concurrency", "512")`)
+    /// as the last layer, validated like any other: what the benchmarks set,
+    /// so that their settings can be reproduced from the environment.
+    pub fn load_with(file: Option<&Path>, overrides: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        env.extend(overrides.iter().map(|(key, value)| (env_name(key), value.to_string())));
         Self::load_from(file, &env)
     }
 

@@ -124,7 +124,12 @@ impl<'a> Validator<'a> {
             }
             Some(url.to_string())
         };
-        let database = DatabaseSettings { url, max_connections: self.int("database.max_connections", 1, 1000) as u32 };
+        let database = DatabaseSettings {
+            url,
+            max_connections: self.int("database.max_connections", 1, 1000) as u32,
+            sqlite_cache_mb: self.int("database.sqlite_cache_mb", 1, 65536) as u32,
+            sqlite_mmap_mb: self.int("database.sqlite_mmap_mb", 0, 1 << 20) as u32,
+        };
         let engine = EngineSettings {
             flows_dir: self.string("engine.flows_dir").trim().to_string(),
             router_flow: self.nonempty("engine.router_flow"),

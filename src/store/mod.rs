@@ -163,15 +163,32 @@ impl Backend {
     }
 }
 
-/// Set on every SQLite connection as it opens.
+/// Set on every SQLite connection as it opens (with the page cache and the
+/// memory-mapped reads of [`StoreOptions`]).
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA journal_mode = WAL; \
     PRAGMA synchronous = NORMAL; \
     PRAGMA foreign_keys = ON; \
     PRAGMA temp_store = MEMORY; \
-    PRAGMA wal_autocheckpoint = 0; \
-    PRAGMA cache_size = -65536; \
-    PRAGMA mmap_size = 268435456;";
+    PRAGMA wal_autocheckpoint = 0;";
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The pool's size.
+    pub max_connections: u32,
+    /// SQLite's page cache, per connection (`database.sqlite_cache_mb`).
+    pub sqlite_cache_mb: u32,
+    /// SQLite's memory-mapped reads, per connection (`database.sqlite_mmap_mb`):
+    /// pages read this way count in the process's memory.
+    pub sqlite_mmap_mb: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { max_connections: 8, sqlite_cache_mb: 16, sqlite_mmap_mb: 0 }
+    }
+}
 /// An import's connection (see [`Backend::import_pragmas`]).
 const SQLITE_IMPORT_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA synchronous = NORMAL; \
@@ -198,19 +215,46 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects, applies migrations, and starts the batching writer.
+    /// Connects, applies migrations, and starts the batching writer, with
+    /// the default options and `max_connections`.
     pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        Store::open_with(url, StoreOptions { max_connections, ..StoreOptions::default() }).await
+    }
+
+    /// Connects, applies migrations, and starts the batching writer.
+    pub async fn open_with(url: &str, opts: StoreOptions) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url);
-        let options = AnyPoolOptions::new().max_connections(max_connections.max(2));
+        let pragmas: std::sync::Arc<str> = format!(
+            "{SQLITE_PRAGMAS} PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
+            u64::from(opts.sqlite_cache_mb) * 1024,
+            u64::from(opts.sqlite_mmap_mb) << 20
+        )
+        .into();
         let connect = connect_options(&match backend {
             Backend::Postgres => url.to_string(),
             Backend::Sqlite => creating(url),
         })?;
+        // The pool's options for `size` connections of this backend.
+        let sized = |size: u32| {
+            let options = AnyPoolOptions::new().max_connections(size);
+            match backend {
+                Backend::Postgres => options.acquire_timeout(Duration::from_secs(10)),
+                // A connection to a local file does not drop: no ping before
+                // each use (on SQLite a ping is one more round trip to the
+                // connection's thread, for every read).
+                Backend::Sqlite => {
+                    let pragmas = pragmas.clone();
+                    options.test_before_acquire(false).after_connect(move |conn: &mut AnyConnection, _| {
+                        let pragmas = pragmas.clone();
+                        Box::pin(async move { conn.execute(&*pragmas).await.map(|_| ()) })
+                    })
+                }
+            }
+        };
         let pool = match backend {
             Backend::Postgres => {
-                let pool = options
-                    .acquire_timeout(Duration::from_secs(10))
+                let pool = sized(opts.max_connections.max(2))
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
@@ -218,9 +262,9 @@ impl Store {
                 pool
             }
             Backend::Sqlite => {
-                let opts =
+                let parsed =
                     SqliteConnectOptions::from_str(url).with_context(|| format!("parsing the SQLite URL {url}"))?;
-                let file = opts.get_filename().to_path_buf();
+                let file = parsed.get_filename().to_path_buf();
                 if let Some(parent) = file.parent() {
                     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
                 }
@@ -230,10 +274,7 @@ impl Store {
                 // take, so a lock file serialises opening, and the second
                 // finds both done.
                 let lock = if url.contains(":memory:") { None } else { Some(migration_lock(&file).await?) };
-                let pool = options
-                    .after_connect(|conn: &mut AnyConnection, _| {
-                        Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
-                    })
+                let pool = sized(opts.max_connections.max(2))
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("opening {url}"))?;
@@ -243,7 +284,10 @@ impl Store {
                 pool
             }
         };
-        let writer = writer::Writer::start(pool.clone(), backend).await.context("starting the store writer")?;
+        // The writer has a connection of its own: a batch never waits for
+        // the readers to give one back.
+        let writer_pool = sized(1).connect_with(connect.clone()).await.context("connecting the store writer")?;
+        let writer = writer::Writer::start(writer_pool, backend).await.context("starting the store writer")?;
         Ok(Store { pool, backend, writer, connect_options: std::sync::Arc::new(connect) })
     }
 
@@ -296,6 +340,16 @@ impl Store {
     /// Waits until every queued write is committed (graceful shutdown).
     pub async fn flush(&self) {
         self.writer.flush().await;
+    }
+
+    /// Copies the whole SQLite write-ahead log into the database now (a
+    /// bench does it after loading a directory, so that measurements do not
+    /// pay for the load's checkpoint); nothing on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {
@@ -393,7 +447,7 @@ mod tests {
         for conn in &mut held {
             for (pragma, want) in [
                 ("PRAGMA synchronous", 1), // NORMAL
-                ("PRAGMA cache_size", -65536),
+                ("PRAGMA cache_size", -16384),
                 ("PRAGMA wal_autocheckpoint", 0),
                 ("PRAGMA foreign_keys", 1),
             ] {
