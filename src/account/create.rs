@@ -123,7 +123,8 @@ pub(crate) async fn find_existing(d: &Directory, s: &Settings, call: &mut Effect
         return Ok(json!({ "exists": false }));
     };
     call.audit("duplicate_check", &key, json!({ "found": "email", "org_id": contact.org_id }));
-    let sent = super::queue_login_info(d, s, call, &contact).await?;
+    let company = super::company_name(d, &contact.org_id).await?;
+    let sent = super::queue_login_info(d, s, call, &contact, &company).await?;
     Ok(json!({ "exists": true, "mailed": sent["sent"] }))
 }
 

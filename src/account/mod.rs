@@ -205,11 +205,18 @@ async fn verified_contact(d: &Directory, s: &Settings, call: &mut EffectCall) ->
 /// address on record and nowhere else.
 async fn send_login_info(d: &Directory, s: &Settings, call: &mut EffectCall) -> Result<Value, EffectError> {
     let contact_id = call.arg_i64(0)?;
-    let contact = d.contact(contact_id).await.map_err(EffectError::retry)?.filter(|c| c.status == "active");
-    let Some(contact) = contact else {
+    // The contact and its company's name in one read (this is the hot path
+    // of every recovery).
+    let found = d.contact_and_company(contact_id).await.map_err(EffectError::retry)?;
+    let Some((contact, company)) = found.filter(|(c, _)| c.status == "active") else {
         return Err(EffectError::Failed(format!("no active contact {contact_id}")));
     };
-    queue_login_info(d, s, call, &contact).await
+    queue_login_info(d, s, call, &contact, &company).await
+}
+
+/// The name of a contact's company, for mails that name it.
+pub(crate) async fn company_name(d: &Directory, org_id: &str) -> Result<String, EffectError> {
+    Ok(d.company(org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default())
 }
 
 /// The login mail to a contact, within the contact's recovery quota: what
@@ -221,6 +228,7 @@ pub(crate) async fn queue_login_info(
     s: &Settings,
     call: &mut EffectCall,
     contact: &crate::directory::Contact,
+    company: &str,
 ) -> Result<Value, EffectError> {
     let contact_id = contact.id;
     let subject = format!("contact:{contact_id}");
@@ -230,7 +238,6 @@ pub(crate) async fn queue_login_info(
         call.audit("login_info_refused", &subject, json!({ "reason": "rate limit" }));
         return Ok(json!({ "sent": false, "reason": Refusal::RateLimited, "wait_minutes": limits::minutes(wait) }));
     }
-    let company = d.company(&contact.org_id).await.map_err(EffectError::retry)?.map(|c| c.name).unwrap_or_default();
     // Only the hash is stored; the token itself goes into the mail alone.
     let (token, token_hash) = tokens::new();
     let ttl = s.mail.token_ttl;

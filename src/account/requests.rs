@@ -55,7 +55,8 @@ pub(crate) async fn request(d: &Directory, s: &Settings, call: &mut EffectCall) 
         // The flow proved the address is the customer's: it gets its own
         // login information, and the chat learns nothing more.
         call.audit("contact_request_refused", &org_id, json!({ "reason": "e-mail already a contact" }));
-        let sent = super::queue_login_info(d, s, call, &existing).await?;
+        let company = super::company_name(d, &existing.org_id).await?;
+        let sent = super::queue_login_info(d, s, call, &existing, &company).await?;
         return Ok(json!({ "requested": false, "reason": Refusal::AlreadyContact, "mailed": sent["sent"] }));
     }
     let admins: Vec<_> =

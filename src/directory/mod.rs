@@ -131,6 +131,11 @@ impl Directory {
         self.store.contact(id).await
     }
 
+    /// A contact with its company's name.
+    pub async fn contact_and_company(&self, id: i64) -> Result<Option<(Contact, String)>> {
+        self.store.contact_and_company(id).await
+    }
+
     /// An active contact by e-mail address (case-insensitive).
     pub async fn contact_by_email(&self, email: &str) -> Result<Option<Contact>> {
         self.store.contact_by_email(email).await

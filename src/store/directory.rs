@@ -254,6 +254,18 @@ impl Store {
         Ok(sqlx::query_as(&sql).bind(org_id).fetch_all(&self.pool).await?)
     }
 
+    /// A contact and the name of its company, in one read.
+    pub async fn contact_and_company(&self, id: i64) -> Result<Option<(Contact, String)>> {
+        let columns = CONTACT_COLUMNS.split(", ").map(|c| format!("k.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {columns}, c.name AS company_name FROM contacts k JOIN companies c ON c.org_id = k.org_id \
+             WHERE k.id = $1"
+        );
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await? else { return Ok(None) };
+        let contact = <Contact as sqlx::FromRow<AnyRow>>::from_row(&row)?;
+        Ok(Some((contact, row.try_get("company_name")?)))
+    }
+
     pub async fn contact(&self, id: i64) -> Result<Option<Contact>> {
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1");
         Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
