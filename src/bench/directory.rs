@@ -172,7 +172,7 @@ pub async fn run(settings: Settings, args: DirectoryBenchArgs) -> anyhow::Result
     let parse_rows_per_sec = parsed as f64 / t.elapsed().as_secs_f64();
 
     let url = args.database_url.clone().unwrap_or_else(|| Store::sqlite_url(tmp.path()));
-    let store = Store::open(&url, settings.database.max_connections).await.context("opening the bench store")?;
+    let store = Store::open_with(&url, settings.database.store_options()).await.context("opening the bench store")?;
     say(&format!("importing {} rows into {}...", generated.rows(), store.backend()));
     let report = import::import_dir(&store, &csv_dir, &Default::default(), 1).await?;
     anyhow::ensure!(
@@ -185,7 +185,9 @@ pub async fn run(settings: Settings, args: DirectoryBenchArgs) -> anyhow::Result
     let insert_rows_per_sec = match &args.database_url {
         // A fresh file, as the import had.
         None => {
-            let floor = Store::open(&Store::sqlite_url(&tmp.path().join("floor")), 2).await?;
+            let floor =
+                Store::open_with(&Store::sqlite_url(&tmp.path().join("floor")), settings.database.store_options())
+                    .await?;
             let rate = insert_floor(&floor, &csv_dir).await?;
             floor.close().await;
             rate

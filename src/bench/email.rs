@@ -131,8 +131,7 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
     // fresh store: what the channel costs without IMAP.
     let handle_secs = {
         let data = tempfile::tempdir()?;
-        let mut settings = settings.clone();
-        uncapped(&mut settings);
+        let settings = settings.clone();
         let concurrency = settings.email.concurrency;
         let app = crate::app::App::open(settings, data.path().to_path_buf()).await?;
         let channel = EmailChannel::new(app.engine.clone(), app.settings.clone());
@@ -157,8 +156,6 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
 
     // End to end: IMAP → parse → turn → answer queued, on a fresh SQLite store.
     let data = tempfile::tempdir()?;
-    let mut settings = settings;
-    uncapped(&mut settings);
     let imap_settings = ImapSettings {
         host: "127.0.0.1".into(),
         port: servers.imap_port,
@@ -247,8 +244,8 @@ async fn fetch_floor(port: u16, batch: u32) -> anyhow::Result<f64> {
 
 /// The bench's mails come from a few thousand customers of a few domains:
 /// the daily caps (still taken for every mail) must not refuse them.
-fn uncapped(settings: &mut crate::config::Settings) {
-    settings.email.answers_per_sender_per_day = 1_000_000;
-    settings.email.answers_per_unproven_domain_per_day = 10_000_000;
-    settings.email.answers_to_unproven_per_day = 10_000_000;
-}
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("email.answers_per_sender_per_day", "1000000"),
+    ("email.answers_per_unproven_domain_per_day", "10000000"),
+    ("email.answers_to_unproven_per_day", "10000000"),
+];

@@ -52,9 +52,57 @@ pub struct EngineBenchArgs {
     /// Length of each phase.
     #[arg(long, default_value = "5s")]
     pub duration: humantime::Duration,
+    /// What the customers do: `chat` (router → self-help articles, no
+    /// lookup, no mail) or `recovery` (the whole login recovery over a
+    /// synthetic directory: a search, the contact list, a reset token and a
+    /// mail each).
+    #[arg(long, value_enum, default_value_t = Workload::Chat)]
+    pub workload: Workload,
+    /// Companies in the recovery workload's directory.
+    #[arg(long, default_value_t = 100_000)]
+    pub companies: u64,
 }
 
-/// What a simulated customer answers to whatever frontdesk asks.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    Chat,
+    Recovery,
+}
+
+/// A simulated customer: what it says first, and what it answers.
+pub(super) trait Customer: Send + 'static {
+    fn first(&mut self) -> String;
+    /// The answer to a reply; an error when the flow went somewhere the
+    /// bench does not expect (the run fails, naming it).
+    fn next(&mut self, reply: &TurnReply) -> anyhow::Result<String>;
+}
+
+/// The chat workload's customer.
+struct Chatting;
+
+impl Customer for Chatting {
+    fn first(&mut self) -> String {
+        "hi".into()
+    }
+
+    fn next(&mut self, reply: &TurnReply) -> anyhow::Result<String> {
+        Ok(answer(reply).to_string())
+    }
+}
+
+/// The engine bench's own settings: for the recovery workload, limits no
+/// customer of the run reaches (every use is still taken and counted).
+pub fn engine_settings(args: &EngineBenchArgs) -> &'static [(&'static str, &'static str)] {
+    match args.workload {
+        Workload::Chat => &[],
+        Workload::Recovery => &[
+            ("limits.searches_per_identity", "1000000000/1h"),
+            ("limits.searches_per_identifier", "1000000000/1h"),
+            ("limits.recovery_mails_per_contact", "1000000000/1h"),
+        ],
+    }
+}
+
 /// What a simulated customer answers to whatever frontdesk asks. At the
 /// router's menu it asks for the self-help articles: this benchmark measures
 /// the engine and the conversation store, not directory lookups (which
@@ -82,9 +130,34 @@ fn answer(reply: &TurnReply) -> &'static str {
     }
 }
 
+#[derive(Default)]
 struct Totals {
     turns: AtomicU64,
     errors: AtomicU64,
+    /// The first answer a customer could not give (the flow went elsewhere).
+    unexpected: std::sync::Mutex<Option<String>>,
+}
+
+impl Totals {
+    /// The customer's answer to `reply`; when it has none, the error is
+    /// kept and the customer starts over.
+    fn answer(&self, customer: &mut impl Customer, reply: &TurnReply) -> String {
+        match customer.next(reply) {
+            Ok(next) => next,
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.unexpected.lock().expect("unexpected").get_or_insert_with(|| format!("{e:#}"));
+                "start over".into()
+            }
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let errors = self.errors.load(Ordering::Relaxed);
+        let first = self.unexpected.lock().expect("unexpected").clone().unwrap_or_default();
+        anyhow::ensure!(errors == 0, "{errors} turns failed; the first: {first}");
+        Ok(())
+    }
 }
 
 /// One turn and its delivery acknowledgement; the turn's latency is taken
@@ -103,25 +176,32 @@ async fn drive(
 }
 
 /// Closed loop: returns turns/s.
-async fn saturation(engine: &Engine, channel: &str, n: usize, duration: Duration) -> anyhow::Result<f64> {
-    let totals = Arc::new(Totals { turns: AtomicU64::new(0), errors: AtomicU64::new(0) });
+async fn saturation<C: Customer>(
+    engine: &Engine,
+    channel: &str,
+    customers: impl Fn(usize) -> C,
+    n: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
+    let totals = Arc::new(Totals::default());
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..n {
         let (engine, totals, stop, channel) = (engine.clone(), totals.clone(), stop.clone(), channel.to_string());
+        let mut customer = customers(i);
         tasks.push(tokio::spawn(async move {
             let who = format!("c{i}");
-            let mut next = "hi";
+            let mut next = customer.first();
             while !stop.load(Ordering::Relaxed) {
-                match drive(&engine, &channel, &who, next, || ()).await {
+                next = match drive(&engine, &channel, &who, &next, || ()).await {
                     Ok(r) => {
-                        next = answer(&r);
                         totals.turns.fetch_add(1, Ordering::Relaxed);
+                        totals.answer(&mut customer, &r)
                     }
                     Err(_) => {
                         totals.errors.fetch_add(1, Ordering::Relaxed);
-                        next = "start over";
+                        "start over".into()
                     }
                 }
             }
@@ -134,34 +214,32 @@ async fn saturation(engine: &Engine, channel: &str, n: usize, duration: Duration
     for t in tasks {
         t.await?;
     }
-    anyhow::ensure!(
-        totals.errors.load(Ordering::Relaxed) == 0,
-        "{} turns failed",
-        totals.errors.load(Ordering::Relaxed)
-    );
+    totals.check()?;
     Ok(turns as f64 / elapsed)
 }
 
 /// Open loop at `rate` turns/s: returns (turns/s, p50 ms, p99 ms).
-async fn paced(
+async fn paced<C: Customer>(
     engine: &Engine,
     channel: &str,
+    customers: impl Fn(usize) -> C,
     n: usize,
     rate: u64,
     duration: Duration,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let every = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
     let hist = Arc::new(std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
-    let totals = Arc::new(Totals { turns: AtomicU64::new(0), errors: AtomicU64::new(0) });
+    let totals = Arc::new(Totals::default());
     let start = tokio::time::Instant::now();
     let end = (start + duration).into_std();
     let mut tasks = Vec::new();
     for i in 0..n {
         let (engine, totals, hist, channel) = (engine.clone(), totals.clone(), hist.clone(), channel.to_string());
         let offset = every.mul_f64(i as f64 / n as f64);
+        let mut customer = customers(i);
         tasks.push(tokio::spawn(async move {
             let who = format!("c{i}");
-            let mut next = "hi";
+            let mut next = customer.first();
             let mut tick = tokio::time::interval_at(start + offset, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             loop {
@@ -174,18 +252,18 @@ async fn paced(
                     let us = scheduled.elapsed().as_micros() as u64;
                     hist.lock().expect("histogram").record(us.max(1)).ok();
                 };
-                match drive(&engine, &channel, &who, next, record).await {
+                next = match drive(&engine, &channel, &who, &next, record).await {
                     Ok(r) => {
-                        next = answer(&r);
                         // Sustained means answered within the window: a
                         // backlog that finishes late does not count.
                         if Instant::now() < end {
                             totals.turns.fetch_add(1, Ordering::Relaxed);
                         }
+                        totals.answer(&mut customer, &r)
                     }
                     Err(_) => {
                         totals.errors.fetch_add(1, Ordering::Relaxed);
-                        next = "start over";
+                        "start over".into()
                     }
                 }
             }
@@ -195,11 +273,7 @@ async fn paced(
         t.await?;
     }
     let elapsed = duration.as_secs_f64();
-    anyhow::ensure!(
-        totals.errors.load(Ordering::Relaxed) == 0,
-        "{} turns failed",
-        totals.errors.load(Ordering::Relaxed)
-    );
+    totals.check()?;
     let h = hist.lock().expect("histogram");
     Ok((
         totals.turns.load(Ordering::Relaxed) as f64 / elapsed,
@@ -211,17 +285,17 @@ async fn paced(
 /// The shape of the engine's writes in the saturation phase, which the
 /// floor reproduces.
 #[derive(Debug, Clone, Copy)]
-struct Shape {
-    journal_bytes: usize,
-    prompt_bytes: usize,
-    message_bytes: usize,
-    messages_per_turn: f64,
+pub(super) struct Shape {
+    pub(super) journal_bytes: usize,
+    pub(super) prompt_bytes: usize,
+    pub(super) message_bytes: usize,
+    pub(super) messages_per_turn: f64,
     /// Turns per conversation: one insert, then updates, the last closing it.
-    turns_per_conversation: f64,
+    pub(super) turns_per_conversation: f64,
 }
 
 /// A whole number averaging `mean` (2.25 → 2 three times in four, else 3).
-fn whole(mean: f64) -> usize {
+pub(super) fn whole(mean: f64) -> usize {
     mean.floor() as usize + usize::from(rand::random::<f64>() < mean.fract())
 }
 
@@ -313,7 +387,7 @@ pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -
     }
     let tmp = tempfile::tempdir()?;
     let url = args.database_url.clone().unwrap_or_else(|| Store::sqlite_url(tmp.path()));
-    let store = Store::open(&url, settings.database.max_connections).await.context("opening the bench store")?;
+    let store = Store::open_with(&url, settings.database.store_options()).await.context("opening the bench store")?;
     let settings = Arc::new(settings);
     let engine =
         Engine::builder(store.clone(), settings.clone()).effects(crate::app::effects(&store, &settings)).build();
@@ -322,51 +396,107 @@ pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -
     let n = args.conversations;
 
     if !args.json {
-        eprintln!("bench engine: {} store, {n} conversations, {}s per phase", store.backend(), duration.as_secs_f64());
+        eprintln!(
+            "bench engine ({:?}): {} store, {n} conversations, {}s per phase",
+            args.workload,
+            store.backend(),
+            duration.as_secs_f64()
+        );
     }
-    let max_tps = saturation(&engine, &format!("bench-sat-{run}"), n, duration).await?;
-    let (tps, p50, p99) = paced(&engine, &format!("bench-paced-{run}"), n, args.rate, duration).await?;
-
-    let shape = shape(&store, &format!("bench-sat-{run}")).await?;
-    let floor_wps = floor(&store, &format!("bench-floor-{run}"), n, shape, duration).await?;
-    let ratio = floor_wps / max_tps;
-    let out = json!({
-        "backend": store.backend(),
-        "conversations": n,
-        "offered_turns_per_sec": args.rate,
+    let (sat, paced_channel, floor_channel) =
+        (format!("bench-sat-{run}"), format!("bench-paced-{run}"), format!("bench-floor-{run}"));
+    let mut out = json!({ "backend": store.backend(), "workload": format!("{:?}", args.workload).to_lowercase(),
+                          "conversations": n, "offered_turns_per_sec": args.rate });
+    let (max_tps, tps, p50, p99, floor_tps, shape) = match args.workload {
+        Workload::Chat => {
+            let max_tps = saturation(&engine, &sat, |_| Chatting, n, duration).await?;
+            store.checkpoint().await?;
+            let (tps, p50, p99) = paced(&engine, &paced_channel, |_| Chatting, n, args.rate, duration).await?;
+            store.checkpoint().await?;
+            let shape = shape(&store, &sat).await?;
+            (max_tps, tps, p50, p99, floor(&store, &floor_channel, n, shape, duration).await?, shape)
+        }
+        Workload::Recovery => {
+            let ids = Arc::new(directory(&store, tmp.path(), args.companies, args.json).await?);
+            out["companies"] = json!(args.companies);
+            let recovered = Arc::new(AtomicU64::new(0));
+            let customers = |i| super::recovery::Recovering::new(ids.clone(), i, recovered.clone());
+            // Each phase starts with the write-ahead log copied, so none pays
+            // for the one before.
+            let max_tps = saturation(&engine, &sat, customers, n, duration).await?;
+            store.checkpoint().await?;
+            let (tps, p50, p99) = paced(&engine, &paced_channel, customers, n, args.rate, duration).await?;
+            store.checkpoint().await?;
+            let shape = shape(&store, &sat).await?;
+            let floor_tps = super::recovery::floor(&store, &floor_channel, ids.clone(), n, shape, duration).await?;
+            out["recoveries"] = json!(recovered.load(Ordering::Relaxed));
+            out["mails_queued"] = json!(store.outbox_count().await?);
+            (max_tps, tps, p50, p99, floor_tps, shape)
+        }
+    };
+    let ratio = floor_tps / max_tps;
+    let figures = json!({
         "turns_per_sec": round(tps),
         "p50_ms": round(p50),
         "p99_ms": round(p99),
         "max_turns_per_sec": round(max_tps),
-        "floor_writes_per_sec": round(floor_wps),
+        "floor_writes_per_sec": round(floor_tps),
         "overhead_ratio": round(ratio),
         "journal_bytes": shape.journal_bytes,
         "prompt_bytes": shape.prompt_bytes,
         "message_bytes": shape.message_bytes,
         "messages_per_turn": round(shape.messages_per_turn),
         "turns_per_conversation": round(shape.turns_per_conversation),
+        "peak_rss_mb": super::peak_rss_mb(),
     });
+    out.as_object_mut().expect("an object").extend(figures.as_object().expect("an object").clone());
     if args.json {
         println!("{out}");
     } else {
         println!("store                 {}", store.backend());
+        println!("workload              {:?}", args.workload);
         println!("conversations         {n}");
         println!("paced turns/s         {:.0} (offered {})", tps, args.rate);
         println!("p50 / p99 latency     {p50:.2} ms / {p99:.2} ms");
         println!("saturation turns/s    {max_tps:.0}");
-        println!("floor writes/s        {floor_wps:.0}");
-        println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per write)");
+        println!("floor turns/s         {floor_tps:.0}");
+        println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per turn)");
+        if let Some(mails) = out.get("mails_queued") {
+            println!("mails queued          {mails}");
+        }
+        println!("peak RSS              {} MB", out["peak_rss_mb"]);
     }
     store.close().await;
     Ok(())
 }
 
-fn clock_ms() -> i64 {
+pub(super) fn clock_ms() -> i64 {
     crate::engine::Clock::System.now_ms()
 }
 
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// The recovery workload's directory: a synthetic one of `companies`,
+/// imported into the bench store; returns what customers search by.
+async fn directory(
+    store: &Store,
+    tmp: &std::path::Path,
+    companies: u64,
+    quiet: bool,
+) -> anyhow::Result<super::recovery::Identifiers> {
+    let dir = tmp.join("directory");
+    if !quiet {
+        eprintln!("generating and importing a directory of {companies} companies...");
+    }
+    let out = dir.clone();
+    tokio::task::spawn_blocking(move || crate::directory::demo::generate(&out, companies, 3, false)).await??;
+    let report = crate::directory::import::import_dir(store, &dir, &Default::default(), 1).await?;
+    anyhow::ensure!(!report.rejected(), "the synthetic directory did not import");
+    // The load's write-ahead log is copied now, not while turns are measured.
+    store.checkpoint().await?;
+    super::recovery::Identifiers::sample(&dir, 5000)
 }
 
 /// The shape of the saturation phase's writes, so the floor writes rows of

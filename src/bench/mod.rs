@@ -3,8 +3,9 @@
 pub mod directory;
 pub mod email;
 mod engine;
+mod recovery;
 
-pub use engine::{engine, EngineBenchArgs};
+pub use engine::{engine, engine_settings, EngineBenchArgs};
 
 /// This process's peak resident memory so far, in MB (the kernel's
 /// high-water mark, `VmHWM`; the same figure getrusage's `ru_maxrss` gives).

@@ -60,6 +60,12 @@ pub(super) async fn insert(tx: &mut AnyConnection, mails: &[(Option<i64>, &NewMa
 }
 
 impl Store {
+    /// Mails in the outbox, whatever their status.
+    pub async fn outbox_count(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+
     /// Claims up to `limit` mails due at `now` under `token` until `until`,
     /// oldest first.
     pub async fn claim_mails(&self, now: i64, until: i64, token: &str, limit: i64) -> Result<Vec<QueuedMail>> {
