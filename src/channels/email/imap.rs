@@ -17,7 +17,7 @@ use tokio::{
     sync::watch,
 };
 
-use super::{EmailChannel, Source};
+use super::{stages::Stage, EmailChannel, Source};
 use crate::config::{ImapSecurity, ImapSettings};
 
 /// How long connecting and logging in may take.
@@ -248,7 +248,8 @@ where
         if *stop.borrow() {
             break;
         }
-        for mail in fetch(session, chunk, mode).await? {
+        let fetched = channel.stages().time_async(Stage::Fetch, fetch(session, chunk, mode)).await?;
+        for mail in fetched {
             let mut pending = Some(mail);
             while let Some(mail) = pending.take() {
                 tokio::select! {
@@ -267,7 +268,7 @@ where
             record(result, &mut done);
         }
         if !done.is_empty() && flushed_at.elapsed() >= FLUSH_EVERY {
-            flush(session, &done, settings, mode).await?;
+            channel.stages().time_async(Stage::FlagMove, flush(session, &done, settings, mode)).await?;
             done.clear();
             flushed_at = std::time::Instant::now();
         }
@@ -279,7 +280,7 @@ where
     handler.await.context("the mail pipeline")?;
     failed |= received < sent;
     tracing::debug!(mails = sent, took = ?started.elapsed(), "IMAP round");
-    flush(session, &done, settings, mode).await?;
+    channel.stages().time_async(Stage::FlagMove, flush(session, &done, settings, mode)).await?;
     Ok(failed)
 }
 

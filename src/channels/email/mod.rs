@@ -18,13 +18,16 @@ pub mod quotes;
 pub mod reply;
 pub mod safety;
 mod served;
+pub mod stages;
 
 use std::sync::Arc;
+
+use stages::Stage;
 
 use crate::{
     config::Settings,
     domain::EmailAddress,
-    engine::{Engine, EngineError, Inbound},
+    engine::{Engine, EngineError, Inbound, ReplySink},
     store::{MailCheckpoint, MailReceived, Quota, Status, StoreError, Taken, Write},
 };
 pub use safety::Skip;
@@ -131,6 +134,8 @@ pub struct EmailChannel {
     settings: Arc<Settings>,
     /// Set when `email.verify_dkim` is on.
     dkim: Option<Arc<dkim::DkimVerifier>>,
+    /// Where the mails' time went (shared by the clones of this channel).
+    stages: Arc<stages::Stages>,
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -151,7 +156,13 @@ impl EmailChannel {
             // Failing open is safe: an unverified sender still runs every flow.
             made.map_err(|e| tracing::error!("DKIM verification is off: {e:#}")).ok().map(Arc::new)
         });
-        EmailChannel { engine, settings, dkim }
+        EmailChannel { engine, settings, dkim, stages: Default::default() }
+    }
+
+    /// Busy time per stage of every mail this channel (and its clones)
+    /// handled.
+    pub fn stages(&self) -> &stages::Stages {
+        &self.stages
     }
 
     /// Verifies DKIM in-process with this verifier (and its pinned records).
@@ -223,7 +234,8 @@ impl EmailChannel {
 
     async fn handle_mail(&self, raw: &[u8], source: &Source) -> Result<Outcome, EmailError> {
         let email = &self.settings.email;
-        let mail = parse::parse(raw, email.max_message_bytes);
+        let mail = self.stages.time(Stage::Parse, || parse::parse(raw, email.max_message_bytes));
+        let checks = std::time::Instant::now();
         let store = self.engine.store();
         let now = self.engine.clock().now_ms();
         if store.mail_seen(&mail.key).await? {
@@ -299,8 +311,9 @@ impl EmailChannel {
         inbound.external_id = Some(mail.key.clone());
         inbound.verified = verified.map(str::to_string);
         inbound.writes = source.with_checkpoint(vec![record(if continuing { "continued" } else { "answered" }, None)]);
-        inbound.reply_sink = Some(threading.sink());
-        let reply = self.engine.handle(inbound).await?;
+        inbound.reply_sink = Some(timed_sink(threading.sink(), self.stages.clone()));
+        self.stages.add(Stage::Checks, checks.elapsed());
+        let reply = self.stages.time_async(Stage::Turn, self.engine.handle(inbound)).await?;
         if let (Some(conversation_id), Some(Status::Failed), false) =
             (reply.conversation_id, reply.status, reply.duplicate)
         {
@@ -372,4 +385,9 @@ impl EmailChannel {
         }
         Ok(Outcome::AlreadyHandled)
     }
+}
+
+/// `sink`, its time added to [`Stage::Answer`].
+fn timed_sink(sink: ReplySink, stages: Arc<stages::Stages>) -> ReplySink {
+    ReplySink(Arc::new(move |replies| stages.time(Stage::Answer, || (sink.0)(replies))))
 }
