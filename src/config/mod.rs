@@ -120,8 +120,10 @@ pub struct DatabaseSettings {
     /// `None`: SQLite in the data folder.
     pub url: Option<String>,
     pub max_connections: u32,
-    /// SQLite's page cache per connection, and its memory-mapped reads.
+    /// SQLite's page cache per reading connection and the writer's, and
+    /// its memory-mapped reads.
     pub sqlite_cache_mb: u32,
+    pub sqlite_writer_cache_mb: u32,
     pub sqlite_mmap_mb: u32,
 }
 
@@ -131,6 +133,7 @@ impl DatabaseSettings {
         crate::store::StoreOptions {
             max_connections: self.max_connections,
             sqlite_cache_mb: self.sqlite_cache_mb,
+            sqlite_writer_cache_mb: self.sqlite_writer_cache_mb,
             sqlite_mmap_mb: self.sqlite_mmap_mb,
         }
     }

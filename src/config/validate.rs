@@ -128,6 +128,7 @@ impl<'a> Validator<'a> {
             url,
             max_connections: self.int("database.max_connections", 1, 1000) as u32,
             sqlite_cache_mb: self.int("database.sqlite_cache_mb", 1, 65536) as u32,
+            sqlite_writer_cache_mb: self.int("database.sqlite_writer_cache_mb", 1, 65536) as u32,
             sqlite_mmap_mb: self.int("database.sqlite_mmap_mb", 0, 1 << 20) as u32,
         };
         let engine = EngineSettings {

@@ -177,8 +177,15 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
 pub struct StoreOptions {
     /// The pool's size.
     pub max_connections: u32,
-    /// SQLite's page cache, per connection (`database.sqlite_cache_mb`).
+    /// SQLite's page cache, per reading connection (`database.sqlite_cache_mb`).
+    /// Small on purpose: in WAL mode a connection drops its whole cache
+    /// when another one has committed since its last read, which the writer
+    /// does a thousand times a second, so a reader's cache lives for one
+    /// read; the OS caches the file for all of them.
     pub sqlite_cache_mb: u32,
+    /// The writer's page cache (`database.sqlite_writer_cache_mb`): its own
+    /// commits keep it, so the index pages every insert walks stay in it.
+    pub sqlite_writer_cache_mb: u32,
     /// SQLite's memory-mapped reads, per connection (`database.sqlite_mmap_mb`):
     /// pages read this way count in the process's memory.
     pub sqlite_mmap_mb: u32,
@@ -186,7 +193,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions { max_connections: 8, sqlite_cache_mb: 16, sqlite_mmap_mb: 0 }
+        StoreOptions { max_connections: 8, sqlite_cache_mb: 4, sqlite_writer_cache_mb: 16, sqlite_mmap_mb: 0 }
     }
 }
 /// An import's connection (see [`Backend::import_pragmas`]).
@@ -225,18 +232,21 @@ impl Store {
     pub async fn open_with(url: &str, opts: StoreOptions) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url);
-        let pragmas: std::sync::Arc<str> = format!(
-            "{SQLITE_PRAGMAS} PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
-            u64::from(opts.sqlite_cache_mb) * 1024,
-            u64::from(opts.sqlite_mmap_mb) << 20
-        )
-        .into();
+        let pragmas = |cache_mb: u32| -> std::sync::Arc<str> {
+            format!(
+                "{SQLITE_PRAGMAS} PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
+                u64::from(cache_mb) * 1024,
+                u64::from(opts.sqlite_mmap_mb) << 20
+            )
+            .into()
+        };
         let connect = connect_options(&match backend {
             Backend::Postgres => url.to_string(),
             Backend::Sqlite => creating(url),
         })?;
-        // The pool's options for `size` connections of this backend.
-        let sized = |size: u32| {
+        // The pool's options for `size` connections of this backend, with
+        // SQLite's page cache of `cache_mb` each.
+        let sized = |size: u32, cache_mb: u32| {
             let options = AnyPoolOptions::new().max_connections(size);
             match backend {
                 Backend::Postgres => options.acquire_timeout(Duration::from_secs(10)),
@@ -244,7 +254,7 @@ impl Store {
                 // each use (on SQLite a ping is one more round trip to the
                 // connection's thread, for every read).
                 Backend::Sqlite => {
-                    let pragmas = pragmas.clone();
+                    let pragmas = pragmas(cache_mb);
                     options.test_before_acquire(false).after_connect(move |conn: &mut AnyConnection, _| {
                         let pragmas = pragmas.clone();
                         Box::pin(async move { conn.execute(&*pragmas).await.map(|_| ()) })
@@ -254,7 +264,7 @@ impl Store {
         };
         let pool = match backend {
             Backend::Postgres => {
-                let pool = sized(opts.max_connections.max(2))
+                let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
@@ -274,7 +284,7 @@ impl Store {
                 // take, so a lock file serialises opening, and the second
                 // finds both done.
                 let lock = if url.contains(":memory:") { None } else { Some(migration_lock(&file).await?) };
-                let pool = sized(opts.max_connections.max(2))
+                let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("opening {url}"))?;
@@ -286,7 +296,10 @@ impl Store {
         };
         // The writer has a connection of its own: a batch never waits for
         // the readers to give one back.
-        let writer_pool = sized(1).connect_with(connect.clone()).await.context("connecting the store writer")?;
+        let writer_pool = sized(1, opts.sqlite_writer_cache_mb)
+            .connect_with(connect.clone())
+            .await
+            .context("connecting the store writer")?;
         let writer = writer::Writer::start(writer_pool, backend).await.context("starting the store writer")?;
         Ok(Store { pool, backend, writer, connect_options: std::sync::Arc::new(connect) })
     }
@@ -447,7 +460,7 @@ mod tests {
         for conn in &mut held {
             for (pragma, want) in [
                 ("PRAGMA synchronous", 1), // NORMAL
-                ("PRAGMA cache_size", -16384),
+                ("PRAGMA cache_size", -4096),
                 ("PRAGMA wal_autocheckpoint", 0),
                 ("PRAGMA foreign_keys", 1),
             ] {
