@@ -407,26 +407,42 @@ pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -
         (format!("bench-sat-{run}"), format!("bench-paced-{run}"), format!("bench-floor-{run}"));
     let mut out = json!({ "backend": store.backend(), "workload": format!("{:?}", args.workload).to_lowercase(),
                           "conversations": n, "offered_turns_per_sec": args.rate });
+    // Progress on stderr with the memory each phase leaves resident.
+    let progress = |phase: &str| {
+        if !args.json {
+            eprintln!(
+                "{phase} (RSS {} MB, peak {} MB)",
+                super::rss_mb().unwrap_or(0.0),
+                super::peak_rss_mb().unwrap_or(0.0)
+            );
+        }
+    };
     let (max_tps, tps, p50, p99, floor_tps, shape) = match args.workload {
         Workload::Chat => {
+            progress("saturation");
             let max_tps = saturation(&engine, &sat, |_| Chatting, n, duration).await?;
             store.checkpoint().await?;
+            progress("paced");
             let (tps, p50, p99) = paced(&engine, &paced_channel, |_| Chatting, n, args.rate, duration).await?;
             store.checkpoint().await?;
+            progress("floor");
             let shape = shape(&store, &sat).await?;
             (max_tps, tps, p50, p99, floor(&store, &floor_channel, n, shape, duration).await?, shape)
         }
         Workload::Recovery => {
-            let ids = Arc::new(directory(&store, tmp.path(), args.companies, args.json).await?);
+            let ids = Arc::new(directory(&store, &url, tmp.path(), args.companies, args.json).await?);
             out["companies"] = json!(args.companies);
             let recovered = Arc::new(AtomicU64::new(0));
             let customers = |i| super::recovery::Recovering::new(ids.clone(), i, recovered.clone());
             // Each phase starts with the write-ahead log copied, so none pays
             // for the one before.
+            progress("saturation");
             let max_tps = saturation(&engine, &sat, customers, n, duration).await?;
             store.checkpoint().await?;
+            progress("paced");
             let (tps, p50, p99) = paced(&engine, &paced_channel, customers, n, args.rate, duration).await?;
             store.checkpoint().await?;
+            progress("floor");
             let shape = shape(&store, &sat).await?;
             let floor_tps = super::recovery::floor(&store, &floor_channel, ids.clone(), n, shape, duration).await?;
             out["recoveries"] = json!(recovered.load(Ordering::Relaxed));
@@ -434,6 +450,7 @@ pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -
             (max_tps, tps, p50, p99, floor_tps, shape)
         }
     };
+    progress("done");
     let ratio = floor_tps / max_tps;
     let figures = json!({
         "turns_per_sec": round(tps),
@@ -479,9 +496,15 @@ fn round(x: f64) -> f64 {
 }
 
 /// The recovery workload's directory: a synthetic one of `companies`,
-/// imported into the bench store; returns what customers search by.
+/// written by `frontdesk demo-data` and imported by `frontdesk import` into
+/// the bench's store (`url`), each in a process of its own, as an operator
+/// loads a directory into a running deployment. The bench's process, whose
+/// memory it reports, then holds what serving turns holds and not what a
+/// bulk load left behind (`bench directory` measures the import's memory).
+/// Returns what customers search by.
 async fn directory(
     store: &Store,
+    url: &str,
     tmp: &std::path::Path,
     companies: u64,
     quiet: bool,
@@ -490,10 +513,35 @@ async fn directory(
     if !quiet {
         eprintln!("generating and importing a directory of {companies} companies...");
     }
-    let out = dir.clone();
-    tokio::task::spawn_blocking(move || crate::directory::demo::generate(&out, companies, 3, false)).await??;
-    let report = crate::directory::import::import_dir(store, &dir, &Default::default(), 1).await?;
-    anyhow::ensure!(!report.rejected(), "the synthetic directory did not import");
+    let exe = std::env::current_exe().context("finding this program to run demo-data and import")?;
+    let companies = companies.to_string();
+    let data = tmp.join("import-data");
+    let steps: [(&str, Vec<&std::ffi::OsStr>); 2] = [
+        (
+            "demo-data",
+            vec!["demo-data".as_ref(), "--companies".as_ref(), companies.as_ref(), "--seed".as_ref(), "3".as_ref()]
+                .into_iter()
+                .chain(["--out".as_ref(), dir.as_os_str()])
+                .collect(),
+        ),
+        ("import", vec!["import".as_ref(), dir.as_os_str()]),
+    ];
+    for (what, args) in steps {
+        let out = tokio::process::Command::new(&exe)
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .env("FRONTDESK__DATABASE__URL", url)
+            .output()
+            .await
+            .with_context(|| format!("running frontdesk {what}"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "frontdesk {what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     // The load's write-ahead log is copied now, not while turns are measured.
     store.checkpoint().await?;
     super::recovery::Identifiers::sample(&dir, 5000)

@@ -45,28 +45,68 @@ pub struct Identifiers {
 }
 
 impl Identifiers {
-    /// Up to `want` of each kind, spread over the files in `dir`.
+    /// Up to `want` of each kind, spread over the files in `dir`. The files
+    /// are streamed twice (once to count, once to pick), never held: at a
+    /// million companies they are hundreds of MB.
     pub fn sample(dir: &Path, want: usize) -> anyhow::Result<Identifiers> {
-        let rows = |name: &str| -> anyhow::Result<Vec<csv::StringRecord>> {
+        let each = |name: &str, f: &mut dyn FnMut(usize, &csv::StringRecord)| -> anyhow::Result<usize> {
             let mut r = csv::Reader::from_path(dir.join(name))?;
-            Ok(r.records().collect::<Result<_, _>>()?)
-        };
-        let (contacts, contracts, licenses) = (rows("contacts.csv")?, rows("contracts.csv")?, rows("licenses.csv")?);
-        let every = |n: usize| (n / want.max(1)).max(1);
-        let mut ids = Identifiers::default();
-        for c in contacts.iter().step_by(every(contacts.len())).take(want) {
-            ids.usernames.push(c[1].to_string());
-            ids.emails.push(c[4].to_string());
-        }
-        let last_names: std::collections::HashMap<&str, &str> = contacts.iter().map(|c| (&c[1], &c[3])).collect();
-        for k in contracts.iter().step_by(every(contracts.len())).take(want) {
-            if let Some(last) = last_names.get(&k[2]) {
-                ids.contracts.push((k[0].to_string(), last.to_string()));
+            let mut record = csv::StringRecord::new();
+            let mut n = 0;
+            while r.read_record(&mut record)? {
+                f(n, &record);
+                n += 1;
             }
-        }
-        let (xp, other): (Vec<_>, Vec<_>) = licenses.iter().partition(|l| &l[2] == "XP");
-        ids.serials = other.iter().step_by(every(other.len())).take(want).map(|l| l[0].to_string()).collect();
-        ids.machine_codes = xp.iter().step_by(every(xp.len())).take(want).map(|l| l[3].to_string()).collect();
+            Ok(n)
+        };
+        let count = |name: &str| each(name, &mut |_, _| ());
+        // Every `every`-th row, up to `want` of them.
+        let every = |n: usize| (n / want.max(1)).max(1);
+        let picked = |i: usize, every: usize| i.is_multiple_of(every) && i / every < want;
+        let mut ids = Identifiers::default();
+
+        // Contracts name their administrator by user name; the last names
+        // come from the contacts' pass below.
+        let step = every(count("contracts.csv")?);
+        let mut admins: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        let mut contracts = Vec::new();
+        each("contracts.csv", &mut |i, k| {
+            if picked(i, step) {
+                admins.entry(k[2].to_string()).or_default().push(contracts.len());
+                contracts.push((k[0].to_string(), None::<String>));
+            }
+        })?;
+        let step = every(count("contacts.csv")?);
+        each("contacts.csv", &mut |i, c| {
+            if picked(i, step) {
+                ids.usernames.push(c[1].to_string());
+                ids.emails.push(c[4].to_string());
+            }
+            if let Some(at) = admins.get(&c[1]) {
+                for &k in at {
+                    contracts[k].1 = Some(c[3].to_string());
+                }
+            }
+        })?;
+        ids.contracts = contracts.into_iter().filter_map(|(number, last)| Some((number, last?))).collect();
+
+        let (mut xp, mut other) = (0, 0);
+        each("licenses.csv", &mut |_, l| if &l[2] == "XP" { xp += 1 } else { other += 1 })?;
+        let (xp_step, other_step) = (every(xp), every(other));
+        let (mut xp_i, mut other_i) = (0, 0);
+        each("licenses.csv", &mut |_, l| {
+            if &l[2] == "XP" {
+                if picked(xp_i, xp_step) {
+                    ids.machine_codes.push(l[3].to_string());
+                }
+                xp_i += 1;
+            } else {
+                if picked(other_i, other_step) {
+                    ids.serials.push(l[0].to_string());
+                }
+                other_i += 1;
+            }
+        })?;
         anyhow::ensure!(
             [ids.usernames.len(), ids.contracts.len(), ids.serials.len(), ids.machine_codes.len()]
                 .iter()
