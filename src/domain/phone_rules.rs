@@ -25,9 +25,12 @@ use regex::Regex;
 /// A pattern as the library compiles it (its metadata spaces patterns
 /// out), anchored: the library asks only whether a match starts at the
 /// first digit (`find(..).start() == 0`), which an anchored `is_match`
-/// answers without looking for where a match ends or begins.
+/// answers without looking for where a match ends or begins. ASCII classes:
+/// a national number is ASCII digits, and Unicode's `\d` made each of the
+/// ~1,400 patterns an automaton of ~90 KB (126 MB for all of them, against
+/// 13 MB so).
 fn compile(pattern: &str) -> Option<Regex> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})")).ignore_whitespace(true).build().ok()
+    regex::RegexBuilder::new(&format!("^(?:{pattern})")).ignore_whitespace(true).unicode(false).build().ok()
 }
 
 /// One type's pattern (`Descriptor`): the lengths it allows and the
