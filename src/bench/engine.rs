@@ -207,15 +207,9 @@ async fn saturation<C: Customer>(
             }
         }));
     }
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let turns = totals.turns.load(Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    for t in tasks {
-        t.await?;
-    }
+    let rate = per_second(duration, start, &stop, &totals.turns, tasks).await?;
     totals.check()?;
-    Ok(turns as f64 / elapsed)
+    Ok(rate)
 }
 
 /// Open loop at `rate` turns/s: returns (turns/s, p50 ms, p99 ms).
@@ -294,6 +288,33 @@ pub(super) struct Shape {
     pub(super) turns_per_conversation: f64,
 }
 
+impl Shape {
+    /// A waiting conversation of this shape, as a floor writes it.
+    pub(super) fn row(&self, channel: &str, who: &str, flow: &str, id: i64, now: i64) -> ConversationRow {
+        ConversationRow {
+            id,
+            channel: channel.into(),
+            conv_key: who.into(),
+            sender: who.into(),
+            verified: None,
+            started_by: None,
+            flow: flow.into(),
+            flow_hash: "0".repeat(32),
+            journal: "x".repeat(self.journal_bytes),
+            status: Status::Waiting,
+            holder: Default::default(),
+            prompt: Some("p".repeat(self.prompt_bytes)),
+            end_reason: None,
+            next_seq: 0,
+            expires_at: Some(now + 86_400_000),
+            wake_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A whole number averaging `mean` (2.25 → 2 three times in four, else 3).
 pub(super) fn whole(mean: f64) -> usize {
     mean.floor() as usize + usize::from(rand::random::<f64>() < mean.fract())
@@ -309,27 +330,8 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
         let (store, count, stop, channel) = (store.clone(), count.clone(), stop.clone(), channel.to_string());
         tasks.push(tokio::spawn(async move {
             let now = 1_700_000_000_000i64;
-            let mut row = ConversationRow {
-                id: 0,
-                channel: channel.clone(),
-                conv_key: format!("f{i}"),
-                sender: format!("f{i}"),
-                verified: None,
-                started_by: None,
-                flow: "self_help".into(),
-                flow_hash: "0".repeat(32),
-                journal: "x".repeat(shape.journal_bytes),
-                status: Status::Waiting,
-                holder: Default::default(),
-                prompt: Some("p".repeat(shape.prompt_bytes)),
-                end_reason: None,
-                next_seq: 0,
-                expires_at: Some(now),
-                wake_at: None,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
+            let mut row = shape.row(&channel, &format!("f{i}"), "self_help", 0, now);
+            row.expires_at = Some(now);
             let mut left_in_conversation = 0;
             while !stop.load(Ordering::Relaxed) {
                 let insert = left_in_conversation == 0;
@@ -371,14 +373,26 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
             }
         }));
     }
+    per_second(duration, start, &stop, &count, tasks).await
+}
+
+/// Lets `tasks` (started at `start`) run for `duration`, tells them to
+/// `stop` and waits for them: what they `count`ed per second until then.
+pub(super) async fn per_second(
+    duration: Duration,
+    start: Instant,
+    stop: &AtomicBool,
+    count: &AtomicU64,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<f64> {
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
-    let writes = count.load(Ordering::Relaxed);
+    let counted = count.load(Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     for t in tasks {
         t.await?;
     }
-    Ok(writes as f64 / elapsed)
+    Ok(counted as f64 / elapsed)
 }
 
 pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -> anyhow::Result<()> {

@@ -211,14 +211,7 @@ pub async fn floor(
             }
         }));
     }
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let done = steps.load(Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    for t in tasks {
-        t.await?;
-    }
-    Ok(done as f64 / elapsed)
+    super::engine::per_second(duration, start, &stop, &steps, tasks).await
 }
 
 /// One conversation step: the conversation row and its transcript rows
@@ -289,27 +282,7 @@ async fn recovery(
     let quota = |key: String| Quota { key, ..unlimited.clone() };
     let mut step = Step {
         store,
-        row: ConversationRow {
-            id: crate::store::new_conversation_id(now),
-            channel: channel.into(),
-            conv_key: me.clone(),
-            sender: me.clone(),
-            verified: None,
-            started_by: None,
-            flow: "find_company".into(),
-            flow_hash: "0".repeat(32),
-            journal: "x".repeat(shape.journal_bytes),
-            status: Status::Waiting,
-            holder: Default::default(),
-            prompt: Some("p".repeat(shape.prompt_bytes)),
-            end_reason: None,
-            next_seq: 0,
-            expires_at: Some(now + 86_400_000),
-            wake_at: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        },
+        row: shape.row(channel, &me, "find_company", crate::store::new_conversation_id(now), now),
         shape,
         first: true,
     };
