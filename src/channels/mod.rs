@@ -26,6 +26,7 @@
 
 pub mod discord;
 pub mod email;
+pub mod members;
 pub mod slack;
 pub mod terminal;
 

@@ -9,8 +9,6 @@ use super::{render, Discord, DiscordError, CHANNEL};
 use crate::config::DiscordPrivate;
 use crate::engine::{Delivery, Outbound};
 
-/// Undelivered messages older than this are left alone by the sweep.
-const GIVE_UP_MS: i64 = 24 * 3600 * 1000;
 /// Discord's JSON error code for a channel that no longer exists.
 const UNKNOWN_CHANNEL: isize = 10003;
 
@@ -103,17 +101,9 @@ impl Discord {
     /// background work such as expiry. A day later it stops trying (a member
     /// who closed their DMs for good). Returns how many were sent.
     pub(super) async fn redeliver(&self, http: &Http) -> anyhow::Result<usize> {
-        let now = self.now();
-        let before = now - self.config().redeliver_after.as_millis() as i64;
-        let rows = self.engine().store().undelivered_on(CHANNEL, now - GIVE_UP_MS, before, 200).await?;
-        // Member → their conversations with something owed.
-        let mut owed: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
-        for r in &rows {
-            let conversations = owed.entry(r.conv_key.clone()).or_default();
-            if !conversations.contains(&r.conversation_id) {
-                conversations.push(r.conversation_id);
-            }
-        }
+        let owed =
+            crate::channels::members::owed(self.engine().store(), CHANNEL, self.now(), self.config().redeliver_after)
+                .await?;
         let mut sent = 0;
         for (key, conversations) in owed {
             let Ok(user) = key.parse::<u64>().map(UserId::new) else { continue };

@@ -18,11 +18,7 @@ mod delivery;
 mod places;
 pub mod render;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use serenity::all::{
@@ -107,16 +103,14 @@ struct Shared {
     engine: Engine,
     settings: Arc<Settings>,
     places: places::Places,
-    /// One lock per member: their turns and the sends that follow them do
-    /// not interleave, so messages arrive in order and nothing is sent twice.
-    locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    locks: crate::channels::members::MemberLocks<u64>,
 }
 
 impl Discord {
     pub fn new(engine: Engine, settings: Arc<Settings>) -> anyhow::Result<Discord> {
         let config = settings.discord.as_ref().context("Discord is not configured ([discord] guild_id)")?;
         let places = places::Places::new(engine.store().clone(), config.private, config.send_attempts);
-        Ok(Discord { inner: Arc::new(Shared { engine, settings, places, locks: Mutex::default() }) })
+        Ok(Discord { inner: Arc::new(Shared { engine, settings, places, locks: Default::default() }) })
     }
 
     fn engine(&self) -> &Engine {
@@ -132,14 +126,7 @@ impl Discord {
     }
 
     async fn lock(&self, user: UserId) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.inner.locks.lock().expect("member locks");
-            if locks.len() > 10_000 {
-                locks.retain(|_, l| Arc::strong_count(l) > 1);
-            }
-            locks.entry(user.get()).or_default().clone()
-        };
-        lock.lock_owned().await
+        self.inner.locks.lock(user.get()).await
     }
 
     /// A member as the agent desk names them.

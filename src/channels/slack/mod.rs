@@ -69,9 +69,7 @@ struct Shared {
     api: api::Api,
     /// A user group's members, and when they were asked for.
     agents: Mutex<HashMap<String, (Instant, Vec<String>)>>,
-    /// One lock per member: their turns and the sends that follow do not
-    /// interleave, so messages arrive in order and nothing is sent twice.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: crate::channels::members::MemberLocks<String>,
 }
 
 impl Slack {
@@ -83,7 +81,7 @@ impl Slack {
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         let api = api::Api::new(config)?;
         Ok(Slack {
-            inner: Arc::new(Shared { engine, settings, api, agents: Mutex::default(), locks: Mutex::default() }),
+            inner: Arc::new(Shared { engine, settings, api, agents: Mutex::default(), locks: Default::default() }),
         })
     }
 
@@ -104,14 +102,7 @@ impl Slack {
     }
 
     async fn lock(&self, user: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.inner.locks.lock().expect("member locks");
-            if locks.len() > 10_000 {
-                locks.retain(|_, l| Arc::strong_count(l) > 1);
-            }
-            locks.entry(user.to_string()).or_default().clone()
-        };
-        lock.lock_owned().await
+        self.inner.locks.lock(user.to_string()).await
     }
 
     /// A member as the agent desk names them.

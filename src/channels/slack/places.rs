@@ -8,9 +8,6 @@ use crate::{
     store::SlackPlace,
 };
 
-/// Undelivered messages older than this are left alone by the sweep.
-const GIVE_UP_MS: i64 = 24 * 3600 * 1000;
-
 /// Where a member's messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Place {
@@ -90,16 +87,9 @@ impl Slack {
     /// of background work such as expiry. A day later it stops trying.
     /// Returns how many were sent.
     pub(super) async fn redeliver(&self) -> anyhow::Result<usize> {
-        let now = self.now();
-        let before = now - self.config().redeliver_after.as_millis() as i64;
-        let rows = self.engine().store().undelivered_on(CHANNEL, now - GIVE_UP_MS, before, 200).await?;
-        let mut owed: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
-        for r in &rows {
-            let conversations = owed.entry(r.conv_key.clone()).or_default();
-            if !conversations.contains(&r.conversation_id) {
-                conversations.push(r.conversation_id);
-            }
-        }
+        let owed =
+            crate::channels::members::owed(self.engine().store(), CHANNEL, self.now(), self.config().redeliver_after)
+                .await?;
         let mut sent = 0;
         for (user, conversations) in owed {
             match self.redeliver_to(&user, &conversations).await {
