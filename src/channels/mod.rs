@@ -27,6 +27,7 @@
 pub mod discord;
 pub mod email;
 pub mod members;
+pub mod pieces;
 pub mod slack;
 pub mod terminal;
 

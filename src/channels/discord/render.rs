@@ -86,24 +86,11 @@ fn escape_line(line: &str, out: &mut String) {
 /// Splits `text` into pieces of at most [`MAX_CONTENT`] characters, at line
 /// breaks where possible, else at spaces, never inside an escape.
 pub fn split(text: &str) -> Vec<String> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.chars().count() > MAX_CONTENT {
-        let limit = rest.char_indices().nth(MAX_CONTENT).map_or(rest.len(), |(i, _)| i);
-        let window = &rest[..limit];
-        let mut cut = window.rfind('\n').or_else(|| window.rfind(' ')).filter(|&i| i > 0).unwrap_or(limit);
+    crate::channels::pieces::split(text, MAX_CONTENT, |rest, cut| {
         // A cut right after an escaping backslash would split "\*" in two.
         let backslashes = rest[..cut].bytes().rev().take_while(|&b| b == b'\\').count();
-        if backslashes % 2 == 1 {
-            cut -= 1;
-        }
-        pieces.push(rest[..cut].to_string());
-        rest = rest[cut..].strip_prefix(['\n', ' ']).unwrap_or(&rest[cut..]);
-    }
-    if !rest.is_empty() || pieces.is_empty() {
-        pieces.push(rest.to_string());
-    }
-    pieces
+        cut - backslashes % 2
+    })
 }
 
 /// What a component's `custom_id` asks for. The prompt's step travels with

@@ -38,26 +38,14 @@ pub fn escape(text: &str) -> String {
 /// Splits escaped text into pieces of at most [`MAX_SECTION`] characters,
 /// at line breaks or spaces where it can, never inside an entity (`&amp;`).
 pub fn split(text: &str) -> Vec<String> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.chars().count() > MAX_SECTION {
-        let limit = rest.char_indices().nth(MAX_SECTION).map_or(rest.len(), |(i, _)| i);
-        let window = &rest[..limit];
-        let mut cut = window.rfind('\n').or_else(|| window.rfind(' ')).filter(|&i| i > 0).unwrap_or(limit);
+    crate::channels::pieces::split(text, MAX_SECTION, |rest, cut| {
         // An `&` without its `;` before the cut starts an entity the cut
         // would break: cut before it.
-        if let Some(amp) = rest[..cut].rfind('&') {
-            if !rest[amp..cut].contains(';') {
-                cut = amp.max(1);
-            }
+        match rest[..cut].rfind('&') {
+            Some(amp) if !rest[amp..cut].contains(';') => amp.max(1),
+            _ => cut,
         }
-        pieces.push(rest[..cut].to_string());
-        rest = rest[cut..].strip_prefix(['\n', ' ']).unwrap_or(&rest[cut..]);
-    }
-    if !rest.is_empty() || pieces.is_empty() {
-        pieces.push(rest.to_string());
-    }
-    pieces
+    })
 }
 
 fn label(text: &str) -> String {
