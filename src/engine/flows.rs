@@ -185,11 +185,14 @@ impl Flows {
         if let Some(f) = self.by_hash.lock().expect("flows lock").get(hash) {
             return Ok(f.clone());
         }
-        let flow = make.await?;
-        self.compilations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.by_hash.lock().expect("flows lock").insert(hash.to_string(), flow.clone());
+        let made = make.await;
+        if let Ok(flow) = &made {
+            self.compilations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.by_hash.lock().expect("flows lock").insert(hash.to_string(), flow.clone());
+        }
+        // A source that does not compile leaves no gate behind either.
         self.loading.lock().expect("flows lock").remove(hash);
-        Ok(flow)
+        made
     }
 
     /// Compiles every flow of the source now (at start-up), so the first
