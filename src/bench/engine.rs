@@ -16,7 +16,7 @@
 //! floor writes/s ÷ saturation turns/s.
 
 use std::{
-    path::PathBuf,
+    path::Path,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -395,7 +395,9 @@ pub(super) async fn per_second(
     Ok(counted as f64 / elapsed)
 }
 
-pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -> anyhow::Result<()> {
+/// Runs the engine bench; `config` is the configuration file it was loaded
+/// from, which the recovery workload's loading processes get too.
+pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBenchArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; build with --release for meaningful figures");
     }
@@ -444,7 +446,7 @@ pub async fn engine(settings: Settings, _data: PathBuf, args: EngineBenchArgs) -
             (max_tps, tps, p50, p99, floor(&store, &floor_channel, n, shape, duration).await?, shape)
         }
         Workload::Recovery => {
-            let ids = Arc::new(directory(&store, &url, tmp.path(), args.companies, args.json).await?);
+            let ids = Arc::new(directory(&store, &url, config, tmp.path(), args.companies, args.json).await?);
             out["companies"] = json!(args.companies);
             let recovered = Arc::new(AtomicU64::new(0));
             let customers = |i| super::recovery::Recovering::new(ids.clone(), i, recovered.clone());
@@ -519,7 +521,8 @@ fn round(x: f64) -> f64 {
 async fn directory(
     store: &Store,
     url: &str,
-    tmp: &std::path::Path,
+    config: Option<&Path>,
+    tmp: &Path,
     companies: u64,
     quiet: bool,
 ) -> anyhow::Result<super::recovery::Identifiers> {
@@ -529,26 +532,22 @@ async fn directory(
     }
     let exe = std::env::current_exe().context("finding this program to run demo-data and import")?;
     let companies = companies.to_string();
-    let data = tmp.join("import-data");
-    let steps: [(&str, Vec<&std::ffi::OsStr>); 2] = [
-        (
-            "demo-data",
-            vec!["demo-data".as_ref(), "--companies".as_ref(), companies.as_ref(), "--seed".as_ref(), "3".as_ref()]
-                .into_iter()
-                .chain(["--out".as_ref(), dir.as_os_str()])
-                .collect(),
-        ),
-        ("import", vec!["import".as_ref(), dir.as_os_str()]),
+    let generate = [
+        "demo-data".as_ref(),
+        "--companies".as_ref(),
+        companies.as_ref(),
+        "--seed".as_ref(),
+        "3".as_ref(),
+        "--out".as_ref(),
+        dir.as_os_str(),
     ];
-    for (what, args) in steps {
-        let out = tokio::process::Command::new(&exe)
-            .arg("--data")
-            .arg(&data)
-            .args(args)
-            .env("FRONTDESK__DATABASE__URL", url)
-            .output()
-            .await
-            .with_context(|| format!("running frontdesk {what}"))?;
+    for (what, args) in [("demo-data", &generate[..]), ("import", &["import".as_ref(), dir.as_os_str()][..])] {
+        let mut command = tokio::process::Command::new(&exe);
+        command.arg("--data").arg(tmp.join("import-data")).env("FRONTDESK__DATABASE__URL", url);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let out = command.args(args).output().await.with_context(|| format!("running frontdesk {what}"))?;
         anyhow::ensure!(
             out.status.success(),
             "frontdesk {what} failed ({}): {}",

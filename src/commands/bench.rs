@@ -5,11 +5,11 @@
 //! validation as any other: a bench never runs on settings an operator could
 //! not reproduce, and it prints them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::{cli::BenchCommand, config::Settings};
 
-pub async fn run(config: Option<&Path>, data: PathBuf, command: BenchCommand) -> anyhow::Result<i32> {
+pub async fn run(config: Option<&Path>, command: BenchCommand) -> anyhow::Result<i32> {
     let overrides: Vec<(&str, &str)> = match &command {
         BenchCommand::Email(_) => crate::bench::email::SETTINGS.to_vec(),
         BenchCommand::Engine(args) => crate::bench::engine_settings(args).to_vec(),
@@ -29,7 +29,7 @@ pub async fn run(config: Option<&Path>, data: PathBuf, command: BenchCommand) ->
     match command {
         BenchCommand::Email(args) => crate::bench::email::run(settings, args).await,
         BenchCommand::Directory(args) => crate::bench::directory::run(settings, args).await,
-        BenchCommand::Engine(args) => crate::bench::engine(settings, data, args).await,
+        BenchCommand::Engine(args) => crate::bench::engine(settings, config, args).await,
     }
     .map(|_| 0)
 }

@@ -51,7 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Import(args) => import::run(App::open(settings, data).await?, args).await,
         Command::Email(command) => with_app(settings, data, async |app: &App| email::run(app, command).await).await,
         #[cfg(feature = "bench")]
-        Command::Bench(command) => bench::run(cli.config.as_deref(), data, command).await,
+        Command::Bench(command) => bench::run(cli.config.as_deref(), command).await,
     }
 }
 
