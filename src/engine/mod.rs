@@ -428,6 +428,16 @@ impl Engine {
             .collect()
     }
 
+    /// [`Engine::undelivered`] of each of `conversations`, one after the
+    /// other (what a channel's sweep owes a member).
+    pub async fn undelivered_in(&self, conversations: &[i64]) -> Result<Vec<Delivery>, EngineError> {
+        let mut pending = Vec::new();
+        for &id in conversations {
+            pending.extend(self.undelivered(id).await?);
+        }
+        Ok(pending)
+    }
+
     /// Tells the engine that `key` is new to the channel (a mail thread that
     /// starts with this message), so the turn need not look for an open
     /// conversation first. Safe when wrong: the insert then conflicts with

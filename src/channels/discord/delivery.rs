@@ -119,10 +119,7 @@ impl Discord {
         let _turn = self.lock(user).await;
         // Read again under the member's lock: a turn may have sent them
         // meanwhile, and none is sending any now.
-        let mut pending = Vec::new();
-        for id in conversations {
-            pending.extend(self.engine().undelivered(*id).await?);
-        }
+        let pending = self.engine().undelivered_in(conversations).await?;
         if pending.is_empty() {
             return Ok(0);
         }
