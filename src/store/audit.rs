@@ -1,12 +1,11 @@
 //! The audit log: who did what (every lookup, mail and account change).
 
-use serde_json::Value;
-use sqlx::AnyConnection;
-
 use super::{
+    exec::Conn,
     sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Result, Store,
 };
+use serde_json::Value;
 
 /// One audit entry, written with the turn or transaction that did the act.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +23,7 @@ pub type AuditRow = (i64, String, String, Option<String>, String, String);
 
 /// Writes entries, many rows per statement: a turn's writes are mostly
 /// these, and each statement is a round trip.
-pub(super) async fn insert(tx: &mut AnyConnection, entries: &[(Option<i64>, &Audit)], now: i64) -> Result<()> {
+pub(super) async fn insert(tx: &mut impl Conn, entries: &[(Option<i64>, &Audit)], now: i64) -> Result<()> {
     for chunk in pow2_chunks(entries, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
             tx,
@@ -34,7 +33,7 @@ pub(super) async fn insert(tx: &mut AnyConnection, entries: &[(Option<i64>, &Aud
             v.bind(now).bind(a.channel.as_str()).bind(a.actor.as_str()).bind(a.by_agent.as_deref());
             v.bind(a.action.as_str()).bind(a.subject.as_str()).bind(a.detail.to_string()).bind(*conversation);
         });
-        q.execute(&mut *tx).await?;
+        tx.run(q).await?;
     }
     Ok(())
 }

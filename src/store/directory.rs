@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{any::AnyRow, AnyConnection, ConnectOptions as _, Connection as _, Executor as _, Row as _};
 
 use super::{
+    exec::Conn,
     keys,
     rows::{canonical, optional_phone},
     sql::Sql,
@@ -91,46 +92,46 @@ pub(super) const CONTACT_COLUMNS: &str = "id, org_id, username, first_name, last
 /// Companies a search may find: every one but those refused by screening.
 const FINDABLE: &str = "c.status <> 'refused'";
 
-pub(super) async fn insert_company(tx: &mut AnyConnection, c: &Company, now: i64) -> Result<()> {
-    sqlx::query(
+pub(super) async fn insert_company(tx: &mut impl Conn, c: &Company, now: i64) -> Result<()> {
+    tx.run(Sql::fixed(
         "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, status, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(c.org_id.as_str())
-    .bind(&c.name)
-    .bind(keys::name(&c.name))
-    .bind(&c.street)
-    .bind(&c.city)
-    .bind(&c.region)
-    .bind(&c.postal_code)
-    .bind(c.country.as_str())
-    .bind(c.phone.as_str())
-    .bind(&c.status)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    .arg(c.org_id.as_str())
+    .arg(&c.name)
+    .arg(keys::name(&c.name))
+    .arg(&c.street)
+    .arg(&c.city)
+    .arg(&c.region)
+    .arg(&c.postal_code)
+    .arg(c.country.as_str())
+    .arg(c.phone.as_str())
+    .arg(&c.status)
+    .arg(now)
+    .arg(now)
+    ).await?;
     Ok(())
 }
 
-pub(super) async fn insert_contact(tx: &mut AnyConnection, c: &NewContact, now: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, \
+pub(super) async fn insert_contact(tx: &mut impl Conn, c: &NewContact, now: i64) -> Result<()> {
+    tx.run(
+        Sql::fixed(
+            "INSERT INTO contacts (org_id, username, username_key, first_name, last_name, last_name_key, email, \
          email_key, phone, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .arg(c.org_id.as_str())
+        .arg(&c.username)
+        .arg(keys::lower(&c.username))
+        .arg(&c.first_name)
+        .arg(&c.last_name)
+        .arg(keys::name(&c.last_name))
+        .arg(c.email.as_str())
+        .arg(c.email.key())
+        .arg(c.phone.as_deref().unwrap_or_default())
+        .arg(&c.role)
+        .arg(now)
+        .arg(now),
     )
-    .bind(c.org_id.as_str())
-    .bind(&c.username)
-    .bind(keys::lower(&c.username))
-    .bind(&c.first_name)
-    .bind(&c.last_name)
-    .bind(keys::name(&c.last_name))
-    .bind(c.email.as_str())
-    .bind(c.email.key())
-    .bind(c.phone.as_deref().unwrap_or_default())
-    .bind(&c.role)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -222,7 +223,7 @@ impl Store {
         let guard = sqlx::query(SQL).bind(status).bind(now).bind(org_id);
         let (mut tx, changed) = writes::guarded(&self.pool, guard, writes, now).await?;
         if let Some(job) = job {
-            sqlx::query("UPDATE jobs SET status = 'done' WHERE id = $1").bind(job).execute(&mut *tx).await?;
+            tx.run(Sql::fixed("UPDATE jobs SET status = 'done' WHERE id = $1").arg(job)).await?;
         }
         tx.commit().await?;
         Ok(changed)

@@ -2,10 +2,8 @@
 //! a lease (with `SKIP LOCKED` on PostgreSQL), so a worker that dies mid-job
 //! leaves the job to be picked up again.
 
+use super::{exec::Conn, sql::Sql, Result, Store};
 use serde_json::Value;
-use sqlx::AnyConnection;
-
-use super::{Result, Store};
 
 /// A timer to set: `kind` runs with `payload` at `due_at`.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,14 +23,15 @@ pub struct Job {
     pub attempts: i64,
 }
 
-pub(super) async fn insert(tx: &mut AnyConnection, job: &NewJob, now: i64) -> Result<()> {
-    sqlx::query("INSERT INTO jobs (kind, payload, due_at, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&job.kind)
-        .bind(job.payload.to_string())
-        .bind(job.due_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+pub(super) async fn insert(tx: &mut impl Conn, job: &NewJob, now: i64) -> Result<()> {
+    tx.run(
+        Sql::fixed("INSERT INTO jobs (kind, payload, due_at, created_at) VALUES ($1, $2, $3, $4)")
+            .arg(&job.kind)
+            .arg(job.payload.to_string())
+            .arg(job.due_at)
+            .arg(now),
+    )
+    .await?;
     Ok(())
 }
 

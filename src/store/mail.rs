@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::AnyConnection;
-
 use super::{
+    exec::Conn,
     sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Result, Store,
 };
@@ -34,7 +33,7 @@ pub struct MailCheckpoint {
 }
 
 pub(super) async fn insert_received(
-    tx: &mut AnyConnection,
+    tx: &mut impl Conn,
     mails: &[(Option<i64>, &MailReceived)],
     now: i64,
 ) -> Result<()> {
@@ -49,14 +48,14 @@ pub(super) async fn insert_received(
             v.bind(m.outcome.as_str()).bind(m.reason.as_deref()).bind(*conversation).bind(now);
         });
         q.push(" ON CONFLICT (message_key) DO NOTHING");
-        q.execute(&mut *tx).await?;
+        tx.run(q).await?;
     }
     Ok(())
 }
 
 /// Moves mailboxes' checkpoints on: only the furthest point per mailbox
 /// matters, and a new UIDVALIDITY (later in the list) replaces the old.
-pub(super) async fn save_checkpoints(tx: &mut AnyConnection, points: &[&MailCheckpoint], now: i64) -> Result<()> {
+pub(super) async fn save_checkpoints(tx: &mut impl Conn, points: &[&MailCheckpoint], now: i64) -> Result<()> {
     let mut furthest: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for p in points {
         match furthest.get_mut(p.mailbox.as_str()) {
@@ -67,17 +66,18 @@ pub(super) async fn save_checkpoints(tx: &mut AnyConnection, points: &[&MailChec
         }
     }
     for (mailbox, (uidvalidity, uid)) in furthest {
-        sqlx::query(
-            "INSERT INTO mail_checkpoints (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
+        tx.run(
+            Sql::fixed(
+                "INSERT INTO mail_checkpoints (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (mailbox) DO UPDATE SET last_uid = CASE WHEN mail_checkpoints.uidvalidity <> \
              excluded.uidvalidity OR excluded.last_uid > mail_checkpoints.last_uid THEN excluded.last_uid \
              ELSE mail_checkpoints.last_uid END, uidvalidity = excluded.uidvalidity, updated_at = excluded.updated_at",
+            )
+            .arg(mailbox)
+            .arg(uidvalidity)
+            .arg(uid)
+            .arg(now),
         )
-        .bind(mailbox)
-        .bind(uidvalidity)
-        .bind(uid)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
     }
     Ok(())

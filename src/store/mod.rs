@@ -17,12 +17,16 @@
 //!
 //! All writes of a turn go through the [`writer`]: one task that gathers the
 //! commits of concurrent turns into a single transaction, because on SQLite
-//! the commit, not the statement, is the cost of a turn.
+//! the commit, not the statement, is the cost of a turn. Its statements are
+//! written once over [`exec::Conn`]: on PostgreSQL that is sqlx's
+//! connection, on SQLite a plain SQLite connection of the writer's own
+//! thread (rusqlite), where sqlx would hand each statement to another thread.
 
 mod audit;
 mod conversations;
 pub mod directory;
 mod discord;
+mod exec;
 mod jobs;
 pub mod keys;
 mod leader;
@@ -63,6 +67,9 @@ pub use writes::Write;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite writer's own connection ([`exec`]).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("starting the writer: {0}")]
     Io(#[from] std::io::Error),
     #[error("database migration failed: {0}")]
@@ -164,13 +171,20 @@ impl Backend {
 }
 
 /// Set on every SQLite connection as it opens (with the page cache and the
-/// memory-mapped reads of [`StoreOptions`]).
+/// memory-mapped reads of [`StoreOptions`]). Statement journals of
+/// multi-row statements stay in memory; checkpoints run in the background
+/// ([`checkpoints`]), not inside the writer's commits, where they would stall
+/// every queued turn. The WAL file is cut back to 64 MiB whenever it
+/// restarts: under sustained writes the readers' snapshots keep it from
+/// restarting (the recovery bench grew it to 460 MB in 15 s), and without a
+/// limit the file would keep its high-water size on disk for good.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA journal_mode = WAL; \
     PRAGMA synchronous = NORMAL; \
     PRAGMA foreign_keys = ON; \
     PRAGMA temp_store = MEMORY; \
-    PRAGMA wal_autocheckpoint = 0;";
+    PRAGMA wal_autocheckpoint = 0; \
+    PRAGMA journal_size_limit = 67108864;";
 
 /// How a store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,11 +219,6 @@ const SQLITE_IMPORT_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA cache_size = -32768; \
     PRAGMA mmap_size = 0;";
 
-// Why these: statement journals of multi-row statements stay in memory;
-// checkpoints run in the background ([`checkpoints`]), not inside the
-// writer's commits, where they would stall every queued turn; a 64 MiB page
-// cache and memory-mapped reads, so the writer's B-tree descents are not
-// syscalls.
 
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -262,6 +271,7 @@ impl Store {
                 }
             }
         };
+        let mut sqlite_file = None;
         let pool = match backend {
             Backend::Postgres => {
                 let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
@@ -284,6 +294,7 @@ impl Store {
                 // take, so a lock file serialises opening, and the second
                 // finds both done.
                 let lock = if url.contains(":memory:") { None } else { Some(migration_lock(&file).await?) };
+                sqlite_file = Some(file);
                 let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
@@ -296,11 +307,22 @@ impl Store {
         };
         // The writer has a connection of its own: a batch never waits for
         // the readers to give one back.
-        let writer_pool = sized(1, opts.sqlite_writer_cache_mb)
-            .connect_with(connect.clone())
-            .await
-            .context("connecting the store writer")?;
-        let writer = writer::Writer::start(writer_pool, backend).await.context("starting the store writer")?;
+        let db = match sqlite_file {
+            Some(file) => {
+                let pragmas = pragmas(opts.sqlite_writer_cache_mb);
+                let conn = tokio::task::spawn_blocking(move || exec::SqliteConn::open(&file, &pragmas))
+                    .await?
+                    .context("opening the store writer's connection")?;
+                writer::Db::Sqlite(conn)
+            }
+            None => writer::Db::Postgres(
+                sized(1, opts.sqlite_writer_cache_mb)
+                    .connect_with(connect.clone())
+                    .await
+                    .context("connecting the store writer")?,
+            ),
+        };
+        let writer = writer::Writer::start(db).await.context("starting the store writer")?;
         Ok(Store { pool, backend, writer, connect_options: std::sync::Arc::new(connect) })
     }
 
@@ -337,7 +359,7 @@ impl Store {
     /// agent's lookup in the audit log) in one transaction.
     pub async fn record(&self, writes: &[Write], now_ms: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        writes::apply(&mut tx, &writes::alone(writes), now_ms).await?;
+        writes::apply(&mut *tx, &writes::alone(writes), now_ms).await?;
         tx.commit().await?;
         Ok(())
     }

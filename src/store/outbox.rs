@@ -4,11 +4,11 @@
 //! whose claim lapsed and went to another changes nothing.
 
 use serde_json::Value;
-use sqlx::AnyConnection;
 
 use crate::domain::EmailAddress;
 
 use super::{
+    exec::Conn,
     sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Result, Store,
 };
@@ -43,7 +43,7 @@ pub struct Entry {
     pub status: String,
 }
 
-pub(super) async fn insert(tx: &mut AnyConnection, mails: &[(Option<i64>, &NewMail)], now: i64) -> Result<()> {
+pub(super) async fn insert(tx: &mut impl Conn, mails: &[(Option<i64>, &NewMail)], now: i64) -> Result<()> {
     for chunk in pow2_chunks(mails, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(tx,
             "INSERT INTO outbox (message_id, conversation_id, template, to_addr, context, next_attempt_at, created_at) \
@@ -54,7 +54,7 @@ pub(super) async fn insert(tx: &mut AnyConnection, mails: &[(Option<i64>, &NewMa
             v.bind(m.context.to_string()).bind(now).bind(now);
         });
         q.push(" ON CONFLICT (message_id) DO NOTHING");
-        q.execute(&mut *tx).await?;
+        tx.run(q).await?;
     }
     Ok(())
 }

@@ -19,7 +19,11 @@
 //! keeps its use: limits err on the side of refusing. Uses are counted in
 //! buckets of a sixtieth of the period, so a check reads at most ~61 rows.
 
-use super::{sql::Sql, Result, Store, StoreError};
+use super::{
+    exec::Conn,
+    sql::{pow2_chunks, Sql},
+    Result, Store, StoreError,
+};
 
 /// At most `count` uses of `key` in any `period_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,15 +115,17 @@ fn bucket_ms(q: &Quota) -> i64 {
     (q.period_ms / 60).max(1000)
 }
 
-/// Rows per multi-row statement (3 values each).
-const ROWS: usize = 500;
+/// Rows per multi-row statement (3 values each), a power of two: chunks
+/// of a few fixed sizes stay prepared ([`pow2_chunks`]), where a statement
+/// of every batch's own length would be parsed again each batch.
+const ROWS: usize = 512;
 
 /// The takes of one writer batch, once their quotas are locked: decided in
 /// order, in memory, from one read of the holds and one of the buckets, and
 /// written back in two multi-row statements, so a batch of takes costs four
 /// round trips however many it holds (a statement per take made the writer
 /// the bottleneck of the e-mail channel).
-pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -> Result<Vec<Taken>> {
+pub(crate) async fn take_batch(conn: &mut impl Conn, takes: &[Take]) -> Result<Vec<Taken>> {
     use std::collections::{BTreeMap, HashMap, HashSet};
     if takes.is_empty() {
         return Ok(Vec::new());
@@ -130,19 +136,19 @@ pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -
     holds.sort_unstable();
     holds.dedup();
     let mut held: HashSet<(String, String)> = HashSet::new();
-    for chunk in holds.chunks(ROWS) {
+    for chunk in pow2_chunks(&holds, ROWS) {
         let mut q = Sql::new(conn, "SELECT hold, quota FROM quota_holds WHERE hold IN (");
         q.list(chunk.iter().copied()).push(")");
-        held.extend(q.fetch_all::<(String, String), _>(&mut *conn).await?);
+        held.extend(conn.rows::<(String, String)>(q).await?);
     }
     // 2. The buckets of every quota in the batch that reach into a window.
     let since =
         takes.iter().flat_map(|t| t.quotas.iter().map(move |q| t.now - q.period_ms - bucket_ms(q))).min().unwrap_or(0);
     let mut buckets: HashMap<String, BTreeMap<i64, i64>> = HashMap::new();
-    for chunk in Take::keys(takes).chunks(ROWS) {
+    for chunk in pow2_chunks(&Take::keys(takes), ROWS) {
         let mut q = Sql::new(conn, "SELECT quota, bucket, uses FROM quota_counts WHERE bucket > ");
         q.bind(since).push(" AND quota IN (").list(chunk.iter().copied()).push(")");
-        for (quota, bucket, uses) in q.fetch_all::<(String, i64, i64), _>(&mut *conn).await? {
+        for (quota, bucket, uses) in conn.rows::<(String, i64, i64)>(q).await? {
             buckets.entry(quota).or_default().insert(bucket, uses);
         }
     }
@@ -181,21 +187,21 @@ pub(crate) async fn take_batch(conn: &mut sqlx::AnyConnection, takes: &[Take]) -
     }
     // 4. The new uses and holds.
     let added: Vec<((&str, i64), i64)> = added.into_iter().collect();
-    for chunk in added.chunks(ROWS) {
+    for chunk in pow2_chunks(&added, ROWS) {
         let mut q = Sql::new(conn, "INSERT INTO quota_counts (quota, bucket, uses) VALUES ");
         q.rows(chunk, |v, ((quota, bucket), uses)| {
             v.bind(*quota).bind(*bucket).bind(*uses);
         });
         q.push(" ON CONFLICT (quota, bucket) DO UPDATE SET uses = quota_counts.uses + excluded.uses");
-        q.execute(&mut *conn).await?;
+        conn.run(q).await?;
     }
-    for chunk in new_holds.chunks(ROWS) {
+    for chunk in pow2_chunks(&new_holds, ROWS) {
         let mut q = Sql::new(conn, "INSERT INTO quota_holds (hold, quota, at) VALUES ");
         q.rows(chunk, |v, (hold, quota, at)| {
             v.bind(*hold).bind(*quota).bind(*at);
         });
         q.push(" ON CONFLICT DO NOTHING");
-        q.execute(&mut *conn).await?;
+        conn.run(q).await?;
     }
     Ok(taken)
 }

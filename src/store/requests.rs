@@ -1,10 +1,12 @@
 //! Requests and tokens of the account procedures: contact requests waiting
 //! for an administrator's decision, and reset tokens (hashes only).
 
-use sqlx::{any::AnyRow, AnyConnection, Row as _};
+use sqlx::{any::AnyRow, Row as _};
 
 use super::{
+    exec::Conn,
     rows::{canonical, optional_phone},
+    sql::Sql,
     writes, Result, Store, Write,
 };
 use crate::domain::{EmailAddress, OrgId, Phone};
@@ -78,45 +80,48 @@ pub enum RequestRef<'a> {
 }
 
 pub(super) async fn insert_request(
-    tx: &mut AnyConnection,
+    tx: &mut impl Conn,
     r: &NewContactRequest,
     conversation: Option<i64>,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO contact_requests (number, org_id, first_name, last_name, email, phone, requester, \
+    tx.run(
+        Sql::fixed(
+            "INSERT INTO contact_requests (number, org_id, first_name, last_name, email, phone, requester, \
          conversation_id, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .arg(&r.number)
+        .arg(r.org_id.as_str())
+        .arg(&r.first_name)
+        .arg(&r.last_name)
+        .arg(r.email.as_str())
+        .arg(r.phone.as_deref().unwrap_or_default())
+        .arg(&r.requester)
+        .arg(conversation)
+        .arg(&r.token_hash)
+        .arg(now),
     )
-    .bind(&r.number)
-    .bind(r.org_id.as_str())
-    .bind(&r.first_name)
-    .bind(&r.last_name)
-    .bind(r.email.as_str())
-    .bind(r.phone.as_deref().unwrap_or_default())
-    .bind(&r.requester)
-    .bind(conversation)
-    .bind(&r.token_hash)
-    .bind(now)
-    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-pub(super) async fn insert_token(tx: &mut AnyConnection, t: &NewRecoveryToken, now: i64) -> Result<()> {
-    sqlx::query(
+pub(super) async fn insert_token(tx: &mut impl Conn, t: &NewRecoveryToken, now: i64) -> Result<()> {
+    tx.run(Sql::fixed(
         "UPDATE recovery_tokens SET revoked_at = $1 WHERE contact_id = $2 AND used_at IS NULL AND revoked_at IS NULL",
     )
-    .bind(now)
-    .bind(t.contact_id)
-    .execute(&mut *tx)
+    .arg(now)
+    .arg(t.contact_id)
+    ).await?;
+    tx.run(
+        Sql::fixed(
+            "INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .arg(&t.token_hash)
+        .arg(t.contact_id)
+        .arg(now)
+        .arg(t.expires_at),
+    )
     .await?;
-    sqlx::query("INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(&t.token_hash)
-        .bind(t.contact_id)
-        .bind(now)
-        .bind(t.expires_at)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 
@@ -171,7 +176,7 @@ impl Store {
         let mut tx = conn.begin_with(self.backend.begin_batch()).await?;
         const USE: &str = "UPDATE recovery_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
                            AND revoked_at IS NULL AND expires_at > $1";
-        if sqlx::query(USE).bind(now).bind(token_hash).execute(&mut *tx).await?.rows_affected() != 1 {
+        if tx.run(Sql::fixed(USE).arg(now).arg(token_hash)).await? != 1 {
             return Ok(None);
         }
         let sql = format!(
@@ -182,7 +187,7 @@ impl Store {
         let contact: Option<crate::store::directory::Contact> =
             sqlx::query_as(&sql).bind(token_hash).fetch_optional(&mut *tx).await?;
         let Some(contact) = contact else { return Ok(None) };
-        writes::apply(&mut tx, &writes::alone(&[audit(&contact)]), now).await?;
+        writes::apply(&mut *tx, &writes::alone(&[audit(&contact)]), now).await?;
         tx.commit().await?;
         Ok(Some(contact))
     }

@@ -13,9 +13,10 @@ use std::fmt::Write as _;
 
 use sqlx::{
     any::{AnyArguments, AnyQueryResult, AnyRow},
-    Any, AnyConnection, Arguments as _, Encode, Executor, FromRow, Type,
+    Any, Arguments as _, Executor, FromRow,
 };
 
+use super::exec::{Bind, Conn, Value};
 use super::Backend;
 
 /// A statement and its values, numbered as they are bound.
@@ -23,16 +24,28 @@ pub(crate) struct Sql<'a> {
     text: String,
     /// `$n` placeholders (PostgreSQL), else `?` (SQLite).
     numbered: bool,
-    args: AnyArguments<'a>,
-    count: usize,
+    values: Vec<Value<'a>>,
     persistent: bool,
 }
 
 impl<'a> Sql<'a> {
     /// A statement for the backend `conn` is connected to.
-    pub fn new(conn: &AnyConnection, text: impl Into<String>) -> Sql<'a> {
-        let numbered = Backend::of_connection(conn) == Backend::Postgres;
-        Sql { text: text.into(), numbered, args: AnyArguments::default(), count: 0, persistent: true }
+    pub fn new<C: Conn + ?Sized>(conn: &C, text: impl Into<String>) -> Sql<'a> {
+        let numbered = conn.backend() == Backend::Postgres;
+        Sql { text: text.into(), numbered, values: Vec::new(), persistent: true }
+    }
+
+    /// A statement of fixed text whose placeholders are written out as
+    /// `$1`, `$2`, … in the order of their values, each used once (both
+    /// backends bind them by position); its values are added by [`Sql::arg`].
+    pub fn fixed(text: &str) -> Sql<'a> {
+        Sql { text: text.into(), numbered: true, values: Vec::new(), persistent: true }
+    }
+
+    /// The next value of a [`Sql::fixed`] statement.
+    pub fn arg(mut self, value: impl Bind<'a>) -> Self {
+        self.values.push(value.value());
+        self
     }
 
     /// Not kept as a prepared statement: for shapes that rarely repeat (the
@@ -49,15 +62,13 @@ impl<'a> Sql<'a> {
     }
 
     /// Appends the next placeholder (`$n`, or `?` on SQLite) and binds its value.
-    pub fn bind<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, value: T) -> &mut Self {
-        self.count += 1;
+    pub fn bind(&mut self, value: impl Bind<'a>) -> &mut Self {
+        self.values.push(value.value());
         if self.numbered {
-            write!(self.text, "${}", self.count).expect("writing to a String");
+            write!(self.text, "${}", self.values.len()).expect("writing to a String");
         } else {
             self.text.push('?');
         }
-        // Encoding into `Any`'s buffer only copies the value.
-        self.args.add(value).expect("values of the types the store binds encode");
         self
     }
 
@@ -73,7 +84,7 @@ impl<'a> Sql<'a> {
     }
 
     /// Appends one placeholder per item, comma-separated (an `IN` list).
-    pub fn list<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, items: impl IntoIterator<Item = T>) -> &mut Self {
+    pub fn list<T: Bind<'a>>(&mut self, items: impl IntoIterator<Item = T>) -> &mut Self {
         for (i, item) in items.into_iter().enumerate() {
             if i > 0 {
                 self.text.push_str(", ");
@@ -83,8 +94,34 @@ impl<'a> Sql<'a> {
         self
     }
 
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn values(&self) -> &[Value<'a>] {
+        &self.values
+    }
+
+    /// The text, the values as sqlx's `Any` arguments (borrowed strings
+    /// stay borrowed), and whether it is kept prepared.
+    fn into_any(self) -> (String, AnyArguments<'a>, bool) {
+        use std::borrow::Cow;
+        let mut args = AnyArguments::default();
+        for v in self.values {
+            match v {
+                Value::Int(i) => args.add(i),
+                Value::Text(Some(Cow::Borrowed(t))) => args.add(t),
+                Value::Text(Some(Cow::Owned(t))) => args.add(t),
+                Value::Text(None) => args.add(None::<&str>),
+            }
+            .expect("integers and strings encode");
+        }
+        (self.text, args, self.persistent)
+    }
+
     pub async fn execute<'c, E: Executor<'c, Database = Any>>(self, on: E) -> sqlx::Result<AnyQueryResult> {
-        sqlx::query_with(&self.text, self.args).persistent(self.persistent).execute(on).await
+        let (text, args, persistent) = self.into_any();
+        sqlx::query_with(&text, args).persistent(persistent).execute(on).await
     }
 
     pub async fn fetch_all<'c, T, E>(self, on: E) -> sqlx::Result<Vec<T>>
@@ -92,7 +129,13 @@ impl<'a> Sql<'a> {
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
         E: Executor<'c, Database = Any>,
     {
-        sqlx::query_as_with(&self.text, self.args).persistent(self.persistent).fetch_all(on).await
+        let (text, args, persistent) = self.into_any();
+        sqlx::query_as_with(&text, args).persistent(persistent).fetch_all(on).await
+    }
+
+    pub async fn fetch_rows<'c, E: Executor<'c, Database = Any>>(self, on: E) -> sqlx::Result<Vec<AnyRow>> {
+        let (text, args, persistent) = self.into_any();
+        sqlx::query_with(&text, args).persistent(persistent).fetch_all(on).await
     }
 }
 
@@ -103,7 +146,7 @@ pub(crate) struct Values<'s, 'a> {
 }
 
 impl<'a> Values<'_, 'a> {
-    pub fn bind<T: 'a + Encode<'a, Any> + Type<Any>>(&mut self, value: T) -> &mut Self {
+    pub fn bind(&mut self, value: impl Bind<'a>) -> &mut Self {
         if !std::mem::take(&mut self.first) {
             self.sql.text.push_str(", ");
         }
@@ -138,7 +181,7 @@ pub(crate) fn pow2_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[
 #[cfg(test)]
 impl Sql<'_> {
     fn plain(text: &str) -> Self {
-        Sql { text: text.into(), numbered: false, args: AnyArguments::default(), count: 0, persistent: true }
+        Sql { text: text.into(), numbered: false, values: Vec::new(), persistent: true }
     }
 }
 
@@ -154,7 +197,7 @@ mod tests {
         });
         q.push(" WHERE c IN (").list(["p", "q"]).push(")");
         assert_eq!(q.text, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) WHERE c IN ($5, $6)");
-        assert_eq!(q.count, 6);
+        assert_eq!(q.values.len(), 6);
         let mut q = Sql::plain("SELECT 1 WHERE c IN (");
         q.list([1_i64, 2]).push(")");
         assert_eq!(q.text, "SELECT 1 WHERE c IN (?, ?)", "positional on SQLite");

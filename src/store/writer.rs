@@ -13,8 +13,8 @@
 //!    ON CONFLICT DO NOTHING RETURNING id`) and one for the others (`UPDATE
 //!    … FROM (VALUES …) WHERE version = expected RETURNING id`): a turn whose
 //!    id is not returned lost to another turn and is retried on fresh state.
-//!    (sqlx runs each SQLite statement on a worker thread, so a statement per
-//!    turn would cost two thread switches per turn: most of the CPU.)
+//!    (A statement per turn would be a round trip per turn to PostgreSQL,
+//!    and on SQLite a statement preparation and step each.)
 //! 3. one multi-row `INSERT` for the transcript rows of every turn that won,
 //! 4. one multi-row `UPDATE` for delivery acknowledgements.
 //!
@@ -23,10 +23,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::{AnyPool, Connection};
+use std::time::Instant;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    exec::{Conn, SqliteConn},
     quotas::{Take, Taken},
     sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     Backend, ConversationRow, Result, StoreError,
@@ -103,9 +106,12 @@ pub enum CommitOutcome {
 }
 
 /// Where the writer writes.
-struct Db {
-    pool: AnyPool,
-    backend: Backend,
+pub(crate) enum Db {
+    /// SQLite: the writer's own connection, used on the writer's thread only
+    /// (see [`super::exec`] for why not sqlx's).
+    Sqlite(SqliteConn),
+    /// PostgreSQL: a pool of one connection of its own.
+    Postgres(AnyPool),
 }
 
 enum Job {
@@ -115,29 +121,29 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
+/// A job and when it was queued.
+type Queued = (Instant, Job);
+
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Queued>,
 }
 
 impl Writer {
-    pub(crate) async fn start(pool: AnyPool, backend: Backend) -> Result<Writer> {
+    pub(crate) async fn start(db: Db) -> Result<Writer> {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        let db = Db { pool, backend };
-        match backend {
-            // The SQLite writer gets a thread of its own: it makes several
-            // round trips to sqlx's connection thread per batch, and on the
-            // shared runtime it would queue behind every ready turn after
-            // each one. (SQLite connections are thread-based, so any runtime
-            // can drive them.)
-            Backend::Sqlite => {
+        match db {
+            // The SQLite writer gets a thread of its own, where its batches
+            // run as plain function calls into SQLite; on the shared runtime
+            // each batch would block a worker that turns need.
+            Db::Sqlite(_) => {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 std::thread::Builder::new()
                     .name("frontdesk-writer".into())
                     .spawn(move || runtime.block_on(run(db, rx)))?;
             }
             // PostgreSQL sockets belong to the runtime that opened them.
-            Backend::Postgres => {
+            Db::Postgres(_) => {
                 tokio::spawn(run(db, rx));
             }
         }
@@ -146,33 +152,33 @@ impl Writer {
 
     pub(crate) async fn commit(&self, turn: TurnCommit) -> Result<CommitOutcome> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Turn(Box::new(turn), reply)).await.map_err(|_| StoreError::WriterGone)?;
+        self.tx.send((Instant::now(), Job::Turn(Box::new(turn), reply))).await.map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// Takes quota uses in the next batch ([`super::quotas`]).
     pub(crate) async fn take(&self, take: Take) -> Result<Taken> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Take(Box::new(take), reply)).await.map_err(|_| StoreError::WriterGone)?;
+        self.tx.send((Instant::now(), Job::Take(Box::new(take), reply))).await.map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// `ids` are `(conversation_id, seq)` of delivered outbound messages.
     pub(crate) async fn ack(&self, ids: Vec<(i64, i64)>, now_ms: i64) -> Result<()> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Ack { acks: ids, now_ms, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        self.tx.send((Instant::now(), Job::Ack { acks: ids, now_ms, reply })).await.map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     pub(crate) async fn flush(&self) {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Job::Flush(reply)).await.is_ok() {
+        if self.tx.send((Instant::now(), Job::Flush(reply))).await.is_ok() {
             let _ = rx.await;
         }
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
+async fn run(mut db: Db, mut rx: mpsc::Receiver<Queued>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -182,11 +188,11 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        process(&db, std::mem::take(&mut jobs)).await;
+        process(&mut db, std::mem::take(&mut jobs)).await;
     }
 }
 
-async fn process(db: &Db, jobs: Vec<Job>) {
+async fn process(db: &mut Db, jobs: Vec<Queued>) {
     let mut turns = Vec::new();
     let mut turn_replies = Vec::new();
     let mut takes = Vec::new();
@@ -195,7 +201,8 @@ async fn process(db: &Db, jobs: Vec<Job>) {
     let mut ack_replies = Vec::new();
     let mut flushes = Vec::new();
     let mut ack_time = 0;
-    for job in jobs {
+    let oldest = jobs.iter().map(|(at, _)| *at).min();
+    for (_, job) in jobs {
         match job {
             Job::Turn(t, r) => {
                 turns.push(*t);
@@ -213,13 +220,15 @@ async fn process(db: &Db, jobs: Vec<Job>) {
             Job::Flush(r) => flushes.push(r),
         }
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let result = apply(db, &turns, &takes, &acks, ack_time).await;
     tracing::trace!(
         turns = turns.len(),
         takes = takes.len(),
         acks = acks.len(),
         micros = started.elapsed().as_micros() as u64,
+        // How long the batch's oldest job waited for the writer.
+        waited_micros = oldest.map_or(0, |at| started.duration_since(at).as_micros() as u64),
         "batch"
     );
     match result {
@@ -296,28 +305,65 @@ fn is_contention(e: &StoreError) -> bool {
 /// What a batch yields: each turn's outcome, each take's answer.
 type Applied = (Vec<CommitOutcome>, Vec<Taken>);
 
-async fn apply(db: &Db, turns: &[TurnCommit], takes: &[Take], acks: &[(i64, i64)], ack_time: i64) -> Result<Applied> {
-    let mut conn = db.pool.acquire().await?;
-    let mut tx = conn.begin_with(db.backend.begin_batch()).await?;
+async fn apply(
+    db: &mut Db,
+    turns: &[TurnCommit],
+    takes: &[Take],
+    acks: &[(i64, i64)],
+    ack_time: i64,
+) -> Result<Applied> {
+    match db {
+        Db::Sqlite(conn) => {
+            conn.0.execute_batch(Backend::Sqlite.begin_batch())?;
+            let done = match batch(conn, turns, takes, acks, ack_time).await {
+                Ok(applied) => conn.0.execute_batch("COMMIT").map(|_| applied).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            if done.is_err() && !conn.0.is_autocommit() {
+                // What failed (a statement, or the commit itself) leaves the
+                // transaction open; the next batch must start clean.
+                if let Err(e) = conn.0.execute_batch("ROLLBACK") {
+                    tracing::warn!(error = %e, "rolling back a failed batch");
+                }
+            }
+            done
+        }
+        Db::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            let mut tx = conn.begin_with(Backend::Postgres.begin_batch()).await?;
+            let applied = batch(&mut *tx, turns, takes, acks, ack_time).await?;
+            tx.commit().await?;
+            Ok(applied)
+        }
+    }
+}
+
+/// One batch's statements, inside its transaction.
+async fn batch(
+    conn: &mut impl Conn,
+    turns: &[TurnCommit],
+    takes: &[Take],
+    acks: &[(i64, i64)],
+    ack_time: i64,
+) -> Result<Applied> {
     // 0. Quota takes, first and in order: SQLite's write lock (taken by
     //    BEGIN IMMEDIATE) serialises them against every other writer; on
     //    PostgreSQL an advisory lock per quota does, across instances.
-    if db.backend.locks_quotas() {
+    if conn.backend().locks_quotas() {
         for key in Take::keys(takes) {
-            sqlx::query(super::quotas::LOCK_SQL).bind(key).execute(&mut *tx).await?;
+            conn.run(Sql::fixed(super::quotas::LOCK_SQL).arg(key)).await?;
         }
     }
-    let taken = super::quotas::take_batch(&mut tx, takes).await?;
-    let outcomes = commit_turns(&mut tx, turns).await?;
-    ack(&mut tx, acks, ack_time).await?;
-    tx.commit().await?;
+    let taken = super::quotas::take_batch(conn, takes).await?;
+    let outcomes = commit_turns(conn, turns).await?;
+    ack(conn, acks, ack_time).await?;
     Ok((outcomes, taken))
 }
 
 /// Inbound messages already processed, by platform id: one `channel = $1
 /// AND external_id IN (...)` per channel, which both backends answer from
 /// the unique index.
-async fn already_seen(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<HashSet<(String, String)>> {
+async fn already_seen(tx: &mut impl Conn, turns: &[TurnCommit]) -> Result<HashSet<(String, String)>> {
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut wanted: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for t in turns {
@@ -329,7 +375,7 @@ async fn already_seen(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<Ha
         for chunk in pow2_chunks(ids, ROWS_PER_STATEMENT) {
             let mut q = Sql::new(tx, "SELECT channel, external_id FROM messages WHERE channel = ");
             q.bind(*channel).push(" AND external_id IN (").list(chunk.iter().copied()).push(")");
-            seen.extend(q.fetch_all::<(String, String), _>(&mut *tx).await?);
+            seen.extend(tx.rows::<(String, String)>(q).await?);
         }
     }
     Ok(seen)
@@ -337,7 +383,7 @@ async fn already_seen(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<Ha
 
 /// The turns of a batch: each commits (its conversation, transcript rows
 /// and effects' writes), conflicts, or was a duplicate.
-async fn commit_turns(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<Vec<CommitOutcome>> {
+async fn commit_turns(tx: &mut impl Conn, turns: &[TurnCommit]) -> Result<Vec<CommitOutcome>> {
     let mut seen = already_seen(tx, turns).await?;
     // The guarded conversation writes, as multi-row statements whose
     // RETURNING lists the turns that won. A conversation appears at most once
@@ -392,7 +438,7 @@ async fn commit_turns(tx: &mut AnyConnection, turns: &[TurnCommit]) -> Result<Ve
 /// New conversations (`INSERT … ON CONFLICT DO NOTHING RETURNING id`) and
 /// the next state of others (`UPDATE … FROM (VALUES …) WHERE version =
 /// expected RETURNING id`): the ids returned are the writes that won.
-async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrite]) -> Result<HashSet<i64>> {
+async fn write_conversations(tx: &mut impl Conn, writes: &[&ConversationWrite]) -> Result<HashSet<i64>> {
     let (mut inserts, mut updates): (Vec<&ConversationRow>, Vec<(&ConversationRow, i64)>) = (vec![], vec![]);
     for w in writes {
         match w {
@@ -416,7 +462,7 @@ async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrit
             v.bind(r.started_by.as_deref()).bind(r.holder.agent());
         });
         q.push(" ON CONFLICT DO NOTHING RETURNING id");
-        won.extend(q.fetch_all::<(i64,), _>(&mut *tx).await?.into_iter().map(|(id,)| id));
+        won.extend(tx.rows::<(i64,)>(q).await?.into_iter().map(|(id,)| id));
     }
     for chunk in pow2_chunks(&updates, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
@@ -437,13 +483,13 @@ async fn write_conversations(tx: &mut AnyConnection, writes: &[&ConversationWrit
             ") AS v WHERE conversations.id = v.column1 AND conversations.version = v.column2 \
              RETURNING conversations.id",
         );
-        won.extend(q.fetch_all::<(i64,), _>(&mut *tx).await?.into_iter().map(|(id,)| id));
+        won.extend(tx.rows::<(i64,)>(q).await?.into_iter().map(|(id,)| id));
     }
     Ok(won)
 }
 
 /// The transcript rows of every turn that won, in one statement per chunk.
-async fn write_messages(tx: &mut AnyConnection, won: &[&TurnCommit]) -> Result<()> {
+async fn write_messages(tx: &mut impl Conn, won: &[&TurnCommit]) -> Result<()> {
     let rows: Vec<(&ConversationRow, &NewMessage)> =
         won.iter().flat_map(|t| t.messages.iter().map(move |m| (t.conversation.row(), m))).collect();
     for chunk in pow2_chunks(&rows, ROWS_PER_STATEMENT) {
@@ -457,14 +503,14 @@ async fn write_messages(tx: &mut AnyConnection, won: &[&TurnCommit]) -> Result<(
             v.bind(m.external_id.as_deref()).bind(m.body.as_str()).bind(m.created_at).bind(m.delivered_at);
         });
         q.push(" ON CONFLICT DO NOTHING");
-        q.execute(&mut *tx).await?;
+        tx.run(q).await?;
     }
     Ok(())
 }
 
 /// Delivery acknowledgements, as seq ranges per conversation in OR chains
 /// that both backends answer from the (conversation_id, seq) index.
-async fn ack(tx: &mut AnyConnection, acks: &[(i64, i64)], ack_time: i64) -> Result<()> {
+async fn ack(tx: &mut impl Conn, acks: &[(i64, i64)], ack_time: i64) -> Result<()> {
     for chunk in pow2_chunks(&ack_ranges(acks), ACK_RANGES_PER_STATEMENT) {
         let mut q = Sql::new(tx, "UPDATE messages SET delivered_at = ");
         q.bind(ack_time).push(" WHERE direction = 'out' AND delivered_at IS NULL AND (");
@@ -473,7 +519,7 @@ async fn ack(tx: &mut AnyConnection, acks: &[(i64, i64)], ack_time: i64) -> Resu
             q.bind(*conv).push(" AND seq BETWEEN ").bind(*lo).push(" AND ").bind(*hi).push(")");
         }
         q.push(")");
-        q.execute(&mut *tx).await?;
+        tx.run(q).await?;
     }
     Ok(())
 }

@@ -4,18 +4,17 @@
 //! and never otherwise. Each kind belongs to its domain's module, which
 //! owns its SQL; this module only routes them.
 
-use serde_json::Value;
-use sqlx::AnyConnection;
-
 use super::{
     audit::Audit,
     directory::{Company, NewContact},
+    exec::Conn,
     jobs::NewJob,
     mail::{MailCheckpoint, MailReceived},
     outbox::NewMail,
     requests::{NewContactRequest, NewRecoveryToken},
     Result,
 };
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -67,7 +66,7 @@ pub(super) async fn guarded<'w>(
     let mut tx = pool.begin().await?;
     let changed = guard.execute(&mut *tx).await?.rows_affected() == 1;
     if changed {
-        apply(&mut tx, &alone(writes), now).await?;
+        apply(&mut *tx, &alone(writes), now).await?;
     }
     Ok((tx, changed))
 }
@@ -79,7 +78,7 @@ pub(super) fn alone(writes: &[Write]) -> Vec<(Option<i64>, &Write)> {
 
 /// Applies writes, each with the conversation that caused it (if any),
 /// grouped by kind so the common ones go many rows per statement.
-pub(super) async fn apply(tx: &mut AnyConnection, writes: &[(Option<i64>, &Write)], now: i64) -> Result<()> {
+pub(super) async fn apply(tx: &mut impl Conn, writes: &[(Option<i64>, &Write)], now: i64) -> Result<()> {
     let (mut audits, mut mails, mut received, mut checkpoints) = (vec![], vec![], vec![], vec![]);
     for &(conversation, w) in writes {
         match w {
