@@ -219,7 +219,6 @@ const SQLITE_IMPORT_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA cache_size = -32768; \
     PRAGMA mmap_size = 0;";
 
-
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {

@@ -37,6 +37,8 @@ use super::{
 
 /// Most turns committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// Most tries of an acknowledgement whose batch lost to a concurrent writer.
+const ACK_ATTEMPTS: usize = 5;
 /// Most terms of one OR chain (SQLite's parser limits expression depth to 1000).
 const ACK_RANGES_PER_STATEMENT: usize = 128;
 
@@ -164,10 +166,20 @@ impl Writer {
     }
 
     /// `ids` are `(conversation_id, seq)` of delivered outbound messages.
+    /// A batch that lost to another instance's writer (a PostgreSQL
+    /// deadlock) is tried again: an acknowledgement changes nothing that a
+    /// retry could double.
     pub(crate) async fn ack(&self, ids: Vec<(i64, i64)>, now_ms: i64) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send((Instant::now(), Job::Ack { acks: ids, now_ms, reply })).await.map_err(|_| StoreError::WriterGone)?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        let mut attempt = 1;
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let job = Job::Ack { acks: ids.clone(), now_ms, reply };
+            self.tx.send((Instant::now(), job)).await.map_err(|_| StoreError::WriterGone)?;
+            match rx.await.map_err(|_| StoreError::WriterGone)? {
+                Err(StoreError::Contention) if attempt < ACK_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
     }
 
     pub(crate) async fn flush(&self) {
