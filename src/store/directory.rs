@@ -93,23 +93,22 @@ pub(super) const CONTACT_COLUMNS: &str = "id, org_id, username, first_name, last
 const FINDABLE: &str = "c.status <> 'refused'";
 
 pub(super) async fn insert_company(tx: &mut impl Conn, c: &Company, now: i64) -> Result<()> {
-    tx.run(Sql::fixed(
-        "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, phone, status, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .arg(c.org_id.as_str())
-    .arg(&c.name)
-    .arg(keys::name(&c.name))
-    .arg(&c.street)
-    .arg(&c.city)
-    .arg(&c.region)
-    .arg(&c.postal_code)
-    .arg(c.country.as_str())
-    .arg(c.phone.as_str())
-    .arg(&c.status)
-    .arg(now)
-    .arg(now)
-    ).await?;
+    const SQL: &str = "INSERT INTO companies (org_id, name, name_key, street, city, region, postal_code, country, \
+        phone, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    let sql = Sql::fixed(SQL)
+        .arg(c.org_id.as_str())
+        .arg(&c.name)
+        .arg(keys::name(&c.name))
+        .arg(&c.street)
+        .arg(&c.city)
+        .arg(&c.region)
+        .arg(&c.postal_code)
+        .arg(c.country.as_str())
+        .arg(c.phone.as_str())
+        .arg(&c.status)
+        .arg(now)
+        .arg(now);
+    tx.run(sql).await?;
     Ok(())
 }
 

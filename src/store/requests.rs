@@ -106,22 +106,12 @@ pub(super) async fn insert_request(
 }
 
 pub(super) async fn insert_token(tx: &mut impl Conn, t: &NewRecoveryToken, now: i64) -> Result<()> {
-    tx.run(Sql::fixed(
-        "UPDATE recovery_tokens SET revoked_at = $1 WHERE contact_id = $2 AND used_at IS NULL AND revoked_at IS NULL",
-    )
-    .arg(now)
-    .arg(t.contact_id)
-    ).await?;
-    tx.run(
-        Sql::fixed(
-            "INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .arg(&t.token_hash)
-        .arg(t.contact_id)
-        .arg(now)
-        .arg(t.expires_at),
-    )
-    .await?;
+    const REVOKE: &str =
+        "UPDATE recovery_tokens SET revoked_at = $1 WHERE contact_id = $2 AND used_at IS NULL AND revoked_at IS NULL";
+    const INSERT: &str =
+        "INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    tx.run(Sql::fixed(REVOKE).arg(now).arg(t.contact_id)).await?;
+    tx.run(Sql::fixed(INSERT).arg(&t.token_hash).arg(t.contact_id).arg(now).arg(t.expires_at)).await?;
     Ok(())
 }
 
