@@ -139,7 +139,7 @@ impl Conn for AnyConnection {
 }
 
 /// The SQLite writer's own connection.
-pub(crate) struct SqliteConn(pub rusqlite::Connection);
+pub(crate) struct SqliteConn(rusqlite::Connection);
 
 impl SqliteConn {
     /// Opens `file` with `pragmas` and room for the writer's statement
@@ -149,6 +149,24 @@ impl SqliteConn {
         conn.execute_batch(pragmas)?;
         conn.set_prepared_statement_cache_capacity(256);
         Ok(SqliteConn(conn))
+    }
+
+    /// Begins a transaction with `begin` (the writer's `BEGIN IMMEDIATE`).
+    pub fn begin(&self, begin: &str) -> rusqlite::Result<()> {
+        self.0.execute_batch(begin)
+    }
+
+    /// Commits; on failure the transaction is rolled back, as it is when
+    /// `done` is already a failure, so that the next batch starts clean
+    /// (a failed statement, or a failed commit, leaves it open).
+    pub fn finish<T>(&self, done: Result<T>) -> Result<T> {
+        let done = done.and_then(|applied| Ok(self.0.execute_batch("COMMIT").map(|_| applied)?));
+        if done.is_err() && !self.0.is_autocommit() {
+            if let Err(e) = self.0.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "rolling back a failed batch");
+            }
+        }
+        done
     }
 
     fn statement(&self, sql: &Sql<'_>) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {

@@ -21,11 +21,12 @@
 //! A batch that fails as a whole (a bad row, a lost connection) is retried one
 //! turn per transaction, so a poison turn fails alone.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::Instant,
+};
 
 use sqlx::{AnyPool, Connection};
-use std::time::Instant;
-
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -326,19 +327,9 @@ async fn apply(
 ) -> Result<Applied> {
     match db {
         Db::Sqlite(conn) => {
-            conn.0.execute_batch(Backend::Sqlite.begin_batch())?;
-            let done = match batch(conn, turns, takes, acks, ack_time).await {
-                Ok(applied) => conn.0.execute_batch("COMMIT").map(|_| applied).map_err(StoreError::from),
-                Err(e) => Err(e),
-            };
-            if done.is_err() && !conn.0.is_autocommit() {
-                // What failed (a statement, or the commit itself) leaves the
-                // transaction open; the next batch must start clean.
-                if let Err(e) = conn.0.execute_batch("ROLLBACK") {
-                    tracing::warn!(error = %e, "rolling back a failed batch");
-                }
-            }
-            done
+            conn.begin(Backend::Sqlite.begin_batch())?;
+            let done = batch(conn, turns, takes, acks, ack_time).await;
+            conn.finish(done)
         }
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
