@@ -270,15 +270,20 @@ impl Store {
                 }
             }
         };
-        let mut sqlite_file = None;
-        let pool = match backend {
+        // The writer has a connection of its own (made after the
+        // migrations): a batch never waits for the readers to give one back.
+        let (pool, db) = match backend {
             Backend::Postgres => {
                 let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
                 sqlx::migrate!("migrations/postgres").run(&pool).await.context("migrating PostgreSQL")?;
-                pool
+                let writer = sized(1, opts.sqlite_writer_cache_mb)
+                    .connect_with(connect.clone())
+                    .await
+                    .context("connecting the store writer")?;
+                (pool, writer::Db::Postgres(writer))
             }
             Backend::Sqlite => {
                 let parsed =
@@ -293,7 +298,6 @@ impl Store {
                 // take, so a lock file serialises opening, and the second
                 // finds both done.
                 let lock = if url.contains(":memory:") { None } else { Some(migration_lock(&file).await?) };
-                sqlite_file = Some(file);
                 let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
@@ -301,25 +305,12 @@ impl Store {
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
                 drop(lock);
                 tokio::spawn(checkpoints(pool.clone()));
-                pool
-            }
-        };
-        // The writer has a connection of its own: a batch never waits for
-        // the readers to give one back.
-        let db = match sqlite_file {
-            Some(file) => {
                 let pragmas = pragmas(opts.sqlite_writer_cache_mb);
-                let conn = tokio::task::spawn_blocking(move || exec::SqliteConn::open(&file, &pragmas))
+                let writer = tokio::task::spawn_blocking(move || exec::SqliteConn::open(&file, &pragmas))
                     .await?
                     .context("opening the store writer's connection")?;
-                writer::Db::Sqlite(conn)
+                (pool, writer::Db::Sqlite(writer))
             }
-            None => writer::Db::Postgres(
-                sized(1, opts.sqlite_writer_cache_mb)
-                    .connect_with(connect.clone())
-                    .await
-                    .context("connecting the store writer")?,
-            ),
         };
         let writer = writer::Writer::start(db).await.context("starting the store writer")?;
         Ok(Store { pool, backend, writer, connect_options: std::sync::Arc::new(connect) })
