@@ -1,7 +1,7 @@
 //! Conversations, their transcript and the flow sources they are pinned to.
 //! (A turn's writes go through the [`super::writer`].)
 
-use super::{ConversationRow, MessageRow, Result, Store};
+use super::{sql::Sql, ConversationRow, MessageRow, Result, Store};
 
 impl Store {
     /// How many conversations are in each status (for the metrics).
@@ -14,7 +14,7 @@ impl Store {
     pub async fn open_conversation(&self, channel: &str, key: &str) -> Result<Option<ConversationRow>> {
         const SQL: &str = "SELECT * FROM conversations WHERE channel = $1 AND conv_key = $2 \
                            AND status IN ('waiting', 'scheduled', 'handed_off')";
-        Ok(sqlx::query_as(SQL).bind(channel).bind(key).fetch_optional(&self.pool).await?)
+        self.read_first(Sql::fixed(SQL).arg(channel).arg(key)).await
     }
 
     /// The most recent conversation for a key, whatever its status: the one
@@ -24,7 +24,7 @@ impl Store {
         const SQL: &str = "SELECT c.* FROM conversations c WHERE c.channel = $1 AND c.conv_key = $2 \
                            ORDER BY (SELECT MAX(m.id) FROM messages m WHERE m.conversation_id = c.id) DESC, \
                            c.created_at DESC LIMIT 1";
-        Ok(sqlx::query_as(SQL).bind(channel).bind(key).fetch_optional(&self.pool).await?)
+        self.read_first(Sql::fixed(SQL).arg(channel).arg(key)).await
     }
 
     /// The latest conversation of a customer on a channel, by who they are
@@ -38,8 +38,7 @@ impl Store {
     /// Whether an inbound platform message was already processed.
     pub async fn inbound_seen(&self, channel: &str, external_id: &str) -> Result<bool> {
         const SQL: &str = "SELECT 1 FROM messages WHERE channel = $1 AND external_id = $2";
-        let row: Option<(i64,)> =
-            sqlx::query_as(SQL).bind(channel).bind(external_id).fetch_optional(&self.pool).await?;
+        let row: Option<(i64,)> = self.read_first(Sql::fixed(SQL).arg(channel).arg(external_id)).await?;
         Ok(row.is_some())
     }
 

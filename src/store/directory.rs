@@ -5,29 +5,27 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{any::AnyRow, AnyConnection, ConnectOptions as _, Connection as _, Executor as _, Row as _};
+use sqlx::{AnyConnection, ConnectOptions as _, Connection as _, Executor as _};
 
 use super::{
     exec::Conn,
     keys,
-    rows::{canonical, optional_phone},
+    read::{parsed, records, FieldError, Fields, Record},
+    rows::optional_phone,
     sql::Sql,
     writes, Result, Store, StoreError, Write,
 };
 use crate::domain::{Country, EmailAddress, OrgId, Phone};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Company {
-    #[sqlx(try_from = "String")]
     pub org_id: OrgId,
     pub name: String,
     pub street: String,
     pub city: String,
     pub region: String,
     pub postal_code: String,
-    #[sqlx(try_from = "String")]
     pub country: Country,
-    #[sqlx(try_from = "String")]
     pub phone: Phone,
     pub status: String,
 }
@@ -45,21 +43,50 @@ pub struct Contact {
     pub status: String,
 }
 
-impl<'r> sqlx::FromRow<'r, AnyRow> for Contact {
-    fn from_row(row: &'r AnyRow) -> std::result::Result<Contact, sqlx::Error> {
-        Ok(Contact {
-            id: row.try_get("id")?,
-            org_id: canonical(row, "org_id")?,
-            username: row.try_get("username")?,
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
-            email: canonical(row, "email")?,
-            phone: optional_phone(row, "phone")?,
-            role: row.try_get("role")?,
-            status: row.try_get("status")?,
+impl Record for Company {
+    fn read(row: &impl Fields) -> std::result::Result<Company, FieldError> {
+        Ok(Company {
+            org_id: parsed(row, "org_id")?,
+            name: row.field("name")?,
+            street: row.field("street")?,
+            city: row.field("city")?,
+            region: row.field("region")?,
+            postal_code: row.field("postal_code")?,
+            country: parsed(row, "country")?,
+            phone: parsed(row, "phone")?,
+            status: row.field("status")?,
         })
     }
 }
+
+impl Record for Contact {
+    fn read(row: &impl Fields) -> std::result::Result<Contact, FieldError> {
+        Ok(Contact {
+            id: row.field("id")?,
+            org_id: parsed(row, "org_id")?,
+            username: row.field("username")?,
+            first_name: row.field("first_name")?,
+            last_name: row.field("last_name")?,
+            email: parsed(row, "email")?,
+            phone: optional_phone(row, "phone")?,
+            role: row.field("role")?,
+            status: row.field("status")?,
+        })
+    }
+}
+
+records!(Company, Contact);
+
+/// A contact and its company's name (`company_name`).
+struct ContactOf(Contact, String);
+
+impl Record for ContactOf {
+    fn read(row: &impl Fields) -> std::result::Result<ContactOf, FieldError> {
+        Ok(ContactOf(Contact::read(row)?, row.field("company_name")?))
+    }
+}
+
+records!(ContactOf);
 
 /// A contact to add to a company.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,17 +197,17 @@ impl Store {
             ),
         };
         let sql = format!("SELECT {COMPANY_COLUMNS} {sql} AND {FINDABLE}");
-        let mut q = sqlx::query_as(&sql).bind(a);
+        let mut q = Sql::fixed(&sql).arg(a);
         if let Some(b) = b {
-            q = q.bind(b);
+            q = q.arg(b);
         }
-        Ok(q.fetch_optional(&self.pool).await?)
+        self.read_first(q).await
     }
 
     /// The product of the license with this serial key, if any.
     pub async fn license_product(&self, serial_key: &str) -> Result<Option<String>> {
         const SQL: &str = "SELECT product FROM licenses WHERE serial_key = $1";
-        let row: Option<(String,)> = sqlx::query_as(SQL).bind(serial_key).fetch_optional(&self.pool).await?;
+        let row: Option<(String,)> = self.read_first(Sql::fixed(SQL).arg(serial_key)).await?;
         Ok(row.map(|(p,)| p))
     }
 
@@ -242,7 +269,7 @@ impl Store {
 
     pub async fn company(&self, org_id: &str) -> Result<Option<Company>> {
         let sql = format!("SELECT {COMPANY_COLUMNS} FROM companies c WHERE c.org_id = $1");
-        Ok(sqlx::query_as(&sql).bind(org_id).fetch_optional(&self.pool).await?)
+        self.read_first(Sql::fixed(&sql).arg(org_id)).await
     }
 
     /// The active contacts of a company, administrators first, then by name.
@@ -251,7 +278,7 @@ impl Store {
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND status = 'active' \
              ORDER BY role, last_name_key, first_name, id"
         );
-        Ok(sqlx::query_as(&sql).bind(org_id).fetch_all(&self.pool).await?)
+        self.read(Sql::fixed(&sql).arg(org_id)).await
     }
 
     /// A contact and the name of its company, in one read.
@@ -261,20 +288,19 @@ impl Store {
             "SELECT {columns}, c.name AS company_name FROM contacts k JOIN companies c ON c.org_id = k.org_id \
              WHERE k.id = $1"
         );
-        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await? else { return Ok(None) };
-        let contact = <Contact as sqlx::FromRow<AnyRow>>::from_row(&row)?;
-        Ok(Some((contact, row.try_get("company_name")?)))
+        let found: Option<ContactOf> = self.read_first(Sql::fixed(&sql).arg(id)).await?;
+        Ok(found.map(|ContactOf(contact, company)| (contact, company)))
     }
 
     pub async fn contact(&self, id: i64) -> Result<Option<Contact>> {
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1");
-        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+        self.read_first(Sql::fixed(&sql).arg(id)).await
     }
 
     /// An active contact by e-mail address (case-insensitive).
     pub async fn contact_by_email(&self, email: &str) -> Result<Option<Contact>> {
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE email_key = $1 AND status = 'active'");
-        Ok(sqlx::query_as(&sql).bind(keys::lower(email)).fetch_optional(&self.pool).await?)
+        self.read_first(Sql::fixed(&sql).arg(keys::lower(email))).await
     }
 
     /// Companies with this name (any case and spacing) in this country.

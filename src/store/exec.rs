@@ -187,7 +187,7 @@ impl SqliteConn {
         Ok(self.0.changes())
     }
 
-    fn rows_now<R: Row>(&self, sql: &Sql<'_>) -> rusqlite::Result<Vec<R>> {
+    pub(super) fn rows_now<R: Row>(&self, sql: &Sql<'_>) -> rusqlite::Result<Vec<R>> {
         let mut stmt = self.statement(sql)?;
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();

@@ -94,7 +94,7 @@ impl Store {
     /// Whether a mail with this key has been handled (answered or skipped).
     pub async fn mail_seen(&self, message_key: &str) -> Result<bool> {
         const SQL: &str = "SELECT 1 FROM mail_received WHERE message_key = $1";
-        let row: Option<(i64,)> = sqlx::query_as(SQL).bind(message_key).fetch_optional(&self.pool).await?;
+        let row: Option<(i64,)> = self.read_first(Sql::fixed(SQL).arg(message_key)).await?;
         Ok(row.is_some())
     }
 

@@ -33,6 +33,7 @@ mod leader;
 mod mail;
 pub mod outbox;
 mod quotas;
+mod read;
 pub mod requests;
 mod rows;
 mod slack;
@@ -225,6 +226,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: writer::Writer,
+    /// SQLite's inline readers (none on PostgreSQL, or in memory).
+    readers: Option<std::sync::Arc<read::Readers>>,
     /// How to open a connection outside the pool (an import's).
     connect_options: std::sync::Arc<AnyConnectOptions>,
 }
@@ -272,7 +275,7 @@ impl Store {
         };
         // The writer has a connection of its own (made after the
         // migrations): a batch never waits for the readers to give one back.
-        let (pool, db) = match backend {
+        let (pool, db, readers) = match backend {
             Backend::Postgres => {
                 let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
@@ -283,7 +286,7 @@ impl Store {
                     .connect_with(connect.clone())
                     .await
                     .context("connecting the store writer")?;
-                (pool, writer::Db::Postgres(writer))
+                (pool, writer::Db::Postgres(writer), None)
             }
             Backend::Sqlite => {
                 let parsed =
@@ -305,15 +308,19 @@ impl Store {
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
                 drop(lock);
                 tokio::spawn(checkpoints(pool.clone()));
+                let readers = (!url.contains(":memory:")).then(|| {
+                    let keep = opts.max_connections.max(2) as usize;
+                    std::sync::Arc::new(read::Readers::new(file.clone(), pragmas(opts.sqlite_cache_mb), keep))
+                });
                 let pragmas = pragmas(opts.sqlite_writer_cache_mb);
                 let writer = tokio::task::spawn_blocking(move || exec::SqliteConn::open(&file, &pragmas))
                     .await?
                     .context("opening the store writer's connection")?;
-                (pool, writer::Db::Sqlite(writer))
+                (pool, writer::Db::Sqlite(writer), readers)
             }
         };
         let writer = writer::Writer::start(db).await.context("starting the store writer")?;
-        Ok(Store { pool, backend, writer, connect_options: std::sync::Arc::new(connect) })
+        Ok(Store { pool, backend, writer, readers, connect_options: std::sync::Arc::new(connect) })
     }
 
     /// Whether the store can serve: it answers, with every migration this

@@ -3,12 +3,7 @@
 
 use sqlx::{any::AnyRow, Row as _};
 
-use super::{
-    exec::Conn,
-    rows::{canonical, optional_phone},
-    sql::Sql,
-    writes, Result, Store, Write,
-};
+use super::{exec::Conn, read::parsed, rows::optional_phone, sql::Sql, writes, Result, Store, Write};
 use crate::domain::{EmailAddress, OrgId, Phone};
 
 /// A request to be added as a contact of a company, pending until decided.
@@ -49,10 +44,10 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for OpenRequest {
         Ok(OpenRequest {
             id: row.try_get("id")?,
             number: row.try_get("number")?,
-            org_id: canonical(row, "org_id")?,
+            org_id: parsed(row, "org_id")?,
             first_name: row.try_get("first_name")?,
             last_name: row.try_get("last_name")?,
-            email: canonical(row, "email")?,
+            email: parsed(row, "email")?,
             phone: optional_phone(row, "phone")?,
         })
     }

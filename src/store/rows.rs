@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::read::{parsed, records, FieldError, Fields, Record};
+
 /// Where a conversation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -138,7 +140,7 @@ pub fn new_conversation_id(now_ms: i64) -> i64 {
     (ms << 22) | (rand::random::<i64>() & ((1 << 22) - 1))
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ConversationRow {
     pub id: i64,
     pub channel: String,
@@ -150,10 +152,8 @@ pub struct ConversationRow {
     pub flow: String,
     pub flow_hash: String,
     pub journal: String,
-    #[sqlx(try_from = "String")]
     pub status: Status,
-    /// The agent holding the conversation, if one took it over.
-    #[sqlx(rename = "held_by", try_from = "Option<String>")]
+    /// The agent holding the conversation, if one took it over (`held_by`).
     pub holder: Holder,
     pub prompt: Option<String>,
     pub end_reason: Option<String>,
@@ -164,6 +164,33 @@ pub struct ConversationRow {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+impl Record for ConversationRow {
+    fn read(row: &impl Fields) -> Result<ConversationRow, FieldError> {
+        Ok(ConversationRow {
+            id: row.field("id")?,
+            channel: row.field("channel")?,
+            conv_key: row.field("conv_key")?,
+            sender: row.field("sender")?,
+            verified: row.field("verified")?,
+            started_by: row.field("started_by")?,
+            flow: row.field("flow")?,
+            flow_hash: row.field("flow_hash")?,
+            journal: row.field("journal")?,
+            status: parsed(row, "status")?,
+            holder: Holder::from(row.field::<Option<String>>("held_by")?),
+            prompt: row.field("prompt")?,
+            end_reason: row.field("end_reason")?,
+            next_seq: row.field("next_seq")?,
+            expires_at: row.field("expires_at")?,
+            wake_at: row.field("wake_at")?,
+            version: row.field("version")?,
+            created_at: row.field("created_at")?,
+            updated_at: row.field("updated_at")?,
+        })
+    }
+}
+records!(ConversationRow);
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -179,28 +206,11 @@ pub struct MessageRow {
     pub created_at: i64,
 }
 
-/// A column holding a value of `crate::domain`, read back through its
-/// canonical-form check.
-pub(super) fn canonical<T>(row: &sqlx::any::AnyRow, column: &str) -> Result<T, sqlx::Error>
-where
-    T: TryFrom<String, Error = crate::domain::NotCanonical>,
-{
-    use sqlx::Row as _;
-    let value: String = row.try_get(column)?;
-    T::try_from(value).map_err(|e| sqlx::Error::ColumnDecode { index: column.to_string(), source: Box::new(e) })
-}
-
 /// A phone column that may be empty (contacts, requests): `''` is none.
-pub(super) fn optional_phone(
-    row: &sqlx::any::AnyRow,
-    column: &str,
-) -> Result<Option<crate::domain::Phone>, sqlx::Error> {
-    use sqlx::Row as _;
-    let value: String = row.try_get(column)?;
+pub(super) fn optional_phone(row: &impl Fields, column: &str) -> Result<Option<crate::domain::Phone>, FieldError> {
+    let value: String = row.field(column)?;
     if value.is_empty() {
         return Ok(None);
     }
-    crate::domain::Phone::try_from(value)
-        .map(Some)
-        .map_err(|e| sqlx::Error::ColumnDecode { index: column.to_string(), source: Box::new(e) })
+    crate::domain::Phone::try_from(value).map(Some).map_err(|e| FieldError::new(column, e))
 }
