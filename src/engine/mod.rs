@@ -22,6 +22,7 @@ pub mod flows;
 mod host;
 pub mod journal;
 mod replay;
+pub mod timing;
 mod turn;
 
 use std::{
@@ -309,7 +310,7 @@ impl Engine {
     /// by flow, channel and the status it left the conversation in.
     async fn run_turn(&self, key: &(String, String), what: Turn<'_>) -> Result<TurnReply, EngineError> {
         let started = std::time::Instant::now();
-        let result = self.commit_turn(key, what).await;
+        let result = timing::timed(&key.0, self.commit_turn(key, what)).await;
         let (flow, outcome) = match &result {
             Ok((_, Some(row))) => (row.flow.as_str(), row.status.as_str()),
             Ok((reply, None)) if reply.duplicate => ("", "duplicate"),
@@ -329,7 +330,7 @@ impl Engine {
         what: Turn<'_>,
     ) -> Result<(TurnReply, Option<ConversationRow>), EngineError> {
         for attempt in 0..MAX_ATTEMPTS {
-            let open = self.load(key).await?;
+            let open = timing::step("load", self.load(key)).await?;
             let now = self.inner.clock.now_ms();
             let planned = match what {
                 Turn::Message { inbound, text } => turn::plan(&self.inner, open, inbound, text, now).await?,
@@ -348,7 +349,7 @@ impl Engine {
             }
             crate::crashpoint::hit("before_commit");
             let row = planned.commit.conversation.row().clone();
-            match self.inner.store.commit(planned.commit).await? {
+            match timing::step("commit", self.inner.store.commit(planned.commit)).await? {
                 crate::store::CommitOutcome::Committed => {
                     crate::crashpoint::hit("after_commit");
                     self.remember(key, &row);

@@ -74,7 +74,8 @@ pub(crate) async fn replay(
     loop {
         state.cursor = 0;
         state.stop = None;
-        let (s, result) = host::run_once(&inner.rhai, &flow.ast, &journal.params, state, deadline);
+        let run = async { host::run_once(&inner.rhai, &flow.ast, &journal.params, state, deadline) };
+        let (s, result) = super::timing::step("script", run).await;
         state = s;
         let end = if let Some(m) = state.mismatch.take() {
             Some(End::Failed(m))
@@ -87,7 +88,8 @@ pub(crate) async fn replay(
                 (Some(Stop::Effect { name, args }), _) => {
                     let hold = format!("{}:{}:{switches}:{}", ctx.hold, flow.name, state.entries.len());
                     let call = EffectCall::new(args, EffectContext { flow: flow.name.clone(), hold, ..ctx.clone() });
-                    let (result, effect_writes) = inner.effects.perform(&name, call).await;
+                    let (result, effect_writes) =
+                        super::timing::step(name.as_str(), inner.effects.perform(&name, call)).await;
                     let result = match result {
                         Ok(v) => Ok(v),
                         Err(EffectError::Failed(msg)) => Err(msg),
