@@ -4,10 +4,16 @@
 //! Three phases, all in one run so the figures are comparable:
 //! 1. **saturation** (closed loop): every conversation sends its next answer
 //!    as soon as the previous one is answered: the most turns/s we can do;
-//! 2. **paced** (open loop): every conversation sends a turn at a fixed
-//!    interval so that together they offer `--rate` turns/s; latency p50/p99
-//!    is measured here, where it means something (a closed loop at
-//!    saturation measures only its own queue);
+//! 2. **paced** (open loop): together the conversations offer `--rate`
+//!    turns/s, each sending its turns at random intervals (exponentially
+//!    distributed: the arrivals of many independent customers); latency
+//!    p50/p99 is measured here, where it means something (a closed loop at
+//!    saturation measures only its own queue). Not at a fixed interval:
+//!    customers who all started within one interval would stay in step,
+//!    every one of them at the same step of the procedure at the same time,
+//!    and the load would come in waves of one kind of turn (the recovery's
+//!    mail-sending step for a fifth of a second, then its cheap steps);
+//!    that measured the waves, not the store;
 //! 3. **floor**: bare store commits of rows shaped like the engine's (same
 //!    journal size, same messages per turn, same acknowledgements) through
 //!    the same batching writer, with no engine work.
@@ -234,10 +240,13 @@ async fn paced<C: Customer>(
         tasks.push(tokio::spawn(async move {
             let who = format!("c{i}");
             let mut next = customer.first();
-            let mut tick = tokio::time::interval_at(start + offset, every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut arrivals = Arrivals::new(i as u64, start + offset, every);
             loop {
-                let scheduled = tick.tick().await;
+                // A turn that comes due while the last one is still running
+                // is sent as soon as it is answered (and its latency counts
+                // from when it was due).
+                let scheduled = arrivals.next();
+                tokio::time::sleep_until(scheduled).await;
                 if scheduled.into_std() >= end {
                     break;
                 }
@@ -274,6 +283,31 @@ async fn paced<C: Customer>(
         h.value_at_quantile(0.5) as f64 / 1000.0,
         h.value_at_quantile(0.99) as f64 / 1000.0,
     ))
+}
+
+/// One customer's turns coming due: a Poisson process of mean interval
+/// `every` (exponential gaps), from its own seed so runs repeat.
+struct Arrivals {
+    rng: rand::rngs::StdRng,
+    due: tokio::time::Instant,
+    every: Duration,
+}
+
+impl Arrivals {
+    fn new(seed: u64, first: tokio::time::Instant, every: Duration) -> Arrivals {
+        use rand::SeedableRng as _;
+        Arrivals { rng: rand::rngs::StdRng::seed_from_u64(seed), due: first, every }
+    }
+
+    /// When the next turn is due.
+    fn next(&mut self) -> tokio::time::Instant {
+        use rand::Rng as _;
+        let due = self.due;
+        // -ln(U), U in (0, 1]: an exponential gap of mean 1.
+        let gap = -(1.0 - self.rng.gen::<f64>()).ln();
+        self.due += self.every.mul_f64(gap);
+        due
+    }
 }
 
 /// The shape of the engine's writes in the saturation phase, which the
