@@ -275,9 +275,12 @@ impl Store {
         };
         // The writer has a connection of its own (made after the
         // migrations): a batch never waits for the readers to give one back.
+        // The readers: the pool's connections, or on SQLite the idle ones
+        // the inline reads keep.
+        let readers_size = opts.max_connections.max(2);
         let (pool, db, readers) = match backend {
             Backend::Postgres => {
-                let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
+                let pool = sized(readers_size, opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
@@ -301,7 +304,7 @@ impl Store {
                 // take, so a lock file serialises opening, and the second
                 // finds both done.
                 let lock = if url.contains(":memory:") { None } else { Some(migration_lock(&file).await?) };
-                let pool = sized(opts.max_connections.max(2), opts.sqlite_cache_mb)
+                let pool = sized(readers_size, opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
                     .with_context(|| format!("opening {url}"))?;
@@ -309,7 +312,7 @@ impl Store {
                 drop(lock);
                 tokio::spawn(checkpoints(pool.clone()));
                 let readers = (!url.contains(":memory:")).then(|| {
-                    let keep = opts.max_connections.max(2) as usize;
+                    let keep = readers_size as usize;
                     std::sync::Arc::new(read::Readers::new(file.clone(), pragmas(opts.sqlite_cache_mb), keep))
                 });
                 let pragmas = pragmas(opts.sqlite_writer_cache_mb);

@@ -25,7 +25,7 @@ use std::{path::PathBuf, sync::Mutex};
 use sqlx::any::AnyRow;
 
 use super::{
-    exec::{Column, Row, SqliteConn},
+    exec::{Column, Conn as _, Row, SqliteConn},
     sql::Sql,
     Result, Store,
 };
@@ -153,10 +153,7 @@ impl Store {
     pub(crate) async fn read<R: Row>(&self, sql: Sql<'_>) -> Result<Vec<R>> {
         match &self.readers {
             Some(readers) => readers.rows(&sql),
-            None => {
-                let rows = sql.fetch_rows(&self.pool).await?;
-                Ok(rows.iter().map(R::from_any).collect::<sqlx::Result<_>>()?)
-            }
+            None => self.pool.acquire().await?.rows(sql).await,
         }
     }
 
