@@ -1,9 +1,13 @@
 //! Requests and tokens of the account procedures: contact requests waiting
 //! for an administrator's decision, and reset tokens (hashes only).
 
-use sqlx::{any::AnyRow, Row as _};
-
-use super::{exec::Conn, read::parsed, rows::optional_phone, sql::Sql, writes, Result, Store, Write};
+use super::{
+    exec::Conn,
+    read::{parsed, records, FieldError, Fields, Record},
+    rows::optional_phone,
+    sql::Sql,
+    writes, Result, Store, Write,
+};
 use crate::domain::{EmailAddress, OrgId, Phone};
 
 /// A request to be added as a contact of a company, pending until decided.
@@ -39,19 +43,21 @@ pub struct OpenRequest {
     pub phone: Option<Phone>,
 }
 
-impl<'r> sqlx::FromRow<'r, AnyRow> for OpenRequest {
-    fn from_row(row: &'r AnyRow) -> std::result::Result<OpenRequest, sqlx::Error> {
+impl Record for OpenRequest {
+    fn read(row: &impl Fields) -> std::result::Result<OpenRequest, FieldError> {
         Ok(OpenRequest {
-            id: row.try_get("id")?,
-            number: row.try_get("number")?,
+            id: row.field("id")?,
+            number: row.field("number")?,
             org_id: parsed(row, "org_id")?,
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
+            first_name: row.field("first_name")?,
+            last_name: row.field("last_name")?,
             email: parsed(row, "email")?,
             phone: optional_phone(row, "phone")?,
         })
     }
 }
+
+records!(OpenRequest);
 
 /// A request still waiting for a decision, for operators.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
