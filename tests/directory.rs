@@ -270,3 +270,31 @@ async fn store_count(url: &str, table: &str) -> i64 {
     let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
     sqlx::query_as::<_, (i64,)>(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&mut c).await.unwrap().0
 }
+
+// A reset token revokes its contact's unused ones, also among the tokens of
+// one batch of writes, where only the last of a contact's stays usable.
+both_backends!(a_new_reset_token_revokes_the_contacts_unused_ones, |url: String| async move {
+    use frontdesk::store::{requests::NewRecoveryToken, Write};
+    let store = Store::open(&url, 4).await.unwrap();
+    import_dir(&store, &fixture("directory"), &ImportOptions::default(), 1).await.unwrap();
+    let ann = store.contact_by_email("ann.lee@acme.example").await.unwrap().unwrap().id;
+    let bernd = store.contact_by_email("b.meyer@acme.example").await.unwrap().unwrap().id;
+    let token = |hash: &str, contact_id: i64| {
+        Write::RecoveryToken(NewRecoveryToken { token_hash: hash.into(), contact_id, expires_at: 1_000 })
+    };
+    let audit = |_: &frontdesk::store::directory::Contact| {
+        Write::agent_audit("test", "t", "recovery_token_redeemed", "contact", serde_json::Value::Null)
+    };
+    let redeem = |hash: &'static str| {
+        let store = store.clone();
+        async move { store.redeem_recovery_token(hash, 20, audit).await.unwrap().map(|c| c.id) }
+    };
+    store.record(&[token("a-old", ann)], 5).await.unwrap();
+    store.record(&[token("a1", ann), token("b1", bernd), token("a2", ann)], 10).await.unwrap();
+    assert_eq!(redeem("a-old").await, None, "revoked by a later batch");
+    assert_eq!(redeem("a1").await, None, "revoked by a later token of the same batch");
+    assert_eq!(redeem("a2").await, Some(ann));
+    assert_eq!(redeem("b1").await, Some(bernd), "another contact's token is left alone");
+    assert_eq!(redeem("a2").await, None, "used once");
+    store.close().await;
+});

@@ -141,8 +141,13 @@ both_backends!(delivery_acknowledgement, |url: String| async move {
         .await
         .unwrap();
     assert_eq!(store.undelivered(21).await.unwrap().len(), 1);
-    store.ack_delivered(vec![(21, 1)], 99).await.unwrap();
+    // The inbound message at seq 0 is in the range but is no delivery.
+    store.ack_delivered(vec![(21, 0), (21, 1)], 99).await.unwrap();
     assert!(store.undelivered(21).await.unwrap().is_empty());
+    let transcript = store.transcript(21).await.unwrap();
+    assert_eq!((transcript[0].delivered_at, transcript[1].delivered_at), (None, Some(99)));
+    // Acknowledged again (a redelivery): the first delivery time stays.
+    store.ack_delivered(vec![(21, 1)], 150).await.unwrap();
     assert_eq!(store.transcript(21).await.unwrap()[1].delivered_at, Some(99));
     store.close().await;
 });

@@ -169,6 +169,11 @@ impl SqliteConn {
         done
     }
 
+    /// A passive checkpoint: (busy, frames in the log, frames copied).
+    pub fn checkpoint(&self) -> rusqlite::Result<(i64, i64, i64)> {
+        self.0.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    }
+
     fn statement(&self, sql: &Sql<'_>) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
         // A statement that is not kept is still prepared through the
         // cache, which keeps the most recent 256: the writer's shapes are few.

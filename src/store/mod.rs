@@ -38,6 +38,7 @@ pub mod requests;
 mod rows;
 mod slack;
 mod sql;
+mod wal;
 pub mod writer;
 mod writes;
 
@@ -174,7 +175,7 @@ impl Backend {
 /// Set on every SQLite connection as it opens (with the page cache and the
 /// memory-mapped reads of [`StoreOptions`]). Statement journals of
 /// multi-row statements stay in memory; checkpoints run in the background
-/// ([`checkpoints`]), not inside the writer's commits, where they would stall
+/// ([`wal`]), not inside the writer's commits, where they would stall
 /// every queued turn. The WAL file is cut back to 64 MiB whenever it
 /// restarts: under sustained writes the readers' snapshots keep it from
 /// restarting (the recovery bench grew it to 460 MB in 15 s), and without a
@@ -310,7 +311,8 @@ impl Store {
                     .with_context(|| format!("opening {url}"))?;
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
                 drop(lock);
-                tokio::spawn(checkpoints(pool.clone()));
+                let wal = wal::Bound::new(&file);
+                tokio::spawn(wal::checkpoints(pool.clone(), wal.clone()));
                 let readers = (!url.contains(":memory:")).then(|| {
                     let keep = readers_size as usize;
                     std::sync::Arc::new(read::Readers::new(file.clone(), pragmas(opts.sqlite_cache_mb), keep))
@@ -319,7 +321,7 @@ impl Store {
                 let writer = tokio::task::spawn_blocking(move || exec::SqliteConn::open(&file, &pragmas))
                     .await?
                     .context("opening the store writer's connection")?;
-                (pool, writer::Db::Sqlite(writer), readers)
+                (pool, writer::Db::Sqlite(writer, wal), readers)
             }
         };
         let writer = writer::Writer::start(db).await.context("starting the store writer")?;
@@ -435,32 +437,6 @@ fn creating(url: &str) -> String {
         format!("{url}&mode=rwc")
     } else {
         format!("{url}?mode=rwc")
-    }
-}
-
-/// How often the WAL is copied into the database. Each checkpoint ends with
-/// an fsync that stalls commits for a moment, so not too often; but the
-/// longer the interval, the bigger (and longer) each one. Measured with
-/// `frontdesk bench engine` at 100 ms, 250 ms and 1 s: 250 ms gave the best
-/// throughput at a p99 of 4-7 ms; 1 s doubled the p99.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Copies the SQLite write-ahead log into the database every so often, on a
-/// connection of its own. PASSIVE: it never waits for, nor blocks, the writer.
-async fn checkpoints(pool: AnyPool) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            if pool.is_closed() {
-                return;
-            }
-            tracing::warn!(error = %e, "SQLite checkpoint failed; will retry");
-        }
     }
 }
 

@@ -67,9 +67,27 @@ impl Take {
     }
 }
 
-/// The statement that serialises takers of one quota across PostgreSQL
-/// instances, until their transaction ends.
-pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+/// Serialises takers of `keys` across PostgreSQL instances until the
+/// transaction ends: a transaction-scoped advisory lock per quota, taken in
+/// the order of `keys` (sorted, so two instances taking overlapping sets do
+/// not deadlock), many per statement: a statement per lock was a round trip
+/// per quota, and made a take cost the PostgreSQL writer ~250 µs.
+pub(crate) async fn lock(conn: &mut impl Conn, keys: &[&str]) -> Result<()> {
+    for chunk in pow2_chunks(keys, ROWS) {
+        // The aggregate takes the locks as the ordered subquery yields them.
+        let mut q = Sql::new(
+            conn,
+            "SELECT COUNT(pg_advisory_xact_lock(hashtextextended(s.k, 0))) FROM \
+             (SELECT v.column1 AS k FROM (VALUES ",
+        );
+        q.rows(chunk.iter().enumerate(), |v, (i, key)| {
+            v.bind(*key).bind(i as i64);
+        });
+        q.push(") AS v ORDER BY v.column2) AS s");
+        conn.run(q).await?;
+    }
+    Ok(())
+}
 
 /// Most tries of a take that lost to a concurrent writer.
 const TAKE_ATTEMPTS: usize = 5;

@@ -5,7 +5,7 @@ use super::{
     exec::Conn,
     read::{parsed, records, FieldError, Fields, Record},
     rows::optional_phone,
-    sql::Sql,
+    sql::{pow2_chunks, Sql, ROWS_PER_STATEMENT},
     writes, Result, Store, Write,
 };
 use crate::domain::{EmailAddress, OrgId, Phone};
@@ -106,13 +106,39 @@ pub(super) async fn insert_request(
     Ok(())
 }
 
-pub(super) async fn insert_token(tx: &mut impl Conn, t: &NewRecoveryToken, now: i64) -> Result<()> {
-    const REVOKE: &str =
-        "UPDATE recovery_tokens SET revoked_at = $1 WHERE contact_id = $2 AND used_at IS NULL AND revoked_at IS NULL";
-    const INSERT: &str =
-        "INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-    tx.run(Sql::fixed(REVOKE).arg(now).arg(t.contact_id)).await?;
-    tx.run(Sql::fixed(INSERT).arg(&t.token_hash).arg(t.contact_id).arg(now).arg(t.expires_at)).await?;
+/// Reset tokens (their hashes), each revoking the unused tokens of its
+/// contact: one `UPDATE` for every contact of the batch and one multi-row
+/// `INSERT`, where a statement pair per token was two round trips each to
+/// PostgreSQL. Of several tokens for one contact in one batch, all but the
+/// last go in revoked, as if each had been written in turn. Contacts are
+/// revoked in id order, so writers of two instances lock the same rows in
+/// the same order.
+pub(super) async fn insert_tokens(tx: &mut impl Conn, tokens: &[&NewRecoveryToken], now: i64) -> Result<()> {
+    use std::collections::HashMap;
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let last: HashMap<i64, usize> = tokens.iter().enumerate().map(|(i, t)| (t.contact_id, i)).collect();
+    let mut contacts: Vec<i64> = last.keys().copied().collect();
+    contacts.sort_unstable();
+    for chunk in pow2_chunks(&contacts, ROWS_PER_STATEMENT) {
+        let mut q = Sql::new(tx, "UPDATE recovery_tokens SET revoked_at = ");
+        q.bind(now).push(" WHERE used_at IS NULL AND revoked_at IS NULL AND contact_id IN (");
+        q.list(chunk.iter().copied()).push(")");
+        tx.run(q).await?;
+    }
+    let rows: Vec<(usize, &&NewRecoveryToken)> = tokens.iter().enumerate().collect();
+    for chunk in pow2_chunks(&rows, ROWS_PER_STATEMENT) {
+        let mut q = Sql::new(
+            tx,
+            "INSERT INTO recovery_tokens (token_hash, contact_id, created_at, expires_at, revoked_at) VALUES ",
+        );
+        q.rows(chunk, |v, (i, t)| {
+            let revoked = (last[&t.contact_id] != *i).then_some(now);
+            v.bind(t.token_hash.as_str()).bind(t.contact_id).bind(now).bind(t.expires_at).bind(revoked);
+        });
+        tx.run(q).await?;
+    }
     Ok(())
 }
 

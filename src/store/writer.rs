@@ -74,7 +74,10 @@ pub enum ConversationWrite {
     /// A new conversation; fails if the key already has an open one.
     Insert(ConversationRow),
     /// The next state of a conversation, applied only if nobody else has
-    /// changed it since `expected_version` was read.
+    /// changed it since `expected_version` was read. Its channel, key and
+    /// sender are the ones it began with and are not written: SQLite rewrites
+    /// the entries of every index on a column an `UPDATE` sets, changed or
+    /// not, and `conversations_by_sender` cost a random page per turn.
     Update { row: ConversationRow, expected_version: i64 },
 }
 
@@ -111,8 +114,8 @@ pub enum CommitOutcome {
 /// Where the writer writes.
 pub(crate) enum Db {
     /// SQLite: the writer's own connection, used on the writer's thread only
-    /// (see [`super::exec`] for why not sqlx's).
-    Sqlite(SqliteConn),
+    /// (see [`super::exec`] for why not sqlx's), and its log's bound.
+    Sqlite(SqliteConn, super::wal::Bound),
     /// PostgreSQL: a pool of one connection of its own.
     Postgres(AnyPool),
 }
@@ -139,7 +142,7 @@ impl Writer {
             // The SQLite writer gets a thread of its own, where its batches
             // run as plain function calls into SQLite; on the shared runtime
             // each batch would block a worker that turns need.
-            Db::Sqlite(_) => {
+            Db::Sqlite(..) => {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 std::thread::Builder::new()
                     .name("frontdesk-writer".into())
@@ -202,6 +205,9 @@ async fn run(mut db: Db, mut rx: mpsc::Receiver<Queued>) {
             }
         }
         process(&mut db, std::mem::take(&mut jobs)).await;
+        if let Db::Sqlite(conn, wal) = &db {
+            wal.keep(conn);
+        }
     }
 }
 
@@ -326,7 +332,7 @@ async fn apply(
     ack_time: i64,
 ) -> Result<Applied> {
     match db {
-        Db::Sqlite(conn) => {
+        Db::Sqlite(conn, _) => {
             conn.begin(Backend::Sqlite.begin_batch())?;
             let done = batch(conn, turns, takes, acks, ack_time).await;
             conn.finish(done)
@@ -349,17 +355,25 @@ async fn batch(
     acks: &[(i64, i64)],
     ack_time: i64,
 ) -> Result<Applied> {
+    let started = Instant::now();
     // 0. Quota takes, first and in order: SQLite's write lock (taken by
     //    BEGIN IMMEDIATE) serialises them against every other writer; on
     //    PostgreSQL an advisory lock per quota does, across instances.
     if conn.backend().locks_quotas() {
-        for key in Take::keys(takes) {
-            conn.run(Sql::fixed(super::quotas::LOCK_SQL).arg(key)).await?;
-        }
+        super::quotas::lock(conn, &Take::keys(takes)).await?;
     }
     let taken = super::quotas::take_batch(conn, takes).await?;
+    let took = started.elapsed();
     let outcomes = commit_turns(conn, turns).await?;
+    let committed = started.elapsed();
     ack(conn, acks, ack_time).await?;
+    // Where a batch's time goes (the rest of `batch`'s micros is BEGIN and COMMIT).
+    tracing::trace!(
+        take_micros = took.as_micros() as u64,
+        turn_micros = (committed - took).as_micros() as u64,
+        ack_micros = (started.elapsed() - committed).as_micros() as u64,
+        "batch stages"
+    );
     Ok((outcomes, taken))
 }
 
@@ -470,14 +484,13 @@ async fn write_conversations(tx: &mut impl Conn, writes: &[&ConversationWrite]) 
     for chunk in pow2_chunks(&updates, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
             tx,
-            "UPDATE conversations SET sender = v.column3, verified = v.column4, flow = v.column5, \
-             flow_hash = v.column6, journal = v.column7, status = v.column8, prompt = v.column9, \
-             end_reason = v.column10, next_seq = v.column11, expires_at = v.column12, wake_at = v.column13, \
-             version = v.column14, updated_at = v.column15, started_by = v.column16, held_by = v.column17 \
-             FROM (VALUES ",
+            "UPDATE conversations SET verified = v.column3, flow = v.column4, flow_hash = v.column5, \
+             journal = v.column6, status = v.column7, prompt = v.column8, end_reason = v.column9, \
+             next_seq = v.column10, expires_at = v.column11, wake_at = v.column12, version = v.column13, \
+             updated_at = v.column14, started_by = v.column15, held_by = v.column16 FROM (VALUES ",
         );
         q.rows(chunk, |v, (r, expected)| {
-            v.bind(r.id).bind(*expected).bind(r.sender.as_str()).bind(r.verified.as_deref()).bind(r.flow.as_str());
+            v.bind(r.id).bind(*expected).bind(r.verified.as_deref()).bind(r.flow.as_str());
             v.bind(r.flow_hash.as_str()).bind(r.journal.as_str()).bind(r.status.as_str()).bind(r.prompt.as_deref());
             v.bind(r.end_reason.as_deref()).bind(r.next_seq).bind(r.expires_at).bind(r.wake_at).bind(r.version);
             v.bind(r.updated_at).bind(r.started_by.as_deref()).bind(r.holder.agent());
@@ -512,11 +525,18 @@ async fn write_messages(tx: &mut impl Conn, won: &[&TurnCommit]) -> Result<()> {
 }
 
 /// Delivery acknowledgements, as seq ranges per conversation in OR chains
-/// that both backends answer from the (conversation_id, seq) index.
+/// that both backends answer from the (conversation_id, seq) index, one
+/// index probe per range whatever the table's statistics say (a join with a
+/// `VALUES` list became a sequential scan on PostgreSQL while autovacuum had
+/// not yet analysed a fast-growing table). The first delivery time is kept
+/// by `COALESCE` rather than by a `delivered_at IS NULL` condition: with that
+/// condition PostgreSQL used the partial index of undelivered messages,
+/// whose dead entries (every ack leaves one until vacuum) made each
+/// acknowledgement cost ~1 ms.
 async fn ack(tx: &mut impl Conn, acks: &[(i64, i64)], ack_time: i64) -> Result<()> {
     for chunk in pow2_chunks(&ack_ranges(acks), ACK_RANGES_PER_STATEMENT) {
-        let mut q = Sql::new(tx, "UPDATE messages SET delivered_at = ");
-        q.bind(ack_time).push(" WHERE direction = 'out' AND delivered_at IS NULL AND (");
+        let mut q = Sql::new(tx, "UPDATE messages SET delivered_at = COALESCE(delivered_at, ");
+        q.bind(ack_time).push(") WHERE direction = 'out' AND (");
         for (i, (conv, lo, hi)) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(conversation_id = " } else { " OR (conversation_id = " });
             q.bind(*conv).push(" AND seq BETWEEN ").bind(*lo).push(" AND ").bind(*hi).push(")");

@@ -79,7 +79,7 @@ pub(super) fn alone(writes: &[Write]) -> Vec<(Option<i64>, &Write)> {
 /// Applies writes, each with the conversation that caused it (if any),
 /// grouped by kind so the common ones go many rows per statement.
 pub(super) async fn apply(tx: &mut impl Conn, writes: &[(Option<i64>, &Write)], now: i64) -> Result<()> {
-    let (mut audits, mut mails, mut received, mut checkpoints) = (vec![], vec![], vec![], vec![]);
+    let (mut audits, mut mails, mut received, mut checkpoints, mut tokens) = (vec![], vec![], vec![], vec![], vec![]);
     for &(conversation, w) in writes {
         match w {
             Write::Audit(a) => audits.push((conversation, a)),
@@ -89,10 +89,11 @@ pub(super) async fn apply(tx: &mut impl Conn, writes: &[(Option<i64>, &Write)], 
             Write::Company(c) => super::directory::insert_company(tx, c, now).await?,
             Write::Contact(c) => super::directory::insert_contact(tx, c, now).await?,
             Write::ContactRequest(r) => super::requests::insert_request(tx, r, conversation, now).await?,
-            Write::RecoveryToken(t) => super::requests::insert_token(tx, t, now).await?,
+            Write::RecoveryToken(t) => tokens.push(t),
             Write::Job(j) => super::jobs::insert(tx, j, now).await?,
         }
     }
+    super::requests::insert_tokens(tx, &tokens, now).await?;
     super::audit::insert(tx, &audits, now).await?;
     super::outbox::insert(tx, &mails, now).await?;
     super::mail::insert_received(tx, &received, now).await?;
