@@ -176,17 +176,15 @@ impl Backend {
 /// memory-mapped reads of [`StoreOptions`]). Statement journals of
 /// multi-row statements stay in memory; checkpoints run in the background
 /// ([`wal`]), not inside the writer's commits, where they would stall
-/// every queued turn. The WAL file is cut back to 64 MiB whenever it
-/// restarts: under sustained writes the readers' snapshots keep it from
-/// restarting (the recovery bench grew it to 460 MB in 15 s), and without a
-/// limit the file would keep its high-water size on disk for good.
+/// every queued turn; [`wal`] also starts the log over when it grows, and
+/// `journal_size_limit` ([`wal::WAL_LIMIT`], added where the connection
+/// options are built) cuts the file back then.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA journal_mode = WAL; \
     PRAGMA synchronous = NORMAL; \
     PRAGMA foreign_keys = ON; \
     PRAGMA temp_store = MEMORY; \
-    PRAGMA wal_autocheckpoint = 0; \
-    PRAGMA journal_size_limit = 67108864;";
+    PRAGMA wal_autocheckpoint = 0;";
 
 /// How a store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +244,8 @@ impl Store {
         let backend = Backend::of(url);
         let pragmas = |cache_mb: u32| -> std::sync::Arc<str> {
             format!(
-                "{SQLITE_PRAGMAS} PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
+                "{SQLITE_PRAGMAS} PRAGMA journal_size_limit = {}; PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
+                wal::WAL_LIMIT,
                 u64::from(cache_mb) * 1024,
                 u64::from(opts.sqlite_mmap_mb) << 20
             )
@@ -460,6 +459,7 @@ mod tests {
                 ("PRAGMA synchronous", 1), // NORMAL
                 ("PRAGMA cache_size", -4096),
                 ("PRAGMA wal_autocheckpoint", 0),
+                ("PRAGMA journal_size_limit", super::wal::WAL_LIMIT as i64),
                 ("PRAGMA foreign_keys", 1),
             ] {
                 let (got,): (i64,) = sqlx::query_as(pragma).fetch_one(&mut **conn).await.unwrap();

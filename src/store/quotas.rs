@@ -71,7 +71,7 @@ impl Take {
 /// transaction ends: a transaction-scoped advisory lock per quota, taken in
 /// the order of `keys` (sorted, so two instances taking overlapping sets do
 /// not deadlock), many per statement: a statement per lock was a round trip
-/// per quota, and made a take cost the PostgreSQL writer ~250 µs.
+/// per quota key for the PostgreSQL writer.
 pub(crate) async fn lock(conn: &mut impl Conn, keys: &[&str]) -> Result<()> {
     for chunk in pow2_chunks(keys, ROWS) {
         // The aggregate takes the locks as the ordered subquery yields them.

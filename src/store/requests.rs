@@ -110,17 +110,14 @@ pub(super) async fn insert_request(
 /// contact: one `UPDATE` for every contact of the batch and one multi-row
 /// `INSERT`, where a statement pair per token was two round trips each to
 /// PostgreSQL. Of several tokens for one contact in one batch, all but the
-/// last go in revoked, as if each had been written in turn. Contacts are
-/// revoked in id order, so writers of two instances lock the same rows in
-/// the same order.
+/// last go in revoked, as if each had been written in turn.
 pub(super) async fn insert_tokens(tx: &mut impl Conn, tokens: &[&NewRecoveryToken], now: i64) -> Result<()> {
     use std::collections::HashMap;
     if tokens.is_empty() {
         return Ok(());
     }
     let last: HashMap<i64, usize> = tokens.iter().enumerate().map(|(i, t)| (t.contact_id, i)).collect();
-    let mut contacts: Vec<i64> = last.keys().copied().collect();
-    contacts.sort_unstable();
+    let contacts: Vec<i64> = last.keys().copied().collect();
     for chunk in pow2_chunks(&contacts, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(tx, "UPDATE recovery_tokens SET revoked_at = ");
         q.bind(now).push(" WHERE used_at IS NULL AND revoked_at IS NULL AND contact_id IN (");

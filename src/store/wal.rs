@@ -37,9 +37,10 @@ use super::exec::SqliteConn;
 /// throughput at a p99 of 4-7 ms; 1 s doubled the p99.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// Past this size the writer starts the log over; the same as the
-/// connections' `journal_size_limit` (the size SQLite truncates it to then).
-const WAL_LIMIT: u64 = 64 << 20;
+/// Past this size the writer starts the log over; also the connections'
+/// `journal_size_limit`, the size SQLite cuts the file back to then, so the
+/// file stays this big and later frames overwrite blocks it already has.
+pub(super) const WAL_LIMIT: u64 = 64 << 20;
 
 /// A background pass this short leaves the writer little to copy.
 const SHORT_PASS: Duration = Duration::from_millis(3);
