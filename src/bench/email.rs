@@ -177,24 +177,40 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let reader = tokio::spawn(imap::run(channel, imap_settings, concurrency, stop));
-    let (mut handled, mut answered) = (0, 0);
-    while handled < args.mails as i64 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        (handled, answered) = app.store.mail_counts().await?;
+    // Waits on the channel's own count (a millisecond's resolution): asking
+    // the store (a scan of every recorded mail) every few milliseconds took
+    // a tenth of a core from the mails it was counting.
+    while watched.stages().finished() < args.mails as u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         anyhow::ensure!(
             started.elapsed().as_secs() < 600,
-            "only {handled} of {} mails handled in 10 minutes",
+            "only {} of {} mails handled in 10 minutes",
+            watched.stages().finished(),
             args.mails
         );
         anyhow::ensure!(!reader.is_finished(), "the IMAP reader stopped");
     }
-    let e2e_secs = started.elapsed().as_secs_f64();
+    let with_connect_secs = started.elapsed().as_secs_f64();
+    let (handled, answered) = app.store.mail_counts().await?;
+    anyhow::ensure!(handled == args.mails as i64, "{handled} mails recorded of {} handled", args.mails);
     let _ = stop_tx.send(true);
     let _ = reader.await;
     let queued = crate::mail::outbox::entries(&app.store).await?.len();
     app.store.close().await;
 
     let n = args.mails as f64;
+    // End to end counts from the open mailbox, as the fetch floor does: the
+    // session's opening comes first and alone (in it Dovecot syncs the
+    // 10,000 mails just delivered, once), and is printed as its own stage.
+    let (connect, connects) = watched
+        .stages()
+        .totals()
+        .into_iter()
+        .find(|(stage, ..)| *stage == crate::channels::email::stages::Stage::Connect)
+        .map(|(_, busy, passes)| (busy.as_secs_f64(), passes))
+        .unwrap_or_default();
+    anyhow::ensure!(connects == 1, "the IMAP session was opened {connects} times (it should open once)");
+    let e2e_secs = with_connect_secs - connect;
     // Busy time per stage, summed over the mails handled at once: per mail,
     // what each stage costs; against the wall clock, which stage bounds it.
     let stages: Vec<(&str, f64, f64, u64)> = watched
@@ -218,6 +234,7 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
         "imap_fetch_floor_mails_per_sec": (n / fetch_secs).round(),
         "end_to_end_mails_per_sec": (n / e2e_secs).round(),
         "end_to_end_vs_fetch_floor": ((fetch_secs / e2e_secs) * 100.0).round() / 100.0,
+        "end_to_end_with_connect_mails_per_sec": (n / with_connect_secs).round(),
         "handled_mail": if args.keep_in_inbox { "flagged \\Seen in the inbox" } else { "moved to Processed" },
         "answered": answered,
         "skipped": handled - answered,
@@ -234,7 +251,11 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
         println!("  parse only (one core):       {:>8.0} mails/s   (target 5,000)", n / parse_secs);
         println!("  handling only (from memory): {:>8.0} mails/s", n / handle_secs);
         println!("  IMAP fetch floor:            {:>8.0} mails/s", n / fetch_secs);
-        println!("  end to end (IMAP → answer):  {:>8.0} mails/s   (target 8,000)", n / e2e_secs);
+        println!(
+            "  end to end (IMAP → answer):  {:>8.0} mails/s   (target 8,000; from the open mailbox)",
+            n / e2e_secs
+        );
+        println!("  the same with the session's opening: {:>8.0} mails/s", n / with_connect_secs);
         println!("  {answered} answered, {} skipped (auto-replies), {queued} answers queued", handled - answered);
         println!("  end to end took {:.0} ms; busy time per stage (mails run concurrently):", e2e_secs * 1e3);
         for (name, ms, us, passes) in &stages {

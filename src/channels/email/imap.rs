@@ -57,13 +57,14 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
     healthy: &mut bool,
 ) -> anyhow::Result<()> {
+    let opened = std::time::Instant::now();
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((settings.host.as_str(), settings.port)))
         .await
         .context("connecting: timed out")?
         .with_context(|| format!("connecting to {}:{}", settings.host, settings.port))?;
     tcp.set_nodelay(true)?;
     match settings.security {
-        ImapSecurity::Plain => serve(Client::new(tcp), channel, settings, concurrency, stop, healthy).await,
+        ImapSecurity::Plain => serve(Client::new(tcp), opened, channel, settings, concurrency, stop, healthy).await,
         ImapSecurity::Tls => {
             let mut roots = tokio_rustls::rustls::RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -90,7 +91,7 @@ async fn session(
             .await
             .context("TLS handshake: timed out")?
             .context("TLS handshake")?;
-            serve(Client::new(tls), channel, settings, concurrency, stop, healthy).await
+            serve(Client::new(tls), opened, channel, settings, concurrency, stop, healthy).await
         }
     }
 }
@@ -104,6 +105,7 @@ async fn timed<T>(what: &str, f: impl std::future::Future<Output = async_imap::e
 
 async fn serve<S>(
     mut client: Client<S>,
+    opened: std::time::Instant,
     channel: &EmailChannel,
     settings: &ImapSettings,
     concurrency: usize,
@@ -133,6 +135,7 @@ where
     let mailbox = timed("SELECT", session.select(&settings.mailbox)).await?;
     let uidvalidity = mailbox.uid_validity.context("the server gave no UIDVALIDITY")?;
     *healthy = true;
+    channel.stages().add(Stage::Connect, opened.elapsed());
     tracing::info!(mailbox = %settings.mailbox, uidvalidity, idle = can_idle && settings.idle, "IMAP session open");
 
     let store = channel.engine.store().clone();

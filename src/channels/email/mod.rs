@@ -229,6 +229,9 @@ impl EmailChannel {
     pub async fn handle(&self, raw: &[u8], source: &Source) -> Result<Outcome, EmailError> {
         let outcome = self.handle_mail(raw, source).await;
         crate::metrics::get().inbound(outcome.as_ref().map_or("error", Outcome::name));
+        if outcome.is_ok() {
+            self.stages.finish();
+        }
         outcome
     }
 
