@@ -304,6 +304,8 @@ async fn auto_replies_bounces_and_list_mail_get_no_answer() {
     }
     let processed = imap_client::fetch_all(servers.imap_port, "support", "Processed").await.unwrap();
     assert_eq!(processed.len(), 5);
+    // Flagged \Seen on the way (the fetch peeks; the flag comes with the move).
+    assert_eq!(imap_client::unseen(servers.imap_port, "support", "Processed").await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

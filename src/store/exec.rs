@@ -169,6 +169,28 @@ impl SqliteConn {
         done
     }
 
+    /// Pages this connection wrote to the log since it was last asked: a
+    /// batch's frames, which cost its commit a checksum and a write each.
+    pub fn pages_written(&self) -> i64 {
+        let (mut pages, mut most) = (0, 0);
+        // SAFETY: the handle is this open connection's own, used on this
+        // thread only; sqlite3_db_status reads (and resets) a counter of it.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                self.0.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_WRITE,
+                &mut pages,
+                &mut most,
+                1,
+            )
+        };
+        if rc == rusqlite::ffi::SQLITE_OK {
+            i64::from(pages)
+        } else {
+            0
+        }
+    }
+
     /// A passive checkpoint: (busy, frames in the log, frames copied).
     pub fn checkpoint(&self) -> rusqlite::Result<(i64, i64, i64)> {
         self.0.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

@@ -335,7 +335,9 @@ async fn apply(
         Db::Sqlite(conn, _) => {
             conn.begin(Backend::Sqlite.begin_batch())?;
             let done = batch(conn, turns, takes, acks, ack_time).await;
-            conn.finish(done)
+            let done = conn.finish(done);
+            tracing::trace!(pages = conn.pages_written(), "batch pages written");
+            done
         }
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await?;

@@ -42,6 +42,16 @@ pub async fn fetch_all(imap_port: u16, user: &str, mailbox: &str) -> anyhow::Res
     Ok(out)
 }
 
+/// How many mails of a mailbox are not flagged `\Seen` (without changing
+/// any flag).
+pub async fn unseen(imap_port: u16, user: &str, mailbox: &str) -> anyhow::Result<usize> {
+    let mut session = login(imap_port, user).await?;
+    session.examine(mailbox).await?;
+    let unseen = session.uid_search("UNSEEN").await?.len();
+    let _ = session.logout().await;
+    Ok(unseen)
+}
+
 /// Waits until a mailbox holds at least `n` mails, and returns them.
 pub async fn wait_for(imap_port: u16, user: &str, n: usize, timeout: Duration) -> anyhow::Result<Vec<Vec<u8>>> {
     let deadline = Instant::now() + timeout;
