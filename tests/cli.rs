@@ -169,6 +169,28 @@ fn piped_chat_walks_self_help_and_escalate_to_their_end() {
 }
 
 #[test]
+fn piped_chat_reads_a_line_that_is_not_utf8_and_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = frontdesk()
+        .arg("--data")
+        .arg(data.path())
+        .args(["chat", "--as", "bytes"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Latin-1 from an old terminal, then a CRLF line: neither ends the chat.
+    child.stdin.take().unwrap().write_all(b"Gr\xfc\xdfe, self help articles\r\n2\nyes\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (text, errors) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "chat failed: {errors}");
+    for expected in ["Which of these topics is closest to your question?", "Glad I could help. Have a good day!"] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}\n{errors}");
+    }
+}
+
+#[test]
 fn serve_stops_gracefully_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let mut child = frontdesk()

@@ -58,7 +58,14 @@ pub async fn chat(engine: &Engine, identity: &str) -> anyhow::Result<()> {
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<String>>(16);
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
+        // By bytes, not `lines()`: a line that is not UTF-8 (Latin-1 from an
+        // old terminal, a pasted binary) is still the customer's words, read
+        // with replacement characters, not the end of the conversation.
+        for line in std::io::stdin().lock().split(b'\n') {
+            let line = line.map(|bytes| {
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(&bytes);
+                String::from_utf8_lossy(bytes).into_owned()
+            });
             let stop = line.is_err();
             if tx.blocking_send(line).is_err() || stop {
                 break;
