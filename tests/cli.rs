@@ -141,21 +141,29 @@ fn flows_check_reports_a_switch_arm_no_option_gives() {
     assert!(text.contains(&format!("router.rhai:{line}:5: \"create_account\" is not a value")), "{text}");
 }
 
-#[test]
-fn piped_chat_walks_self_help_and_escalate_to_their_end() {
+/// `chat --as who` on a fresh data folder with `input` piped to it: whether
+/// it succeeded, what it printed, and what it logged.
+fn piped_chat(who: &str, input: &[u8]) -> (bool, String, String) {
     let data = tempfile::tempdir().unwrap();
     let mut child = frontdesk()
         .arg("--data")
         .arg(data.path())
-        .args(["chat", "--as", "pipe"])
+        .args(["chat", "--as", who])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"self help articles\n2\nyes\nhi\n4\nFrance\nno\n").unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn piped_chat_walks_self_help_and_escalate_to_their_end() {
+    let (ok, text, errors) = piped_chat("pipe", b"self help articles\n2\nyes\nhi\n4\nFrance\nno\n");
+    assert!(ok, "chat failed: {errors}");
     for expected in [
         "Which of these topics is closest to your question?",
         "Selecting or changing the security access model of your account (CTX130127): https://support.citrix.com/article/CTX130127",
@@ -170,21 +178,9 @@ fn piped_chat_walks_self_help_and_escalate_to_their_end() {
 
 #[test]
 fn piped_chat_reads_a_line_that_is_not_utf8_and_goes_on() {
-    let data = tempfile::tempdir().unwrap();
-    let mut child = frontdesk()
-        .arg("--data")
-        .arg(data.path())
-        .args(["chat", "--as", "bytes"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Latin-1 from an old terminal, then a CRLF line: neither ends the chat.
-    child.stdin.take().unwrap().write_all(b"Gr\xfc\xdfe, self help articles\r\n2\nyes\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let (text, errors) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "chat failed: {errors}");
+    let (ok, text, errors) = piped_chat("bytes", b"Gr\xfc\xdfe, self help articles\r\n2\nyes\n");
+    assert!(ok, "chat failed: {errors}");
     for expected in ["Which of these topics is closest to your question?", "Glad I could help. Have a good day!"] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}\n{errors}");
     }
