@@ -9,10 +9,33 @@ use tokio::sync::watch;
 
 use crate::store::Store;
 
+/// How long a round in progress may go on once work is told to stop.
+pub const ROUND_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs `round` every `period` until `stop` changes. `what` names the work
-/// in the logs; a round returns how many things it did.
-pub async fn every<F, Fut>(what: &'static str, period: Duration, mut stop: watch::Receiver<bool>, mut round: F)
+/// in the logs; a round returns how many things it did. A round in progress
+/// when `stop` changes gets [`ROUND_GRACE`] to finish.
+pub async fn every<F, Fut>(what: &'static str, period: Duration, stop: watch::Receiver<bool>, round: F)
 where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<usize>>,
+{
+    every_within(what, period, ROUND_GRACE, stop, round).await
+}
+
+/// [`every`], with `grace` for the round in progress at a stop. After it the
+/// round is dropped where it waits: every piece of background work already
+/// survives a crash at any point (a mail being sent keeps its claim one
+/// lease, and goes out from the next start), and a stop must not wait for a
+/// dead peer's time-out (an SMTP server that accepts and never answers
+/// held `serve`'s shutdown for 107 s).
+async fn every_within<F, Fut>(
+    what: &'static str,
+    period: Duration,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut round: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<usize>>,
 {
@@ -20,12 +43,28 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => match round().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(work = what, done = n, "background round"),
-                Err(e) => tracing::warn!(work = what, "background round failed; will retry: {e:#}"),
-            },
+            _ = tick.tick() => {}
             _ = stop.changed() => return,
+        }
+        let work = round();
+        tokio::pin!(work);
+        let done = tokio::select! {
+            done = &mut work => done,
+            _ = stop.changed() => match tokio::time::timeout(grace, &mut work).await {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::warn!(work = what, ?grace, "stopping in the middle of a round; what it left is done at the next start");
+                    return;
+                }
+            },
+        };
+        match done {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(work = what, done = n, "background round"),
+            Err(e) => tracing::warn!(work = what, "background round failed; will retry: {e:#}"),
+        }
+        if *stop.borrow() {
+            return;
         }
     }
 }
@@ -100,5 +139,50 @@ where
             _ = tokio::time::sleep(check) => {}
             _ = stop.changed() => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_millis(300);
+
+    /// A round stuck on a dead peer (an SMTP server that accepts and never
+    /// answers) must not hold a shutdown for its whole time-out.
+    #[tokio::test]
+    async fn a_stop_ends_a_stuck_round_after_the_grace() {
+        let (stop_tx, stop) = watch::channel(false);
+        let started = tokio::time::Instant::now();
+        let work = tokio::spawn(every_within("stuck", Duration::from_secs(1), GRACE, stop, || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(1)
+        }));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stop_tx.send(true).unwrap();
+        work.await.unwrap();
+        let took = started.elapsed();
+        assert!(took >= GRACE, "the round had its grace: {took:?}");
+        assert!(took < Duration::from_secs(60), "stopped after the grace, not the round's hour: {took:?}");
+    }
+
+    /// A round that ends within the grace is not cut short.
+    #[tokio::test]
+    async fn a_stop_lets_a_short_round_finish() {
+        let (stop_tx, stop) = watch::channel(false);
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = finished.clone();
+        let work = tokio::spawn(every_within("short", Duration::from_secs(1), GRACE, stop, move || {
+            let flag = flag.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(1)
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stop_tx.send(true).unwrap();
+        work.await.unwrap();
+        assert!(finished.load(std::sync::atomic::Ordering::SeqCst), "the round in progress finished");
     }
 }
