@@ -202,15 +202,9 @@ pub async fn run(settings: Settings, args: EmailBenchArgs) -> anyhow::Result<()>
     // End to end counts from the open mailbox, as the fetch floor does: the
     // session's opening comes first and alone (in it Dovecot syncs the
     // 10,000 mails just delivered, once), and is printed as its own stage.
-    let (connect, connects) = watched
-        .stages()
-        .totals()
-        .into_iter()
-        .find(|(stage, ..)| *stage == crate::channels::email::stages::Stage::Connect)
-        .map(|(_, busy, passes)| (busy.as_secs_f64(), passes))
-        .unwrap_or_default();
+    let (connect, connects) = watched.stages().total(crate::channels::email::stages::Stage::Connect);
     anyhow::ensure!(connects == 1, "the IMAP session was opened {connects} times (it should open once)");
-    let e2e_secs = with_connect_secs - connect;
+    let e2e_secs = with_connect_secs - connect.as_secs_f64();
     // Busy time per stage, summed over the mails handled at once: per mail,
     // what each stage costs; against the wall clock, which stage bounds it.
     let stages: Vec<(&str, f64, f64, u64)> = watched

@@ -95,13 +95,19 @@ impl Stages {
         out
     }
 
-    /// Busy time so far and how many times each stage ran.
+    /// Busy time so far of `stage`, and how many times it ran.
+    pub fn total(&self, stage: Stage) -> (Duration, u64) {
+        let i = stage as usize;
+        (Duration::from_nanos(self.nanos[i].load(Ordering::Relaxed)), self.passes[i].load(Ordering::Relaxed))
+    }
+
+    /// [`Stages::total`] of every stage.
     pub fn totals(&self) -> Vec<(Stage, Duration, u64)> {
         Stage::ALL
             .iter()
             .map(|&s| {
-                let i = s as usize;
-                (s, Duration::from_nanos(self.nanos[i].load(Ordering::Relaxed)), self.passes[i].load(Ordering::Relaxed))
+                let (busy, passes) = self.total(s);
+                (s, busy, passes)
             })
             .collect()
     }
