@@ -48,24 +48,24 @@ async fn every_within<F, Fut>(
         }
         let work = round();
         tokio::pin!(work);
-        let done = tokio::select! {
-            done = &mut work => done,
-            _ = stop.changed() => match tokio::time::timeout(grace, &mut work).await {
-                Ok(done) => done,
-                Err(_) => {
-                    tracing::warn!(work = what, ?grace, "stopping in the middle of a round; what it left is done at the next start");
-                    return;
+        tokio::select! {
+            done = &mut work => log_round(what, done),
+            _ = stop.changed() => {
+                match tokio::time::timeout(grace, &mut work).await {
+                    Ok(done) => log_round(what, done),
+                    Err(_) => tracing::warn!(work = what, ?grace, "stopping in the middle of a round; what it left is done at the next start"),
                 }
-            },
-        };
-        match done {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(work = what, done = n, "background round"),
-            Err(e) => tracing::warn!(work = what, "background round failed; will retry: {e:#}"),
+                return;
+            }
         }
-        if *stop.borrow() {
-            return;
-        }
+    }
+}
+
+fn log_round(what: &'static str, done: anyhow::Result<usize>) {
+    match done {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(work = what, done = n, "background round"),
+        Err(e) => tracing::warn!(work = what, "background round failed; will retry: {e:#}"),
     }
 }
 
