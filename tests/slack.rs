@@ -351,6 +351,29 @@ async fn slack_a_redelivered_event_is_answered_once() {
     a.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_an_answer_one_instance_is_sending_is_not_sent_again_by_another() {
+    // Instance A answers and is still posting (a slow Slack) when the
+    // redelivered event reaches instance B: B must not post A's answer too.
+    let pg = common::TestDb::postgres().await;
+    let a = Running::with_directories(&pg.url, "events", &[]).await;
+    let b = Running::start(&pg.url, a.slack.clone(), "events", &[]).await;
+    a.slack.slow("chat.postMessage", Duration::from_millis(1500));
+    let message = stand_in::message(CUSTOMER, SUPPORT, &a.slack.ts(), "I forgot my password");
+    let (ba, bb) = (a.base.clone().unwrap(), b.base.clone().unwrap());
+    let first = tokio::spawn({
+        let m = message.clone();
+        async move { event(&ba, m).await }
+    });
+    nth_dm(&a.slack, 1, "instance A's answer on its way").await;
+    assert_eq!(event(&bb, message).await, 200);
+    assert_eq!(first.await.unwrap(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(dm_posts(&a.slack).len(), 1, "answered once across instances: {:#?}", dm_posts(&a.slack));
+    b.stop().await;
+    a.stop().await;
+}
+
 async fn command(r: &Running, id: &str, user: &str, text: &str) -> String {
     r.slack.command(id, stand_in::slash(user, SUPPORT, text, &r.slack.response_url(id)));
     let ack = r.slack.ack(id).await;

@@ -152,6 +152,30 @@ both_backends!(delivery_acknowledgement, |url: String| async move {
     store.close().await;
 });
 
+both_backends!(a_reply_being_sent_is_claimed_by_one_sender, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let mut messages = msgs(0, None);
+    messages.extend(msgs(2, None));
+    store
+        .commit(TurnCommit { writes: vec![], conversation: ConversationWrite::Insert(row(31, "cl")), messages })
+        .await
+        .unwrap();
+    let sorted = |mut v: Vec<(i64, i64)>| {
+        v.sort();
+        v
+    };
+    // Seq 0 and 2 are inbound: no sender claims them.
+    let all = [(31, 0), (31, 1), (31, 2), (31, 3)];
+    assert_eq!(sorted(store.claim_sending(&all, 100, 200).await.unwrap()), vec![(31, 1), (31, 3)]);
+    assert!(store.claim_sending(&all, 150, 250).await.unwrap().is_empty(), "claimed by another sender");
+    // A failed send gives its claim back; the other claim holds.
+    store.release_sending(&[(31, 3)]).await.unwrap();
+    assert_eq!(store.claim_sending(&all, 160, 260).await.unwrap(), vec![(31, 3)]);
+    // A sender that died: its claim lapses.
+    store.ack_delivered(vec![(31, 3)], 170).await.unwrap();
+    assert_eq!(store.claim_sending(&all, 200, 300).await.unwrap(), vec![(31, 1)], "lapsed at 200; 3 is delivered");
+    store.close().await;
+});
 both_backends!(flow_sources_and_expiry_queries, |url: String| async move {
     let store = Store::open(&url, 4).await.unwrap();
     store.save_flow_source("abc", "router", "say(\"v1\");", 1).await.unwrap();

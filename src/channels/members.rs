@@ -1,8 +1,10 @@
 //! What the chat channels (Discord, Slack) share about their members: one
-//! lock per member, and the replies owed to them that a sweep redelivers.
+//! lock per member, sending replies under a claim, and the replies owed to
+//! them that a sweep redelivers.
 
 use std::{
     collections::{BTreeMap, HashMap},
+    future::Future,
     hash::Hash,
     sync::{Arc, Mutex},
     time::Duration,
@@ -10,7 +12,10 @@ use std::{
 
 use tokio::sync::OwnedMutexGuard;
 
-use crate::store::{Result, Store};
+use crate::{
+    engine::{Delivery, Engine, EngineError},
+    store::{Result, Store},
+};
 
 /// One lock per member: their turns and the sends that follow do not
 /// interleave, so messages arrive in order and nothing is sent twice.
@@ -38,6 +43,40 @@ impl<K: Hash + Eq> MemberLocks<K> {
         };
         lock.lock_owned().await
     }
+}
+
+/// How long a claim on replies being sent holds: well past the time a
+/// turn's replies take to send with every retry (a few calls of up to
+/// `request_timeout` each). A sender that dies mid-send blocks its replies
+/// this long; then the sweep sends them.
+pub const SEND_LEASE: Duration = Duration::from_secs(300);
+
+/// Sends `deliveries` with `send`, one by one, as far as this instance
+/// claims them ([`Engine::claim`]: the member lock only serialises this
+/// process; another instance may be sending the same replies), marking each
+/// delivered once sent. When a send fails, the claims on the rest are given
+/// back, so the member's next turn sends them. Returns how many were sent.
+pub async fn send_claimed<E, F, Fut>(
+    engine: &Engine,
+    deliveries: &[Delivery],
+    mut send: F,
+) -> std::result::Result<usize, E>
+where
+    E: From<EngineError>,
+    F: FnMut(Delivery) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>>,
+{
+    let claimed = engine.claim(deliveries, SEND_LEASE).await?;
+    for (i, d) in claimed.iter().enumerate() {
+        if let Err(e) = send(d.clone()).await {
+            if let Err(unclaim) = engine.unclaim(&claimed[i..]).await {
+                tracing::warn!("unsent replies keep their claim until it lapses: {unclaim}");
+            }
+            return Err(e);
+        }
+        engine.delivered(std::slice::from_ref(d)).await?;
+    }
+    Ok(claimed.len())
 }
 
 /// Replies older than this are left alone by the sweep (a member who

@@ -26,10 +26,11 @@ pub mod timing;
 mod turn;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 pub use clock::Clock;
@@ -405,6 +406,27 @@ impl Engine {
     pub async fn delivered(&self, messages: &[Delivery]) -> Result<(), EngineError> {
         let ids = messages.iter().map(|d| (d.conversation_id, d.seq)).collect();
         Ok(self.inner.store.ack_delivered(ids, self.inner.clock.now_ms()).await?)
+    }
+
+    /// Claims `deliveries` for sending by this instance for `lease`, and
+    /// returns those it won (in their order): the undelivered ones nobody
+    /// else is sending. A channel sends only what it claimed, so instances
+    /// sharing the store never send one message twice.
+    pub async fn claim(&self, deliveries: &[Delivery], lease: Duration) -> Result<Vec<Delivery>, EngineError> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.inner.clock.now_ms();
+        let ids: Vec<(i64, i64)> = deliveries.iter().map(|d| (d.conversation_id, d.seq)).collect();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let won: HashSet<(i64, i64)> = self.inner.store.claim_sending(&ids, now, until).await?.into_iter().collect();
+        Ok(deliveries.iter().filter(|d| won.contains(&(d.conversation_id, d.seq))).cloned().collect())
+    }
+
+    /// Gives back the claims on `deliveries`, which were not sent after all.
+    pub async fn unclaim(&self, deliveries: &[Delivery]) -> Result<(), EngineError> {
+        let ids: Vec<(i64, i64)> = deliveries.iter().map(|d| (d.conversation_id, d.seq)).collect();
+        Ok(self.inner.store.release_sending(&ids).await?)
     }
 
     /// Messages committed but not yet acknowledged by the channel (after a

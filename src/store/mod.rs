@@ -36,6 +36,7 @@ mod quotas;
 mod read;
 pub mod requests;
 mod rows;
+mod sending;
 mod slack;
 mod sql;
 mod wal;

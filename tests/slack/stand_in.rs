@@ -59,6 +59,9 @@ struct State {
     agents: Mutex<Vec<String>>,
     /// (method, times): answered 429 with `Retry-After: 1` this many times.
     rate_limits: Mutex<Vec<(String, usize)>>,
+    /// (method, delay): calls of `method` are recorded, then answered this
+    /// much later (a slow Slack, to hold a send open).
+    slow: Mutex<Vec<(String, Duration)>>,
     connection: Mutex<Option<mpsc::UnboundedSender<Ws>>>,
     connections: AtomicUsize,
     ts: AtomicU64,
@@ -95,6 +98,11 @@ impl StandIn {
     /// The next `times` calls of `method` get 429 with `Retry-After: 1`.
     pub fn rate_limit(&self, method: &str, times: usize) {
         self.state.rate_limits.lock().unwrap().push((method.to_string(), times));
+    }
+
+    /// Calls of `method` are answered `delay` after they arrive.
+    pub fn slow(&self, method: &str, delay: Duration) {
+        self.state.slow.lock().unwrap().push((method.to_string(), delay));
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -266,6 +274,10 @@ async fn answer(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Resul
     };
     state.calls.lock().unwrap().push(Call { method: method.clone(), body: params.clone(), auth, ts: ts.clone() });
     let channel = params["channel"].as_str().unwrap_or("C0").to_string();
+    let delay = state.slow.lock().unwrap().iter().find(|(m, _)| *m == method).map(|(_, d)| *d);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     Ok(json_response(match method.as_str() {
         "auth.test" => {
             json!({ "ok": true, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "frontdesk",

@@ -6,8 +6,8 @@ use std::{future::Future, time::Duration};
 use serenity::all::{ChannelId, Http, UserId};
 
 use super::{render, Discord, DiscordError, CHANNEL};
-use crate::config::DiscordPrivate;
 use crate::engine::{Delivery, Outbound};
+use crate::{channels::members, config::DiscordPrivate};
 
 /// Discord's JSON error code for a channel that no longer exists.
 const UNKNOWN_CHANNEL: isize = 10003;
@@ -49,38 +49,40 @@ where
 }
 
 impl Discord {
-    /// Sends a turn's messages to the member's place, marking each delivered
-    /// as soon as it is sent.
+    /// Sends a turn's messages to the member's place, those this instance
+    /// claims ([`members::send_claimed`]), marking each delivered as soon as
+    /// it is sent. Returns how many were sent.
     pub(super) async fn deliver(
         &self,
         http: &Http,
         user: UserId,
         target: ChannelId,
         deliveries: &[Delivery],
-    ) -> Result<(), DiscordError> {
-        for d in deliveries {
-            for m in render::messages(&d.message) {
-                let sent = rest(self.config().send_attempts, || target.send_message(http, m.clone())).await;
-                if let Err(e) = sent {
-                    if e.code() == Some(UNKNOWN_CHANNEL) {
-                        // The thread was deleted: the next message opens a new one.
-                        self.inner.places.forget(user, target).await?;
-                    }
-                    return Err(e);
+    ) -> Result<usize, DiscordError> {
+        members::send_claimed(self.engine(), deliveries, |d| self.deliver_one(http, user, target, d)).await
+    }
+
+    async fn deliver_one(&self, http: &Http, user: UserId, target: ChannelId, d: Delivery) -> Result<(), DiscordError> {
+        for m in render::messages(&d.message) {
+            let sent = rest(self.config().send_attempts, || target.send_message(http, m.clone())).await;
+            if let Err(e) = sent {
+                if e.code() == Some(UNKNOWN_CHANNEL) {
+                    // The thread was deleted: the next message opens a new one.
+                    self.inner.places.forget(user, target).await?;
                 }
+                return Err(e);
             }
-            if let (Outbound::Handoff { reason }, Some(staff)) = (&d.message, self.config().agent_channel) {
-                let reason = render::escape(reason);
-                let text = match self.config().private {
-                    DiscordPrivate::Thread => format!("<@{user}> needs a person ({reason}): <#{target}>"),
-                    // Agents cannot open a member's DMs.
-                    DiscordPrivate::Dm => format!(
-                        "<@{user}> needs a person ({reason}). They write to the bot in DMs: `/frontdesk transcript` reads the conversation, `/frontdesk say` answers."
-                    ),
-                };
-                self.notice(http, ChannelId::new(staff), &text).await;
-            }
-            self.engine().delivered(std::slice::from_ref(d)).await?;
+        }
+        if let (Outbound::Handoff { reason }, Some(staff)) = (&d.message, self.config().agent_channel) {
+            let reason = render::escape(reason);
+            let text = match self.config().private {
+                DiscordPrivate::Thread => format!("<@{user}> needs a person ({reason}): <#{target}>"),
+                // Agents cannot open a member's DMs.
+                DiscordPrivate::Dm => format!(
+                    "<@{user}> needs a person ({reason}). They write to the bot in DMs: `/frontdesk transcript` reads the conversation, `/frontdesk say` answers."
+                ),
+            };
+            self.notice(http, ChannelId::new(staff), &text).await;
         }
         Ok(())
     }
@@ -93,7 +95,7 @@ impl Discord {
         target: ChannelId,
     ) -> Result<(), DiscordError> {
         let pending = self.engine().pending_deliveries(CHANNEL, &user.to_string()).await?;
-        self.deliver(http, user, target, &pending).await
+        self.deliver(http, user, target, &pending).await.map(drop)
     }
 
     /// Sends what is still undelivered after `redeliver_after` (younger
@@ -124,7 +126,6 @@ impl Discord {
             return Ok(0);
         }
         let target = self.inner.places.get_or_open(http, user, self.default_support(), self.now(), false).await?;
-        self.deliver(http, user, target, &pending).await?;
-        Ok(pending.len())
+        self.deliver(http, user, target, &pending).await
     }
 }

@@ -235,8 +235,8 @@ impl Discord {
         }
         match (place, delivered) {
             // Nothing was said (an agent holds the conversation): no pointer.
-            (Place::Public, Ok(())) if reply.messages.is_empty() => {}
-            (Place::Public, Ok(())) => {
+            (Place::Public, Ok(_)) if reply.messages.is_empty() => {}
+            (Place::Public, Ok(_)) => {
                 let member = render::escape(&display_name(&msg));
                 let text = match self.config().private {
                     DiscordPrivate::Thread => {
@@ -248,7 +248,7 @@ impl Discord {
             }
             (Place::Public, Err(e)) => self.notice(http, msg.channel_id, self.unreachable(&e)).await,
             (Place::Private, Err(_)) => self.notice(http, target, &self.config().texts.send_failed).await,
-            (Place::Private, Ok(())) => {}
+            (Place::Private, Ok(_)) => {}
         }
     }
 }

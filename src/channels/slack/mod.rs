@@ -190,7 +190,7 @@ impl Slack {
         if public && !place.ephemeral && !reply.messages.is_empty() {
             // A pointer in the thread of the message, nothing personal.
             let text = match delivered {
-                Ok(()) => &self.config().texts.moved_to_dm,
+                Ok(_) => &self.config().texts.moved_to_dm,
                 Err(_) => &self.config().texts.send_failed,
             };
             if let Err(e) = self.api().post(&m.channel, Some(&m.ts), &render::notice(text)).await {

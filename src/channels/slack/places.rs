@@ -4,6 +4,7 @@
 
 use super::{api::Content, render, Slack, SlackError, CHANNEL};
 use crate::{
+    channels::members,
     engine::{Delivery, Outbound},
     store::SlackPlace,
 };
@@ -55,23 +56,31 @@ impl Slack {
         }
     }
 
-    /// Sends a turn's messages, marking each delivered as soon as it is sent.
-    pub(super) async fn deliver(&self, user: &str, place: &Place, deliveries: &[Delivery]) -> Result<(), SlackError> {
-        for d in deliveries {
-            for content in render::messages(&d.message) {
-                self.send(user, place, &content).await?;
+    /// Sends a turn's messages, those this instance claims
+    /// ([`members::send_claimed`]), marking each delivered as soon as it is
+    /// sent. Returns how many were sent.
+    pub(super) async fn deliver(
+        &self,
+        user: &str,
+        place: &Place,
+        deliveries: &[Delivery],
+    ) -> Result<usize, SlackError> {
+        members::send_claimed(self.engine(), deliveries, |d| self.deliver_one(user, place, d)).await
+    }
+
+    async fn deliver_one(&self, user: &str, place: &Place, d: Delivery) -> Result<(), SlackError> {
+        for content in render::messages(&d.message) {
+            self.send(user, place, &content).await?;
+        }
+        if let (Outbound::Handoff { reason }, Some(staff)) = (&d.message, &self.config().agent_channel) {
+            let text = format!(
+                "<@{user}> needs a person ({}). `/frontdesk transcript <@{user}>` reads the conversation, \
+                 `/frontdesk takeover <@{user}>` takes it, `/frontdesk say <@{user}> …` answers.",
+                render::escape(reason)
+            );
+            if let Err(e) = self.api().post(staff, None, &Content { text, blocks: Vec::new() }).await {
+                tracing::warn!("could not tell the agents' channel of a hand-off: {e}");
             }
-            if let (Outbound::Handoff { reason }, Some(staff)) = (&d.message, &self.config().agent_channel) {
-                let text = format!(
-                    "<@{user}> needs a person ({}). `/frontdesk transcript <@{user}>` reads the conversation, \
-                     `/frontdesk takeover <@{user}>` takes it, `/frontdesk say <@{user}> …` answers.",
-                    render::escape(reason)
-                );
-                if let Err(e) = self.api().post(staff, None, &Content { text, blocks: Vec::new() }).await {
-                    tracing::warn!("could not tell the agents' channel of a hand-off: {e}");
-                }
-            }
-            self.engine().delivered(std::slice::from_ref(d)).await?;
         }
         Ok(())
     }
@@ -79,7 +88,7 @@ impl Slack {
     /// Sends what an earlier turn (or background work) left undelivered.
     pub(super) async fn deliver_pending(&self, user: &str, place: &Place) -> Result<(), SlackError> {
         let pending = self.engine().pending_deliveries(CHANNEL, user).await?;
-        self.deliver(user, place, &pending).await
+        self.deliver(user, place, &pending).await.map(drop)
     }
 
     /// Sends what is still undelivered after `redeliver_after` (younger
@@ -109,7 +118,6 @@ impl Slack {
             return Ok(0);
         }
         let place = self.current_place(user).await?;
-        self.deliver(user, &place, &pending).await?;
-        Ok(pending.len())
+        self.deliver(user, &place, &pending).await
     }
 }
