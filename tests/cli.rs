@@ -212,6 +212,57 @@ fn serve_stops_gracefully_on_sigterm() {
     assert!(err.contains("frontdesk stopped"), "{err}");
 }
 
+/// An SMTP server that accepts connections and never says a word.
+fn a_mute_smtp_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+#[test]
+fn chat_ends_soon_when_the_smtp_server_does_not_answer_and_the_mail_stays_queued() {
+    // It used to wait out the 150 s send time-out on its way out.
+    let data = tempfile::tempdir().unwrap();
+    let dir = common::repo_path("tests/fixtures/directory");
+    let out = frontdesk().arg("--data").arg(data.path()).arg("import").arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let port = a_mute_smtp_server().to_string();
+    let started = std::time::Instant::now();
+    let mut child = frontdesk()
+        .arg("--data")
+        .arg(data.path())
+        .args(["chat", "--as", "mute-smtp"])
+        .envs([
+            ("FRONTDESK__SMTP__HOST", "127.0.0.1"),
+            ("FRONTDESK__SMTP__PORT", port.as_str()),
+            ("FRONTDESK__SMTP__SECURITY", "plain"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"login\n1\nalee\n1\n1\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (text, errors) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("Your login information is on its way"), "{text}\n{errors}");
+    assert!(started.elapsed() < Duration::from_secs(60), "chat took {:?} to end", started.elapsed());
+    assert!(errors.contains("still queued"), "the operator is told: {errors}");
+    let entries = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = frontdesk::store::Store::open(&frontdesk::store::Store::sqlite_url(data.path()), 1).await.unwrap();
+        let entries = store.outbox_entries().await.unwrap();
+        store.close().await;
+        entries
+    });
+    assert!(entries.len() == 1 && entries[0].status == "queued", "{entries:?}");
+}
+
 #[test]
 fn import_then_chat_finds_a_company_by_each_search_kind() {
     let data = tempfile::tempdir().unwrap();

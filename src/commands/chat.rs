@@ -17,8 +17,26 @@ pub async fn run(app: App, args: ChatArgs) -> anyhow::Result<i32> {
         let _ = w.await;
     }
     app.store.flush().await;
-    let flushed = app.outbox()?.run_once(app.engine.clock().now_ms()).await;
+    let flushed = last_mail(&app).await;
     app.store.close().await;
     flushed?;
     result.map(|_| 0)
+}
+
+/// Sends what is still queued, for as long as a background round gets at a
+/// stop: an SMTP server that does not answer would hold the terminal for
+/// the whole send time-out. What is not sent stays queued (a send cut off
+/// keeps its claim for one lease) for the next `serve` or `chat`.
+async fn last_mail(app: &App) -> anyhow::Result<()> {
+    let grace = crate::background::ROUND_GRACE;
+    match tokio::time::timeout(grace, app.outbox()?.run_once(app.engine.clock().now_ms())).await {
+        Ok(sent) => sent.map(drop),
+        Err(_) => {
+            tracing::warn!(
+                "mail still queued: the mail server did not answer within {grace:?}; \
+                 it goes out the next time frontdesk runs (serve or chat)"
+            );
+            Ok(())
+        }
+    }
 }
