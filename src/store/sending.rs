@@ -5,28 +5,12 @@
 //! twice when a redelivered event reaches a second instance while the first
 //! is still posting.
 
-use std::collections::BTreeMap;
-
-use super::{exec::Conn, sql::Sql, Result, Store};
-
-/// Most messages claimed by one statement (a turn sends a handful).
-const PER_STATEMENT: usize = 64;
-
-/// `(conversation_id, seq)` grouped by conversation, as
-/// `(conversation_id = ? AND seq IN (…)) OR …`, which both backends answer
-/// from the (conversation_id, seq) index.
-fn matching(q: &mut Sql<'_>, ids: &[(i64, i64)]) {
-    let mut by_conversation: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for &(conversation, seq) in ids {
-        by_conversation.entry(conversation).or_default().push(seq);
-    }
-    q.push("(");
-    for (i, (conversation, seqs)) in by_conversation.into_iter().enumerate() {
-        q.push(if i == 0 { "(conversation_id = " } else { " OR (conversation_id = " });
-        q.bind(conversation).push(" AND seq IN (").list(seqs).push("))");
-    }
-    q.push(")");
-}
+use super::{
+    exec::Conn,
+    sql::{pow2_chunks, Sql},
+    writer::{in_seq_ranges, seq_ranges, SEQ_RANGES_PER_STATEMENT},
+    Result, Store,
+};
 
 impl Store {
     /// Claims those of `ids` (`(conversation_id, seq)` of outbound messages)
@@ -35,11 +19,11 @@ impl Store {
     pub async fn claim_sending(&self, ids: &[(i64, i64)], now_ms: i64, until_ms: i64) -> Result<Vec<(i64, i64)>> {
         let mut conn = self.pool.acquire().await?;
         let mut claimed = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(PER_STATEMENT) {
+        for chunk in pow2_chunks(&seq_ranges(ids), SEQ_RANGES_PER_STATEMENT) {
             let mut q = Sql::new(&*conn, "UPDATE messages SET sending_until = ");
             q.bind(until_ms).push(" WHERE direction = 'out' AND delivered_at IS NULL AND (sending_until IS NULL OR ");
             q.push("sending_until <= ").bind(now_ms).push(") AND ");
-            matching(&mut q, chunk);
+            in_seq_ranges(&mut q, chunk);
             q.push(" RETURNING conversation_id, seq");
             claimed.extend(conn.rows::<(i64, i64)>(q).await?);
         }
@@ -50,9 +34,9 @@ impl Store {
     /// failed): the member's next turn, or the sweep, sends them.
     pub async fn release_sending(&self, ids: &[(i64, i64)]) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        for chunk in ids.chunks(PER_STATEMENT) {
+        for chunk in pow2_chunks(&seq_ranges(ids), SEQ_RANGES_PER_STATEMENT) {
             let mut q = Sql::new(&*conn, "UPDATE messages SET sending_until = NULL WHERE delivered_at IS NULL AND ");
-            matching(&mut q, chunk);
+            in_seq_ranges(&mut q, chunk);
             conn.run(q).await?;
         }
         Ok(())

@@ -41,11 +41,11 @@ const MAX_BATCH: usize = 512;
 /// Most tries of an acknowledgement whose batch lost to a concurrent writer.
 const ACK_ATTEMPTS: usize = 5;
 /// Most terms of one OR chain (SQLite's parser limits expression depth to 1000).
-const ACK_RANGES_PER_STATEMENT: usize = 128;
+pub(super) const SEQ_RANGES_PER_STATEMENT: usize = 128;
 
 /// `(conversation, seq)` pairs as `(conversation, first seq, last seq)`
 /// ranges of consecutive seqs.
-fn ack_ranges(acks: &[(i64, i64)]) -> Vec<(i64, i64, i64)> {
+pub(super) fn seq_ranges(acks: &[(i64, i64)]) -> Vec<(i64, i64, i64)> {
     let mut sorted = acks.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -536,17 +536,23 @@ async fn write_messages(tx: &mut impl Conn, won: &[&TurnCommit]) -> Result<()> {
 /// whose dead entries (every ack leaves one until vacuum) made each
 /// acknowledgement cost ~1 ms.
 async fn ack(tx: &mut impl Conn, acks: &[(i64, i64)], ack_time: i64) -> Result<()> {
-    for chunk in pow2_chunks(&ack_ranges(acks), ACK_RANGES_PER_STATEMENT) {
+    for chunk in pow2_chunks(&seq_ranges(acks), SEQ_RANGES_PER_STATEMENT) {
         let mut q = Sql::new(tx, "UPDATE messages SET delivered_at = COALESCE(delivered_at, ");
-        q.bind(ack_time).push(") WHERE direction = 'out' AND (");
-        for (i, (conv, lo, hi)) in chunk.iter().enumerate() {
-            q.push(if i == 0 { "(conversation_id = " } else { " OR (conversation_id = " });
-            q.bind(*conv).push(" AND seq BETWEEN ").bind(*lo).push(" AND ").bind(*hi).push(")");
-        }
-        q.push(")");
+        q.bind(ack_time).push(") WHERE direction = 'out' AND ");
+        in_seq_ranges(&mut q, chunk);
         tx.run(q).await?;
     }
     Ok(())
+}
+
+/// `((conversation_id = ? AND seq BETWEEN ? AND ?) OR …)` of [`seq_ranges`]:
+/// one probe of the (conversation_id, seq) index per range.
+pub(super) fn in_seq_ranges(q: &mut Sql<'_>, ranges: &[(i64, i64, i64)]) {
+    for (i, (conv, lo, hi)) in ranges.iter().enumerate() {
+        q.push(if i == 0 { "((conversation_id = " } else { " OR (conversation_id = " });
+        q.bind(*conv).push(" AND seq BETWEEN ").bind(*lo).push(" AND ").bind(*hi).push(")");
+    }
+    q.push(")");
 }
 
 #[cfg(test)]
@@ -554,7 +560,7 @@ mod tests {
     #[test]
     fn acks_collapse_into_ranges() {
         assert_eq!(
-            super::ack_ranges(&[(2, 5), (1, 3), (1, 1), (1, 2), (2, 7), (1, 2)]),
+            super::seq_ranges(&[(2, 5), (1, 3), (1, 1), (1, 2), (2, 7), (1, 2)]),
             vec![(1, 1, 3), (2, 5, 5), (2, 7, 7)]
         );
     }
