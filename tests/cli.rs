@@ -145,10 +145,16 @@ fn flows_check_reports_a_switch_arm_no_option_gives() {
 /// it succeeded, what it printed, and what it logged.
 fn piped_chat(who: &str, input: &[u8]) -> (bool, String, String) {
     let data = tempfile::tempdir().unwrap();
+    piped_chat_in(data.path(), who, input, &[])
+}
+
+/// [`piped_chat`] on the data folder `data`, with `env` set.
+fn piped_chat_in(data: &std::path::Path, who: &str, input: &[u8], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut child = frontdesk()
         .arg("--data")
-        .arg(data.path())
+        .arg(data)
         .args(["chat", "--as", who])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -233,25 +239,14 @@ fn chat_ends_soon_when_the_smtp_server_does_not_answer_and_the_mail_stays_queued
     let out = frontdesk().arg("--data").arg(data.path()).arg("import").arg(dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let port = a_mute_smtp_server().to_string();
+    let smtp = [
+        ("FRONTDESK__SMTP__HOST", "127.0.0.1"),
+        ("FRONTDESK__SMTP__PORT", &port),
+        ("FRONTDESK__SMTP__SECURITY", "plain"),
+    ];
     let started = std::time::Instant::now();
-    let mut child = frontdesk()
-        .arg("--data")
-        .arg(data.path())
-        .args(["chat", "--as", "mute-smtp"])
-        .envs([
-            ("FRONTDESK__SMTP__HOST", "127.0.0.1"),
-            ("FRONTDESK__SMTP__PORT", port.as_str()),
-            ("FRONTDESK__SMTP__SECURITY", "plain"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"login\n1\nalee\n1\n1\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let (text, errors) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("Your login information is on its way"), "{text}\n{errors}");
+    let (ok, text, errors) = piped_chat_in(data.path(), "mute-smtp", b"login\n1\nalee\n1\n1\n", &smtp);
+    assert!(ok && text.contains("Your login information is on its way"), "{text}\n{errors}");
     assert!(started.elapsed() < Duration::from_secs(60), "chat took {:?} to end", started.elapsed());
     assert!(errors.contains("still queued"), "the operator is told: {errors}");
     let entries = tokio::runtime::Runtime::new().unwrap().block_on(async {
