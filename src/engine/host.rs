@@ -80,6 +80,10 @@ pub(crate) fn build_engine(limits: &EngineSettings, effects: &[(String, usize)])
     e.set_max_map_size(limits.max_map_size);
     e.set_max_expr_depths(64, 32);
     e.set_strict_variables(true);
+    // No string interner: with `sync` it is one lock for every thread
+    // running a turn, and rhai waits for it by sleeping the thread for 10 ms
+    // at a time (see `the_script_engine_shares_no_string_interner_between_turns`).
+    e.set_max_strings_interned(0);
     e.on_progress(|ops| {
         if ops % 1024 == 0 {
             if let Some(deadline) = DEADLINE.get() {
@@ -397,6 +401,23 @@ fn matches_pattern(text: &str, pattern: &str) -> HostResult<bool> {
             None => Err(runtime(format!("matches_pattern: invalid pattern {pattern:?}"))),
         }
     })
+}
+
+#[cfg(test)]
+mod engine_tests {
+    /// Turns run the one script engine on every runtime thread at once, so
+    /// nothing in it may be a lock that two turns contend for. rhai's
+    /// string interner is one (with `sync`): a run that finds it taken
+    /// sleeps the whole thread for 10 ms (`locked_write`), a runtime worker
+    /// that every other turn on it then waits for. At 5,000 recovery turns
+    /// a second that happened 15-20 times a second (`perf trace -e
+    /// clock_nanosleep`, 2026-12-03) and was most of the p99.
+    #[test]
+    fn the_script_engine_shares_no_string_interner_between_turns() {
+        let settings = crate::config::Settings::load_from(None, &[]).expect("defaults load");
+        let engine = super::build_engine(&settings.engine, &[]);
+        assert_eq!(engine.max_strings_interned(), 0);
+    }
 }
 
 #[cfg(test)]
