@@ -178,7 +178,7 @@ impl Backend {
 /// multi-row statements stay in memory; checkpoints run in the background
 /// ([`wal`]), not inside the writer's commits, where they would stall
 /// every queued turn; [`wal`] also starts the log over when it grows, and
-/// `journal_size_limit` ([`wal::WAL_LIMIT`], added where the connection
+/// `journal_size_limit` ([`wal::FILE_LIMIT`], added where the connection
 /// options are built) cuts the file back then.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
     PRAGMA journal_mode = WAL; \
@@ -249,7 +249,7 @@ impl Store {
         let pragmas = |cache_mb: u32| -> std::sync::Arc<str> {
             format!(
                 "{SQLITE_PRAGMAS} PRAGMA journal_size_limit = {}; PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
-                wal::WAL_LIMIT,
+                wal::FILE_LIMIT,
                 u64::from(cache_mb) * 1024,
                 u64::from(opts.sqlite_mmap_mb) << 20
             )
@@ -314,7 +314,7 @@ impl Store {
                     .with_context(|| format!("opening {url}"))?;
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
                 drop(lock);
-                let wal = wal::Bound::new(&file);
+                let wal = wal::Bound::new();
                 tokio::spawn(wal::checkpoints(pool.clone(), wal.clone()));
                 let readers = (!url.contains(":memory:")).then(|| {
                     let keep = readers_size as usize;
@@ -525,7 +525,7 @@ mod tests {
                 ("PRAGMA synchronous", 1), // NORMAL
                 ("PRAGMA cache_size", -4096),
                 ("PRAGMA wal_autocheckpoint", 0),
-                ("PRAGMA journal_size_limit", super::wal::WAL_LIMIT as i64),
+                ("PRAGMA journal_size_limit", super::wal::FILE_LIMIT as i64),
                 ("PRAGMA foreign_keys", 1),
             ] {
                 let (got,): (i64,) = sqlx::query_as(pragma).fetch_one(&mut **conn).await.unwrap();
