@@ -475,11 +475,9 @@ mod tests {
         let other = {
             let (file, stop) = (file.clone(), stop.clone());
             std::thread::spawn(move || {
-                let conn = rusqlite::Connection::open(&file).unwrap();
+                let conn = super::exec::SqliteConn::open(&file, "").unwrap();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _: (i64, i64, i64) = conn
-                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                        .unwrap();
+                    conn.checkpoint().unwrap();
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
             })
