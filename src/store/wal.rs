@@ -14,9 +14,11 @@
 //! complete background pass: a pass copies what was committed while the
 //! one before it ran, so passes run back to back get shorter, and once one
 //! takes under [`SHORT_PASS`], what is left for the writer is about as
-//! little. What the writer copies it must also fsync, page by page at
-//! random places (~30 µs a page on this machine's disk), and every turn
-//! waits meanwhile: the start-overs were most of the recovery bench's p99.
+//! little. The writer's checkpoint ends with an fsync of the database,
+//! pages at random places (~30 µs a page on this machine's disk), and
+//! every turn waits meanwhile: the start-overs, 14-22 ms each even right
+//! after a sub-millisecond pass (why that many pages are dirty then is not
+//! yet known), are most of what is left of the recovery bench's p99.
 //! A log that full load kept from ever catching up is started over at
 //! [`FILE_LIMIT`] after any fresh pass, at the cost of a longer stall.
 
