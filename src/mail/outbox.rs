@@ -158,6 +158,7 @@ impl Outbox {
             if batch.is_empty() {
                 return Ok(sent);
             }
+            tracing::debug!(claimed = batch.len(), "outbox round");
             let claimed = std::time::Instant::now();
             let mut done = 0;
             for mail in &batch {
@@ -173,7 +174,8 @@ impl Outbox {
                 let at = now();
                 match outcome {
                     Ok(()) => {
-                        self.finish(claim, "sent", None, at, mail.attempts + 1).await?;
+                        let held = self.finish(claim, "sent", None, at, mail.attempts + 1).await?;
+                        tracing::debug!(message_id = %mail.message_id, held, "mail sent");
                         crate::metrics::get().outbox("sent");
                         sent += 1;
                     }
@@ -273,9 +275,10 @@ impl Outbox {
         error: Option<&str>,
         now: i64,
         attempts: i64,
-    ) -> anyhow::Result<()> {
-        claim.check(self.store.finish_mail(claim.id, claim.token, status, error, now, attempts).await?);
-        Ok(())
+    ) -> anyhow::Result<bool> {
+        let held = self.store.finish_mail(claim.id, claim.token, status, error, now, attempts).await?;
+        claim.check(held);
+        Ok(held)
     }
 
     async fn retry(&self, claim: Claim<'_>, error: &str, at: i64, attempts: i64) -> anyhow::Result<()> {

@@ -63,6 +63,17 @@ impl Drop for TestDb {
     }
 }
 
+/// frontdesk's debug logs, captured with the test's output: a test that
+/// fails shows what its workers did (libtest prints captured output only
+/// for failures, and threads the test starts inherit its capture).
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("frontdesk=debug"))
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+}
+
 pub fn repo_path(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
