@@ -17,8 +17,16 @@
 //! little. The writer's checkpoint ends with an fsync of the database,
 //! pages at random places (~30 µs a page on this machine's disk), and
 //! every turn waits meanwhile: the start-overs, 14-22 ms each even right
-//! after a sub-millisecond pass (why that many pages are dirty then is not
-//! yet known), are most of what is left of the recovery bench's p99.
+//! after a sub-millisecond pass, are most of what is left of the recovery
+//! bench's p99. Why that many pages are dirty then: SQLite syncs the
+//! database only at the end of a pass that copied the log up to its live
+//! end (`walCheckpoint` in SQLite 3.46: the sync is under `mxSafeFrame ==
+//! walIndexHdr(pWal)->mxFrame`), which a background pass under steady
+//! commits seldom is, so the pages the passes copied since are still dirty
+//! and the writer's sync writes them back (read from the source, not yet
+//! counted).
+//! (Syncing after each background pass instead is on the branch
+//! `experiment/wal-background-sync`, not measured yet.)
 //! A log that full load kept from ever catching up is started over at
 //! [`FILE_LIMIT`] after any fresh pass, at the cost of a longer stall.
 
