@@ -174,8 +174,8 @@ impl Outbox {
                 let at = now();
                 match outcome {
                     Ok(()) => {
-                        let held = self.finish(claim, "sent", None, at, mail.attempts + 1).await?;
-                        tracing::debug!(message_id = %mail.message_id, held, "mail sent");
+                        self.finish(claim, "sent", None, at, mail.attempts + 1).await?;
+                        tracing::debug!(message_id = %mail.message_id, outbox_id = mail.id, "mail sent");
                         crate::metrics::get().outbox("sent");
                         sent += 1;
                     }
@@ -275,10 +275,9 @@ impl Outbox {
         error: Option<&str>,
         now: i64,
         attempts: i64,
-    ) -> anyhow::Result<bool> {
-        let held = self.store.finish_mail(claim.id, claim.token, status, error, now, attempts).await?;
-        claim.check(held);
-        Ok(held)
+    ) -> anyhow::Result<()> {
+        claim.check(self.store.finish_mail(claim.id, claim.token, status, error, now, attempts).await?);
+        Ok(())
     }
 
     async fn retry(&self, claim: Claim<'_>, error: &str, at: i64, attempts: i64) -> anyhow::Result<()> {
