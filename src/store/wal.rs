@@ -25,8 +25,6 @@
 //! commits seldom is, so the pages the passes copied since are still dirty
 //! and the writer's sync writes them back (read from the source, not yet
 //! counted).
-//! (Syncing after each background pass instead is on the branch
-//! `experiment/wal-background-sync`, not measured yet.)
 //! A log that full load kept from ever catching up is started over at
 //! [`FILE_LIMIT`] after any fresh pass, at the cost of a longer stall.
 
