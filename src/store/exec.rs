@@ -191,9 +191,49 @@ impl SqliteConn {
         }
     }
 
+    /// The database's page size, in bytes.
+    pub fn page_size(&self) -> rusqlite::Result<i64> {
+        self.0.query_row("PRAGMA page_size", [], |r| r.get(0))
+    }
+
     /// A passive checkpoint: (busy, frames in the log, frames copied).
     pub fn checkpoint(&self) -> rusqlite::Result<(i64, i64, i64)> {
         self.0.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    }
+
+    /// Writes the database file's dirty pages to the disk (an fdatasync),
+    /// through SQLite's own handle of the file. Not through a descriptor of
+    /// our own: closing any descriptor of a file drops every POSIX lock the
+    /// process holds on it, SQLite's included. Nothing to do before the
+    /// connection has opened its file.
+    pub fn sync_database(&self) -> rusqlite::Result<()> {
+        use rusqlite::ffi;
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        // SAFETY: the handle is this open connection's own, used on this
+        // thread only. FILE_POINTER writes the main database's
+        // `sqlite3_file` (owned by the connection, alive while it is) into
+        // `file`; its methods are SQLite's VFS's, and xSync takes the file
+        // and a flag. No other thread uses this connection's file object.
+        let rc = unsafe {
+            let rc = ffi::sqlite3_file_control(
+                self.0.handle(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&mut file as *mut *mut ffi::sqlite3_file).cast(),
+            );
+            if rc != ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+                rc
+            } else {
+                match (*(*file).pMethods).xSync {
+                    Some(sync) => sync(file, ffi::SQLITE_SYNC_NORMAL),
+                    None => ffi::SQLITE_OK,
+                }
+            }
+        };
+        match rc {
+            ffi::SQLITE_OK => Ok(()),
+            rc => Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some("syncing the database file".into()))),
+        }
     }
 
     fn statement(&self, sql: &Sql<'_>) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {

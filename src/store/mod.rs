@@ -315,7 +315,9 @@ impl Store {
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
                 drop(lock);
                 let wal = wal::Bound::new();
-                tokio::spawn(wal::checkpoints(pool.clone(), wal.clone()));
+                if !url.contains(":memory:") {
+                    tokio::spawn(wal::checkpoints(file.clone(), pragmas(1), pool.clone(), wal.clone()));
+                }
                 let readers = (!url.contains(":memory:")).then(|| {
                     let keep = readers_size as usize;
                     std::sync::Arc::new(read::Readers::new(file.clone(), pragmas(opts.sqlite_cache_mb), keep))
