@@ -20,15 +20,18 @@
 //! 3.46: the sync is under `mxSafeFrame == walIndexHdr(pWal)->mxFrame`),
 //! which a background pass under steady commits seldom is; so every page
 //! the passes had copied since the last start-over was still dirty, and the
-//! writer's sync wrote them all back at random places: 5-21 ms a start-over,
-//! most of what was left of the recovery bench's p99. So each background
-//! pass syncs the database itself after copying ([`pass`]), and the writer's
-//! sync finds only the pages of its own last few frames: 0.9-2.0 ms a
-//! start-over at 5,000 turns/s offered, and the bench's p99 there 6.4-11.2 ms,
-//! ≤ 10 ms in 9 runs of 10, against 6.2-12.4 ms, ≤ 10 ms in 5 runs of 8,
-//! before; saturation unchanged (2026-12-04, `frontdesk bench engine
-//! --workload recovery`; `RUST_LOG=frontdesk::store::wal=debug` logs each
-//! start-over, `=trace` each pass with its copy's and its sync's time).
+//! writer's sync wrote them all back at random places: 5-26 ms a start-over,
+//! most of what was left of the recovery bench's p99. So once the log is
+//! past [`SYNC_FROM`] each background pass syncs the database itself after
+//! copying ([`pass`]), and the writer's sync finds only the pages of its
+//! own last few frames: 1.3-4.6 ms a start-over at 5,000 turns/s offered,
+//! against 6.6-26.3 ms in the same hour without. The bench's p99 there
+//! (2026-12-04, `frontdesk bench engine --workload recovery`): 7.1-21.0 ms,
+//! ≤ 10 ms in 14 runs of 20, against 6.2-23.7 ms, ≤ 10 ms in 4 of 8,
+//! without; saturation unchanged. What is left of the tail is the two
+//! cores' scheduling (see the README's Performance section).
+//! `RUST_LOG=frontdesk::store::wal=debug` logs each start-over, `=trace`
+//! each pass with its copy's and its sync's time.
 //! A log that full load kept from ever catching up is started over at
 //! [`FILE_LIMIT`] after any fresh pass, at the cost of a longer stall.
 
@@ -85,8 +88,8 @@ const SHORT_PASS: Duration = Duration::from_millis(1);
 /// Syncing after every pass looked to cost `bench email` about a tenth
 /// (2026-12-04, seven runs each, in turn with the build before: end to end
 /// median 7,311 mails/s, against 8,314); from half the limit on, 6,023-8,495
-/// against 7,255-8,016 over four (a noisy hour: the IMAP floor varied
-/// 39,000-58,000). The writer's start-overs stayed short (1.3-4.6 ms at
+/// against 7,255-8,016 over four (a noisy hour: the IMAP fetch floor varied
+/// 39,000-61,000). The writer's start-overs stayed short (1.3-4.6 ms at
 /// 5,000 turns/s offered, against 6.6-26.3 before).
 const SYNC_FROM: u64 = WAL_LIMIT / 2;
 
