@@ -204,8 +204,8 @@ impl SqliteConn {
     /// Writes the database file's dirty pages to the disk (an fdatasync),
     /// through SQLite's own handle of the file. Not through a descriptor of
     /// our own: closing any descriptor of a file drops every POSIX lock the
-    /// process holds on it, SQLite's included. Nothing to do before the
-    /// connection has opened its file.
+    /// process holds on it, SQLite's included. Nothing to do for a file
+    /// SQLite holds no open handle of.
     pub fn sync_database(&self) -> rusqlite::Result<()> {
         use rusqlite::ffi;
         let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();

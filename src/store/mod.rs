@@ -307,7 +307,8 @@ impl Store {
                 // the migrations; SQLite has no advisory lock for sqlx to
                 // take, so a lock file serialises opening, and the second
                 // finds both done.
-                let lock = if url.contains(":memory:") { None } else { Some(migration_lock(&file).await?) };
+                let in_memory = url.contains(":memory:");
+                let lock = if in_memory { None } else { Some(migration_lock(&file).await?) };
                 let pool = sized(readers_size, opts.sqlite_cache_mb)
                     .connect_with(connect.clone())
                     .await
@@ -315,10 +316,10 @@ impl Store {
                 sqlx::migrate!("migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
                 drop(lock);
                 let wal = wal::Bound::new();
-                if !url.contains(":memory:") {
+                if !in_memory {
                     tokio::spawn(wal::checkpoints(file.clone(), pragmas(1), pool.clone(), wal.clone()));
                 }
-                let readers = (!url.contains(":memory:")).then(|| {
+                let readers = (!in_memory).then(|| {
                     let keep = readers_size as usize;
                     std::sync::Arc::new(read::Readers::new(file.clone(), pragmas(opts.sqlite_cache_mb), keep))
                 });
@@ -463,6 +464,19 @@ fn creating(url: &str) -> String {
 mod tests {
     use super::{MailReceived, Store, Write};
 
+    /// A skipped mail from a@example.com with a 500-byte subject: a row of
+    /// some size, for tests that fill the log.
+    pub(super) fn received(message_key: String) -> Write {
+        Write::MailReceived(MailReceived {
+            message_key,
+            source: "ingest".into(),
+            sender: "a@example.com".into(),
+            subject: "x".repeat(500),
+            outcome: "skipped".into(),
+            reason: None,
+        })
+    }
+
     /// `checkpoint` empties the log although another connection is
     /// copying it too (the background passes, every few milliseconds):
     /// SQLite refuses a second checkpointer at once without waiting, and a
@@ -487,18 +501,7 @@ mod tests {
         let mut wal = file.as_os_str().to_owned();
         wal.push("-wal");
         for round in 0..20 {
-            let writes: Vec<Write> = (0..200)
-                .map(|i| {
-                    Write::MailReceived(MailReceived {
-                        message_key: format!("<{round}-{i}@example.com>"),
-                        source: "ingest".into(),
-                        sender: "a@example.com".into(),
-                        subject: "x".repeat(500),
-                        outcome: "skipped".into(),
-                        reason: None,
-                    })
-                })
-                .collect();
+            let writes: Vec<Write> = (0..200).map(|i| received(format!("<{round}-{i}@example.com>"))).collect();
             store.record(&writes, 1).await.unwrap();
             store.checkpoint().await.unwrap();
             let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);

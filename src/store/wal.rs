@@ -202,12 +202,9 @@ pub(crate) async fn checkpoints(file: PathBuf, pragmas: Arc<str>, pool: AnyPool,
         Ok::<_, rusqlite::Error>((conn, page))
     })
     .await;
-    let (mut conn, page) = match opened {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(e)) => {
-            return tracing::error!(error = %e, "opening the checkpoints' SQLite connection; the log will grow")
-        }
-        Err(e) => return tracing::error!(error = %e, "opening the checkpoints' SQLite connection"),
+    let (mut conn, page) = match opened.map_err(anyhow::Error::from).and_then(|r| Ok(r?)) {
+        Ok(opened) => opened,
+        Err(e) => return tracing::error!(error = %e, "opening the checkpoints' SQLite connection; the log will grow"),
     };
     // A frame is a page and its 24-byte header.
     let frame_bytes = page.max(0) as u64 + 24;
@@ -260,18 +257,7 @@ pub(crate) async fn checkpoints(file: PathBuf, pragmas: Arc<str>, pool: AnyPool,
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{exec::SqliteConn, MailReceived, Store, Write};
-
-    fn mail(i: usize) -> Write {
-        Write::MailReceived(MailReceived {
-            message_key: format!("<{i}@example.com>"),
-            source: "ingest".into(),
-            sender: "a@example.com".into(),
-            subject: "x".repeat(500),
-            outcome: "skipped".into(),
-            reason: None,
-        })
-    }
+    use crate::store::{exec::SqliteConn, tests::received, Store, Write};
 
     /// The background passes copy what the writer commits into the database
     /// file itself: a copy of that file alone, without its log, holds the
@@ -281,7 +267,7 @@ mod tests {
     async fn background_passes_copy_the_log_into_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&Store::sqlite_url(dir.path()), 4).await.unwrap();
-        let writes: Vec<Write> = (0..300).map(mail).collect();
+        let writes: Vec<Write> = (0..300).map(|i| received(format!("<{i}@example.com>"))).collect();
         store.record(&writes, 1).await.unwrap();
         let copy = dir.path().join("copy.db");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -302,9 +288,9 @@ mod tests {
     }
 
     /// The sync after a pass goes through SQLite's own handle of the file:
-    /// it succeeds on a connection that has not opened its file yet, and on
-    /// one that has checkpointed, while another holds a write transaction
-    /// that then commits as usual.
+    /// it succeeds on a new, empty database file, and on one that has been
+    /// checkpointed while another connection holds a write transaction,
+    /// which then commits as usual.
     #[test]
     fn the_database_syncs_through_sqlites_handle() {
         let dir = tempfile::tempdir().unwrap();
