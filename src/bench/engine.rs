@@ -218,7 +218,38 @@ async fn saturation<C: Customer>(
     Ok(rate)
 }
 
-/// Open loop at `rate` turns/s: returns (turns/s, p50 ms, p99 ms).
+/// What the paced phase measured.
+struct Paced {
+    turns_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// The p99 of the turns that came due in each second of the phase: a
+    /// tail from one stall, from a warm-up or from every second alike.
+    p99_ms_by_second: Vec<f64>,
+}
+
+/// Latencies of the paced phase, as a whole and per second of due time.
+struct Latencies {
+    all: hdrhistogram::Histogram<u64>,
+    by_second: Vec<hdrhistogram::Histogram<u64>>,
+}
+
+impl Latencies {
+    fn new(seconds: usize) -> anyhow::Result<Latencies> {
+        let hist = || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3);
+        Ok(Latencies { all: hist()?, by_second: (0..seconds.max(1)).map(|_| hist()).collect::<Result<_, _>>()? })
+    }
+
+    /// A turn due `second`s into the phase took `us`.
+    fn record(&mut self, second: usize, us: u64) {
+        let us = us.max(1);
+        self.all.record(us).ok();
+        let last = self.by_second.len() - 1;
+        self.by_second[second.min(last)].record(us).ok();
+    }
+}
+
+/// Open loop at `rate` turns/s.
 async fn paced<C: Customer>(
     engine: &Engine,
     channel: &str,
@@ -226,9 +257,9 @@ async fn paced<C: Customer>(
     n: usize,
     rate: u64,
     duration: Duration,
-) -> anyhow::Result<(f64, f64, f64)> {
+) -> anyhow::Result<Paced> {
     let every = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
-    let hist = Arc::new(std::sync::Mutex::new(hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let hist = Arc::new(std::sync::Mutex::new(Latencies::new(duration.as_secs_f64().ceil() as usize)?));
     let totals = Arc::new(Totals::default());
     let start = tokio::time::Instant::now();
     let end = (start + duration).into_std();
@@ -253,7 +284,8 @@ async fn paced<C: Customer>(
                 // Latency from when the turn was due, so a backlog shows.
                 let record = || {
                     let us = scheduled.elapsed().as_micros() as u64;
-                    hist.lock().expect("histogram").record(us.max(1)).ok();
+                    let second = scheduled.duration_since(start).as_secs() as usize;
+                    hist.lock().expect("histogram").record(second, us);
                 };
                 next = match drive(&engine, &channel, &who, &next, record).await {
                     Ok(r) => {
@@ -278,11 +310,13 @@ async fn paced<C: Customer>(
     let elapsed = duration.as_secs_f64();
     totals.check()?;
     let h = hist.lock().expect("histogram");
-    Ok((
-        totals.turns.load(Ordering::Relaxed) as f64 / elapsed,
-        h.value_at_quantile(0.5) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-    ))
+    let p99_ms = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1000.0;
+    Ok(Paced {
+        turns_per_sec: totals.turns.load(Ordering::Relaxed) as f64 / elapsed,
+        p50_ms: h.all.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: p99_ms(&h.all),
+        p99_ms_by_second: h.by_second.iter().map(|s| round(p99_ms(s))).collect(),
+    })
 }
 
 /// One customer's turns coming due: a Poisson process of mean interval
@@ -467,17 +501,17 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
             );
         }
     };
-    let (max_tps, tps, p50, p99, floor_tps, shape) = match args.workload {
+    let (max_tps, paced_figures, floor_tps, shape) = match args.workload {
         Workload::Chat => {
             progress("saturation");
             let max_tps = saturation(&engine, &sat, |_| Chatting, n, duration).await?;
             store.checkpoint().await?;
             progress("paced");
-            let (tps, p50, p99) = paced(&engine, &paced_channel, |_| Chatting, n, args.rate, duration).await?;
+            let paced = paced(&engine, &paced_channel, |_| Chatting, n, args.rate, duration).await?;
             store.checkpoint().await?;
             progress("floor");
             let shape = shape(&store, &sat).await?;
-            (max_tps, tps, p50, p99, floor(&store, &floor_channel, n, shape, duration).await?, shape)
+            (max_tps, paced, floor(&store, &floor_channel, n, shape, duration).await?, shape)
         }
         Workload::Recovery => {
             let ids = Arc::new(directory(&store, &url, config, tmp.path(), args.companies, args.json).await?);
@@ -490,22 +524,24 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
             let max_tps = saturation(&engine, &sat, customers, n, duration).await?;
             store.checkpoint().await?;
             progress("paced");
-            let (tps, p50, p99) = paced(&engine, &paced_channel, customers, n, args.rate, duration).await?;
+            let paced = paced(&engine, &paced_channel, customers, n, args.rate, duration).await?;
             store.checkpoint().await?;
             progress("floor");
             let shape = shape(&store, &sat).await?;
             let floor_tps = super::recovery::floor(&store, &floor_channel, ids.clone(), n, shape, duration).await?;
             out["recoveries"] = json!(recovered.load(Ordering::Relaxed));
             out["mails_queued"] = json!(store.outbox_count().await?);
-            (max_tps, tps, p50, p99, floor_tps, shape)
+            (max_tps, paced, floor_tps, shape)
         }
     };
+    let Paced { turns_per_sec: tps, p50_ms: p50, p99_ms: p99, p99_ms_by_second } = paced_figures;
     progress("done");
     let ratio = floor_tps / max_tps;
     let figures = json!({
         "turns_per_sec": round(tps),
         "p50_ms": round(p50),
         "p99_ms": round(p99),
+        "p99_ms_by_second": p99_ms_by_second,
         "max_turns_per_sec": round(max_tps),
         "floor_writes_per_sec": round(floor_tps),
         "overhead_ratio": round(ratio),
@@ -525,6 +561,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         println!("conversations         {n}");
         println!("paced turns/s         {:.0} (offered {})", tps, args.rate);
         println!("p50 / p99 latency     {p50:.2} ms / {p99:.2} ms");
+        println!("p99 each second       {p99_ms_by_second:?} ms");
         println!("saturation turns/s    {max_tps:.0}");
         println!("floor turns/s         {floor_tps:.0}");
         println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per turn)");
