@@ -32,6 +32,7 @@ pub mod keys;
 mod leader;
 mod mail;
 pub mod outbox;
+mod pcache;
 mod quotas;
 mod read;
 pub mod requests;
@@ -246,6 +247,9 @@ impl Store {
     pub async fn open_with(url: &str, opts: StoreOptions) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url);
+        if backend == Backend::Sqlite {
+            pcache::install();
+        }
         let pragmas = |cache_mb: u32| -> std::sync::Arc<str> {
             format!(
                 "{SQLITE_PRAGMAS} PRAGMA journal_size_limit = {}; PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
