@@ -145,7 +145,7 @@ impl SqliteConn {
     /// Opens `file` with `pragmas` and room for the writer's statement
     /// shapes (each power-of-two chunk size of each statement) prepared.
     pub fn open(file: &std::path::Path, pragmas: &str) -> rusqlite::Result<SqliteConn> {
-        super::pcache::install();
+        super::sqlite_global::configure();
         let conn = rusqlite::Connection::open(file)?;
         conn.execute_batch(pragmas)?;
         conn.set_prepared_statement_cache_capacity(256);

@@ -40,6 +40,7 @@ mod rows;
 mod sending;
 mod slack;
 mod sql;
+mod sqlite_global;
 mod wal;
 pub mod writer;
 mod writes;
@@ -248,7 +249,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url);
         if backend == Backend::Sqlite {
-            pcache::install();
+            sqlite_global::configure();
         }
         let pragmas = |cache_mb: u32| -> std::sync::Arc<str> {
             format!(

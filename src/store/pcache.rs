@@ -75,31 +75,15 @@ impl Cache {
     }
 }
 
-/// Installs the wrapper, once per process, before SQLite first starts
-/// (the first connection starts it). Returns whether the wrapper is in
-/// place: SQLite takes a page cache only before it starts, so in a process
-/// that opened a connection before (a test that used SQLite directly)
-/// the default cache stays, which only costs the walks.
-pub(crate) fn install() -> bool {
-    static INSTALLED: OnceLock<bool> = OnceLock::new();
-    *INSTALLED.get_or_init(|| {
-        // SAFETY: `sqlite3_config` only reads and sets SQLite's global
-        // configuration, and refuses once SQLite has started.
-        let done = unsafe { wrap() };
-        if let Err(rc) = done {
-            tracing::debug!(rc, "SQLite was started before its page cache could be wrapped; keeping the default");
-        }
-        done.is_ok()
-    })
-}
-
 /// Page numbers handed to pcache1 as key 0 so far.
 #[cfg(test)]
 fn swaps() -> u64 {
     SWAPS.load(Ordering::Relaxed)
 }
 
-unsafe fn wrap() -> Result<(), c_int> {
+/// Puts the wrapper in place of SQLite's page cache. Only before SQLite
+/// starts ([`super::sqlite_global`]); SQLite's answer otherwise.
+pub(super) unsafe fn wrap() -> Result<(), c_int> {
     let mut methods = std::mem::MaybeUninit::<ffi::sqlite3_pcache_methods2>::zeroed();
     let rc = ffi::sqlite3_config(ffi::SQLITE_CONFIG_GETPCACHE2, methods.as_mut_ptr());
     if rc != ffi::SQLITE_OK {
@@ -209,14 +193,14 @@ mod tests {
     /// Random inserts into an index split its pages, and the balances swap
     /// page numbers through the spare one: the wrapper sees them, and the
     /// database SQLite wrote through it is sound and holds every row.
-    /// (Every connection of this crate installs the wrapper before SQLite
-    /// starts, so it is in place whichever test opened one first.)
+    /// (Every connection of this crate configures SQLite before it starts,
+    /// so the wrapper is in place whichever test opened one first.)
     #[test]
     fn balances_swap_through_key_zero_and_the_database_stays_sound() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.db");
         drop(SqliteConn::open(&file, "").unwrap());
-        assert!(super::install(), "SQLite started before the wrapper was installed");
+        assert!(crate::store::sqlite_global::configured(), "SQLite started before it was configured");
         let before = super::swaps();
         let db = rusqlite::Connection::open(&file).unwrap();
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA cache_size = -256;").unwrap();
