@@ -12,10 +12,9 @@
 //!   glibc's malloc and free (`perf record` of the writer thread, `bench
 //!   engine --workload recovery`, 2026-12-06), and glibc keeps an arena of
 //!   freed memory for each thread that used SQLite.
-//! - No memory statistics (`SQLITE_CONFIG_MEMSTATUS`): with them every
-//!   allocation takes a process-wide mutex to count itself; nothing here
-//!   reads the counts or sets a heap limit.
 //! - The page cache wrapper of [`super::pcache`].
+//!
+//! (SQLite's compile-time settings are in `.cargo/config.toml`.)
 
 use std::{
     ffi::{c_int, c_void},
@@ -49,7 +48,6 @@ pub(crate) fn configured() -> bool {
 
 unsafe fn apply() -> Result<(), c_int> {
     let ok = |rc: c_int| if rc == ffi::SQLITE_OK { Ok(()) } else { Err(rc) };
-    ok(ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int))?;
     let methods = ffi::sqlite3_mem_methods {
         xMalloc: Some(malloc),
         xFree: Some(free),
