@@ -137,9 +137,9 @@ fn answer(reply: &TurnReply) -> &'static str {
 }
 
 #[derive(Default)]
-struct Totals {
-    turns: AtomicU64,
-    errors: AtomicU64,
+pub(super) struct Totals {
+    pub(super) turns: AtomicU64,
+    pub(super) errors: AtomicU64,
     /// The first answer a customer could not give (the flow went elsewhere).
     unexpected: std::sync::Mutex<Option<String>>,
 }
@@ -147,7 +147,7 @@ struct Totals {
 impl Totals {
     /// The customer's answer to `reply`; when it has none, the error is
     /// kept and the customer starts over.
-    fn answer(&self, customer: &mut impl Customer, reply: &TurnReply) -> String {
+    pub(super) fn answer(&self, customer: &mut impl Customer, reply: &TurnReply) -> String {
         match customer.next(reply) {
             Ok(next) => next,
             Err(e) => {
@@ -158,7 +158,7 @@ impl Totals {
         }
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    pub(super) fn check(&self) -> anyhow::Result<()> {
         let errors = self.errors.load(Ordering::Relaxed);
         let first = self.unexpected.lock().expect("unexpected").clone().unwrap_or_default();
         anyhow::ensure!(errors == 0, "{errors} turns failed; the first: {first}");
@@ -168,7 +168,7 @@ impl Totals {
 
 /// One turn and its delivery acknowledgement; the turn's latency is taken
 /// when the reply is ready (`on_reply`), before the acknowledgement.
-async fn drive(
+pub(super) async fn drive(
     engine: &Engine,
     channel: &str,
     who: &str,
@@ -216,132 +216,6 @@ async fn saturation<C: Customer>(
     let rate = per_second(duration, start, &stop, &totals.turns, tasks).await?;
     totals.check()?;
     Ok(rate)
-}
-
-/// What the paced phase measured.
-struct Paced {
-    turns_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    /// The p99 of the turns that came due in each second of the phase: a
-    /// tail from one stall, from a warm-up or from every second alike.
-    p99_ms_by_second: Vec<f64>,
-}
-
-/// Latencies of the paced phase, as a whole and per second of due time.
-struct Latencies {
-    all: hdrhistogram::Histogram<u64>,
-    by_second: Vec<hdrhistogram::Histogram<u64>>,
-}
-
-impl Latencies {
-    fn new(seconds: usize) -> anyhow::Result<Latencies> {
-        let hist = || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3);
-        Ok(Latencies { all: hist()?, by_second: (0..seconds.max(1)).map(|_| hist()).collect::<Result<_, _>>()? })
-    }
-
-    /// A turn due `second`s into the phase took `us`.
-    fn record(&mut self, second: usize, us: u64) {
-        let us = us.max(1);
-        self.all.record(us).ok();
-        let last = self.by_second.len() - 1;
-        self.by_second[second.min(last)].record(us).ok();
-    }
-}
-
-/// Open loop at `rate` turns/s.
-async fn paced<C: Customer>(
-    engine: &Engine,
-    channel: &str,
-    customers: impl Fn(usize) -> C,
-    n: usize,
-    rate: u64,
-    duration: Duration,
-) -> anyhow::Result<Paced> {
-    let every = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
-    let hist = Arc::new(std::sync::Mutex::new(Latencies::new(duration.as_secs_f64().ceil() as usize)?));
-    let totals = Arc::new(Totals::default());
-    let start = tokio::time::Instant::now();
-    let end = (start + duration).into_std();
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let (engine, totals, hist, channel) = (engine.clone(), totals.clone(), hist.clone(), channel.to_string());
-        let offset = every.mul_f64(i as f64 / n as f64);
-        let mut customer = customers(i);
-        tasks.push(tokio::spawn(async move {
-            let who = format!("c{i}");
-            let mut next = customer.first();
-            let mut arrivals = Arrivals::new(i as u64, start + offset, every);
-            loop {
-                // A turn that comes due while the last one is still running
-                // is sent as soon as it is answered (and its latency counts
-                // from when it was due).
-                let scheduled = arrivals.next();
-                tokio::time::sleep_until(scheduled).await;
-                if scheduled.into_std() >= end {
-                    break;
-                }
-                // Latency from when the turn was due, so a backlog shows.
-                let record = || {
-                    let us = scheduled.elapsed().as_micros() as u64;
-                    let second = scheduled.duration_since(start).as_secs() as usize;
-                    hist.lock().expect("histogram").record(second, us);
-                };
-                next = match drive(&engine, &channel, &who, &next, record).await {
-                    Ok(r) => {
-                        // Sustained means answered within the window: a
-                        // backlog that finishes late does not count.
-                        if Instant::now() < end {
-                            totals.turns.fetch_add(1, Ordering::Relaxed);
-                        }
-                        totals.answer(&mut customer, &r)
-                    }
-                    Err(_) => {
-                        totals.errors.fetch_add(1, Ordering::Relaxed);
-                        "start over".into()
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let elapsed = duration.as_secs_f64();
-    totals.check()?;
-    let h = hist.lock().expect("histogram");
-    let p99_ms = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1000.0;
-    Ok(Paced {
-        turns_per_sec: totals.turns.load(Ordering::Relaxed) as f64 / elapsed,
-        p50_ms: h.all.value_at_quantile(0.5) as f64 / 1000.0,
-        p99_ms: p99_ms(&h.all),
-        p99_ms_by_second: h.by_second.iter().map(|s| round(p99_ms(s))).collect(),
-    })
-}
-
-/// One customer's turns coming due: a Poisson process of mean interval
-/// `every` (exponential gaps), from its own seed so runs repeat.
-struct Arrivals {
-    rng: rand::rngs::StdRng,
-    due: tokio::time::Instant,
-    every: Duration,
-}
-
-impl Arrivals {
-    fn new(seed: u64, first: tokio::time::Instant, every: Duration) -> Arrivals {
-        use rand::SeedableRng as _;
-        Arrivals { rng: rand::rngs::StdRng::seed_from_u64(seed), due: first, every }
-    }
-
-    /// When the next turn is due.
-    fn next(&mut self) -> tokio::time::Instant {
-        use rand::Rng as _;
-        let due = self.due;
-        // -ln(U), U in (0, 1]: an exponential gap of mean 1.
-        let gap = -(1.0 - self.rng.gen::<f64>()).ln();
-        self.due += self.every.mul_f64(gap);
-        due
-    }
 }
 
 /// The shape of the engine's writes in the saturation phase, which the
@@ -507,7 +381,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
             let max_tps = saturation(&engine, &sat, |_| Chatting, n, duration).await?;
             store.checkpoint().await?;
             progress("paced");
-            let paced = paced(&engine, &paced_channel, |_| Chatting, n, args.rate, duration).await?;
+            let paced = super::paced::paced(&engine, &paced_channel, |_| Chatting, n, args.rate, duration).await?;
             store.checkpoint().await?;
             progress("floor");
             let shape = shape(&store, &sat).await?;
@@ -524,7 +398,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
             let max_tps = saturation(&engine, &sat, customers, n, duration).await?;
             store.checkpoint().await?;
             progress("paced");
-            let paced = paced(&engine, &paced_channel, customers, n, args.rate, duration).await?;
+            let paced = super::paced::paced(&engine, &paced_channel, customers, n, args.rate, duration).await?;
             store.checkpoint().await?;
             progress("floor");
             let shape = shape(&store, &sat).await?;
@@ -534,7 +408,8 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
             (max_tps, paced, floor_tps, shape)
         }
     };
-    let Paced { turns_per_sec: tps, p50_ms: p50, p99_ms: p99, p99_ms_by_second } = paced_figures;
+    let super::paced::Paced { turns_per_sec: tps, p50_ms: p50, p99_ms: p99, p99_ms_by_second, wake_late_p99_ms } =
+        paced_figures;
     progress("done");
     let ratio = floor_tps / max_tps;
     let figures = json!({
@@ -542,6 +417,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         "p50_ms": round(p50),
         "p99_ms": round(p99),
         "p99_ms_by_second": p99_ms_by_second,
+        "wake_late_p99_ms": wake_late_p99_ms,
         "max_turns_per_sec": round(max_tps),
         "floor_writes_per_sec": round(floor_tps),
         "overhead_ratio": round(ratio),
@@ -562,6 +438,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         println!("paced turns/s         {:.0} (offered {})", tps, args.rate);
         println!("p50 / p99 latency     {p50:.2} ms / {p99:.2} ms");
         println!("p99 each second       {p99_ms_by_second:?} ms");
+        println!("wake-ups late, p99    {wake_late_p99_ms} ms (the load generator's own error)");
         println!("saturation turns/s    {max_tps:.0}");
         println!("floor turns/s         {floor_tps:.0}");
         println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per turn)");
@@ -578,7 +455,7 @@ pub(super) fn clock_ms() -> i64 {
     crate::engine::Clock::System.now_ms()
 }
 
-fn round(x: f64) -> f64 {
+pub(super) fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 

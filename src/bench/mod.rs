@@ -3,6 +3,7 @@
 pub mod directory;
 pub mod email;
 mod engine;
+mod paced;
 mod recovery;
 
 pub use engine::{engine, engine_settings, EngineBenchArgs};
