@@ -89,7 +89,7 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     next.journal = r#"{"params":{},"entries":[{"k":"say"}]}"#.into();
     let up = |m| TurnCommit {
         writes: vec![],
-        conversation: ConversationWrite::Update { row: next.clone(), expected_version: 1 },
+        conversation: ConversationWrite::Update { row: next.clone(), expected_version: 1, expected_status: r.status },
         messages: m,
     };
     assert_eq!(store.commit(up(msgs(2, Some("m2")))).await.unwrap(), CommitOutcome::Committed);
@@ -102,6 +102,42 @@ both_backends!(insert_update_and_version_guard, |url: String| async move {
     assert_eq!(stored.journal, next.journal);
     let transcript = store.transcript(7).await.unwrap();
     assert_eq!(transcript.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    store.close().await;
+});
+
+// An update sets the status only when it changes (see ConversationWrite):
+// both kinds, committed together, each land whole, and the one that closed
+// its conversation freed the key for a new one.
+both_backends!(updates_that_keep_and_change_the_status, |url: String| async move {
+    let store = Store::open(&url, 4).await.unwrap();
+    let (ann, bob) = (row(21, "ann2"), row(22, "bob2"));
+    for r in [&ann, &bob] {
+        let first = TurnCommit { writes: vec![], conversation: ConversationWrite::Insert(r.clone()), messages: vec![] };
+        assert_eq!(store.commit(first).await.unwrap(), CommitOutcome::Committed);
+    }
+    let update = |r: &ConversationRow, status: Status| {
+        let mut next = r.clone();
+        next.version = 2;
+        next.status = status;
+        next.journal = format!(r#"{{"params":{{}},"entries":[],"by":"{}"}}"#, r.conv_key);
+        next.expires_at = Some(2_000);
+        TurnCommit {
+            writes: vec![],
+            conversation: ConversationWrite::Update { row: next, expected_version: 1, expected_status: r.status },
+            messages: vec![],
+        }
+    };
+    let (kept, closed) =
+        tokio::join!(store.commit(update(&ann, Status::Waiting)), store.commit(update(&bob, Status::Done)));
+    assert_eq!((kept.unwrap(), closed.unwrap()), (CommitOutcome::Committed, CommitOutcome::Committed));
+
+    let stored = store.open_conversation("test", "ann2").await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.status, stored.expires_at), (2, Status::Waiting, Some(2_000)));
+    assert!(stored.journal.contains("ann2"));
+    assert!(store.open_conversation("test", "bob2").await.unwrap().is_none(), "bob2's conversation is closed");
+    let again =
+        TurnCommit { writes: vec![], conversation: ConversationWrite::Insert(row(23, "bob2")), messages: vec![] };
+    assert_eq!(store.commit(again).await.unwrap(), CommitOutcome::Committed);
     store.close().await;
 });
 
@@ -120,7 +156,7 @@ both_backends!(duplicate_inbound_is_refused, |url: String| async move {
     next.version = 2;
     let again = TurnCommit {
         writes: vec![],
-        conversation: ConversationWrite::Update { row: next, expected_version: 1 },
+        conversation: ConversationWrite::Update { row: next, expected_version: 1, expected_status: r.status },
         messages: msgs(2, Some("dup")),
     };
     assert_eq!(store.commit(again).await.unwrap(), CommitOutcome::Duplicate);

@@ -284,6 +284,7 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
                     row.next_seq = 0;
                 }
                 left_in_conversation -= 1;
+                let status_before = row.status;
                 row.status = if left_in_conversation == 0 { Status::Done } else { Status::Waiting };
                 let mut messages = Vec::new();
                 let mut acks = Vec::new();
@@ -305,7 +306,11 @@ async fn floor(store: &Store, channel: &str, n: usize, shape: Shape, duration: D
                 let conversation = if insert {
                     ConversationWrite::Insert(row.clone())
                 } else {
-                    ConversationWrite::Update { row: row.clone(), expected_version: row.version - 1 }
+                    ConversationWrite::Update {
+                        row: row.clone(),
+                        expected_version: row.version - 1,
+                        expected_status: status_before,
+                    }
                 };
                 if store.commit(TurnCommit { conversation, messages, writes: Vec::new() }).await.is_ok() {
                     store.ack_delivered(acks, now).await.ok();

@@ -226,6 +226,7 @@ struct Step<'a> {
 impl Step<'_> {
     async fn commit(&mut self, writes: Vec<Write>, last: bool) -> anyhow::Result<()> {
         let now = super::engine::clock_ms();
+        let status_before = self.row.status;
         self.row.status = if last { Status::Done } else { Status::Waiting };
         let mut messages = Vec::new();
         let mut acks = Vec::new();
@@ -246,7 +247,11 @@ impl Step<'_> {
         let conversation = if self.first {
             ConversationWrite::Insert(self.row.clone())
         } else {
-            ConversationWrite::Update { row: self.row.clone(), expected_version: self.row.version - 1 }
+            ConversationWrite::Update {
+                row: self.row.clone(),
+                expected_version: self.row.version - 1,
+                expected_status: status_before,
+            }
         };
         self.first = false;
         self.store.commit(TurnCommit { conversation, messages, writes }).await?;

@@ -50,7 +50,9 @@ fn classify(inner: &Inner, text: &str) -> Option<Word> {
 /// The next state of a conversation, built up during a turn.
 pub(super) struct Draft {
     pub(super) row: ConversationRow,
-    expected_version: Option<i64>,
+    /// The version and status the turn read, for an update; none for a new
+    /// conversation.
+    expected: Option<(i64, Status)>,
     messages: Vec<NewMessage>,
     deliveries: Vec<Delivery>,
     pub(super) writes: Vec<crate::store::Write>,
@@ -82,7 +84,7 @@ impl Draft {
                 created_at: now,
                 updated_at: now,
             },
-            expected_version: None,
+            expected: None,
             messages: Vec::new(),
             deliveries: Vec::new(),
             writes: Vec::new(),
@@ -91,18 +93,11 @@ impl Draft {
     }
 
     pub(super) fn resume(row: ConversationRow, now: i64) -> Draft {
-        let expected = row.version;
+        let expected = (row.version, row.status);
         let mut row = row;
         row.version += 1;
         row.updated_at = now;
-        Draft {
-            row,
-            expected_version: Some(expected),
-            messages: Vec::new(),
-            deliveries: Vec::new(),
-            writes: Vec::new(),
-            now,
-        }
+        Draft { row, expected: Some(expected), messages: Vec::new(), deliveries: Vec::new(), writes: Vec::new(), now }
     }
 
     fn context(&self) -> EffectContext {
@@ -244,9 +239,11 @@ impl Draft {
 
     fn finish(self, again: bool) -> Planned {
         let status = Some(self.row.status);
-        let conversation = match self.expected_version {
+        let conversation = match self.expected {
             None => ConversationWrite::Insert(self.row),
-            Some(v) => ConversationWrite::Update { row: self.row, expected_version: v },
+            Some((v, status)) => {
+                ConversationWrite::Update { row: self.row, expected_version: v, expected_status: status }
+            }
         };
         let id = conversation.row().id;
         Planned {

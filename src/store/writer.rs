@@ -74,11 +74,15 @@ pub enum ConversationWrite {
     /// A new conversation; fails if the key already has an open one.
     Insert(ConversationRow),
     /// The next state of a conversation, applied only if nobody else has
-    /// changed it since `expected_version` was read. Its channel, key and
-    /// sender are the ones it began with and are not written: SQLite rewrites
-    /// the entries of every index on a column an `UPDATE` sets, changed or
-    /// not, and `conversations_by_sender` cost a random page per turn.
-    Update { row: ConversationRow, expected_version: i64 },
+    /// changed it since `expected_version` was read, when its status was
+    /// `expected_status`. Its channel, key and sender are the ones it began
+    /// with and are not written, nor is its status when it did not change:
+    /// SQLite rewrites the entries of every index on a column an `UPDATE`
+    /// sets, changed or not (and of every partial index whose condition
+    /// reads one), and `conversations_by_sender` cost a random page per
+    /// turn, `conversations_open` (partial on the status) another, with a
+    /// probe of its uniqueness.
+    Update { row: ConversationRow, expected_version: i64, expected_status: super::Status },
 }
 
 impl ConversationWrite {
@@ -458,11 +462,16 @@ async fn commit_turns(tx: &mut impl Conn, turns: &[TurnCommit]) -> Result<Vec<Co
 /// the next state of others (`UPDATE … FROM (VALUES …) WHERE version =
 /// expected RETURNING id`): the ids returned are the writes that won.
 async fn write_conversations(tx: &mut impl Conn, writes: &[&ConversationWrite]) -> Result<HashSet<i64>> {
-    let (mut inserts, mut updates): (Vec<&ConversationRow>, Vec<(&ConversationRow, i64)>) = (vec![], vec![]);
+    let mut inserts: Vec<&ConversationRow> = vec![];
+    // Updates that change the status, and those that keep it.
+    let (mut moves, mut stays): (Vec<Guarded<'_>>, Vec<Guarded<'_>>) = (vec![], vec![]);
     for w in writes {
         match w {
             ConversationWrite::Insert(r) => inserts.push(r),
-            ConversationWrite::Update { row, expected_version } => updates.push((row, *expected_version)),
+            ConversationWrite::Update { row, expected_version, expected_status } if row.status == *expected_status => {
+                stays.push((row, *expected_version))
+            }
+            ConversationWrite::Update { row, expected_version, .. } => moves.push((row, *expected_version)),
         }
     }
     let mut won: HashSet<i64> = HashSet::new();
@@ -483,19 +492,41 @@ async fn write_conversations(tx: &mut impl Conn, writes: &[&ConversationWrite]) 
         q.push(" ON CONFLICT DO NOTHING RETURNING id");
         won.extend(tx.rows::<(i64,)>(q).await?.into_iter().map(|(id,)| id));
     }
-    for chunk in pow2_chunks(&updates, ROWS_PER_STATEMENT) {
+    won.extend(update_conversations(tx, &moves, true).await?);
+    won.extend(update_conversations(tx, &stays, false).await?);
+    Ok(won)
+}
+
+/// A conversation's next state and the version it must still have.
+type Guarded<'a> = (&'a ConversationRow, i64);
+
+/// `UPDATE … FROM (VALUES …) WHERE version = expected RETURNING id`, with
+/// the status among the columns set only when `with_status`.
+async fn update_conversations(tx: &mut impl Conn, updates: &[Guarded<'_>], with_status: bool) -> Result<Vec<i64>> {
+    let mut won = Vec::new();
+    for chunk in pow2_chunks(updates, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
             tx,
-            "UPDATE conversations SET verified = v.column3, flow = v.column4, flow_hash = v.column5, \
-             journal = v.column6, status = v.column7, prompt = v.column8, end_reason = v.column9, \
-             next_seq = v.column10, expires_at = v.column11, wake_at = v.column12, version = v.column13, \
-             updated_at = v.column14, started_by = v.column15, held_by = v.column16 FROM (VALUES ",
+            if with_status {
+                "UPDATE conversations SET verified = v.column3, flow = v.column4, flow_hash = v.column5, \
+                 journal = v.column6, prompt = v.column7, end_reason = v.column8, next_seq = v.column9, \
+                 expires_at = v.column10, wake_at = v.column11, version = v.column12, updated_at = v.column13, \
+                 started_by = v.column14, held_by = v.column15, status = v.column16 FROM (VALUES "
+            } else {
+                "UPDATE conversations SET verified = v.column3, flow = v.column4, flow_hash = v.column5, \
+                 journal = v.column6, prompt = v.column7, end_reason = v.column8, next_seq = v.column9, \
+                 expires_at = v.column10, wake_at = v.column11, version = v.column12, updated_at = v.column13, \
+                 started_by = v.column14, held_by = v.column15 FROM (VALUES "
+            },
         );
         q.rows(chunk, |v, (r, expected)| {
             v.bind(r.id).bind(*expected).bind(r.verified.as_deref()).bind(r.flow.as_str());
-            v.bind(r.flow_hash.as_str()).bind(r.journal.as_str()).bind(r.status.as_str()).bind(r.prompt.as_deref());
+            v.bind(r.flow_hash.as_str()).bind(r.journal.as_str()).bind(r.prompt.as_deref());
             v.bind(r.end_reason.as_deref()).bind(r.next_seq).bind(r.expires_at).bind(r.wake_at).bind(r.version);
             v.bind(r.updated_at).bind(r.started_by.as_deref()).bind(r.holder.agent());
+            if with_status {
+                v.bind(r.status.as_str());
+            }
         });
         q.push(
             ") AS v WHERE conversations.id = v.column1 AND conversations.version = v.column2 \
