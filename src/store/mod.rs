@@ -42,6 +42,7 @@ mod slack;
 mod sql;
 mod sqlite_global;
 mod wal;
+mod walvfs;
 pub mod writer;
 mod writes;
 

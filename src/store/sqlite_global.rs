@@ -13,6 +13,8 @@
 //!   engine --workload recovery`, 2026-12-06), and glibc keeps an arena of
 //!   freed memory for each thread that used SQLite.
 //! - The page cache wrapper of [`super::pcache`].
+//! - The VFS shim of [`super::walvfs`], as the default VFS (registered
+//!   last: finding the VFS it stands on starts SQLite).
 //!
 //! (SQLite's compile-time settings are in `.cargo/config.toml`.)
 
@@ -60,7 +62,8 @@ unsafe fn apply() -> Result<(), c_int> {
     };
     // SQLite copies the methods.
     ok(ffi::sqlite3_config(ffi::SQLITE_CONFIG_MALLOC, &methods as *const ffi::sqlite3_mem_methods))?;
-    super::pcache::wrap()
+    super::pcache::wrap()?;
+    super::walvfs::register()
 }
 
 // SQLite asks for sizes as positive ints and needs 8-byte alignment, which
