@@ -23,6 +23,7 @@
 //! thread (rusqlite), where sqlx would hand each statement to another thread.
 
 mod audit;
+mod batch;
 mod conversations;
 pub mod directory;
 mod discord;

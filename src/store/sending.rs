@@ -6,9 +6,9 @@
 //! is still posting.
 
 use super::{
+    batch::{in_seq_ranges, seq_ranges, SEQ_RANGES_PER_STATEMENT},
     exec::Conn,
     sql::{pow2_chunks, Sql},
-    writer::{in_seq_ranges, seq_ranges, SEQ_RANGES_PER_STATEMENT},
     Result, Store,
 };
 
