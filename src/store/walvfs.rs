@@ -71,14 +71,12 @@ const REAL_AT: usize = std::mem::size_of::<WalFile>().next_multiple_of(16);
 pub(super) fn register() -> Result<(), c_int> {
     // SAFETY: `sqlite3_vfs_find` returns SQLite's default VFS, which lives
     // as long as the process; the shim's VFS is leaked (it must outlive
-    // every connection) and registered once, guarded by the OnceLock.
+    // every connection) and registered once: by `sqlite_global::configure`
+    // (itself once per process), and `VFS.set` refuses a second time.
     unsafe {
         let base = ffi::sqlite3_vfs_find(std::ptr::null());
         if base.is_null() {
             return Err(ffi::SQLITE_ERROR);
-        }
-        if VFS.get().is_some() {
-            return Ok(());
         }
         let mut vfs = *base;
         vfs.zName = c"frontdesk".as_ptr();
@@ -164,26 +162,32 @@ unsafe extern "C" fn open(
     ffi::SQLITE_OK
 }
 
-/// The file behind `f` and its methods.
-unsafe fn real(f: *mut ffi::sqlite3_file) -> (*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods) {
-    let real = (*(f as *mut WalFile)).real;
-    (real, &*(*real).pMethods)
-}
-
-/// Writes the held header, if any, where it was to go.
-unsafe fn flush(f: *mut ffi::sqlite3_file) -> c_int {
-    let w = &mut *(f as *mut WalFile);
-    if w.held_at < 0 {
-        return ffi::SQLITE_OK;
+impl WalFile {
+    /// The shim's state of a WAL file SQLite hands a method: one mutable
+    /// borrow per call, which every helper below goes through.
+    unsafe fn of<'a>(f: *mut ffi::sqlite3_file) -> &'a mut WalFile {
+        &mut *(f as *mut WalFile)
     }
-    let at = std::mem::replace(&mut w.held_at, -1);
-    let (real, m) = real(f);
-    m.xWrite.expect("a file writes")(real, w.held.as_ptr() as *const c_void, FRAME_HEADER, at)
+
+    /// The default VFS's file behind this one, and its methods.
+    unsafe fn real(&self) -> (*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods) {
+        (self.real, &*(*self.real).pMethods)
+    }
+
+    /// Writes the held header, if any, where it was to go.
+    unsafe fn flush(&mut self) -> c_int {
+        if self.held_at < 0 {
+            return ffi::SQLITE_OK;
+        }
+        let at = std::mem::replace(&mut self.held_at, -1);
+        let (real, m) = self.real();
+        m.xWrite.expect("a file writes")(real, self.held.as_ptr() as *const c_void, FRAME_HEADER, at)
+    }
 }
 
 unsafe extern "C" fn write(f: *mut ffi::sqlite3_file, buf: *const c_void, amount: c_int, offset: i64) -> c_int {
-    let w = &mut *(f as *mut WalFile);
-    let (real, m) = real(f);
+    let w = WalFile::of(f);
+    let (real, m) = w.real();
     let write = m.xWrite.expect("a file writes");
     if w.held_at >= 0 && w.held_at + FRAME_HEADER as i64 == offset && amount > 0 {
         let at = std::mem::replace(&mut w.held_at, -1);
@@ -193,7 +197,7 @@ unsafe extern "C" fn write(f: *mut ffi::sqlite3_file, buf: *const c_void, amount
         JOINED.fetch_add(1, Ordering::Relaxed);
         return write(real, w.joined.as_ptr() as *const c_void, w.joined.len() as c_int, at);
     }
-    let rc = flush(f);
+    let rc = w.flush();
     if rc != ffi::SQLITE_OK {
         return rc;
     }
@@ -206,10 +210,11 @@ unsafe extern "C" fn write(f: *mut ffi::sqlite3_file, buf: *const c_void, amount
 }
 
 unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
-    let rc = flush(f);
-    let (real, m) = real(f);
+    let w = WalFile::of(f);
+    let rc = w.flush();
+    let (real, m) = w.real();
     let closed = m.xClose.expect("a file closes")(real);
-    std::ptr::drop_in_place(f as *mut WalFile);
+    std::ptr::drop_in_place(w as *mut WalFile);
     if rc != ffi::SQLITE_OK {
         rc
     } else {
@@ -221,11 +226,12 @@ unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
 macro_rules! forward {
     ($name:ident, $method:ident, ($($arg:ident: $ty:ty),*)) => {
         unsafe extern "C" fn $name(f: *mut ffi::sqlite3_file, $($arg: $ty),*) -> c_int {
-            let rc = flush(f);
+            let w = WalFile::of(f);
+            let rc = w.flush();
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
-            let (real, m) = real(f);
+            let (real, m) = w.real();
             m.$method.expect(concat!("a file has ", stringify!($method)))(real, $($arg),*)
         }
     };
@@ -241,12 +247,12 @@ forward!(check_reserved_lock, xCheckReservedLock, (out: *mut c_int));
 forward!(file_control, xFileControl, (op: c_int, arg: *mut c_void));
 
 unsafe extern "C" fn sector_size(f: *mut ffi::sqlite3_file) -> c_int {
-    let (real, m) = real(f);
+    let (real, m) = WalFile::of(f).real();
     m.xSectorSize.map_or(4096, |s| s(real))
 }
 
 unsafe extern "C" fn device_characteristics(f: *mut ffi::sqlite3_file) -> c_int {
-    let (real, m) = real(f);
+    let (real, m) = WalFile::of(f).real();
     m.xDeviceCharacteristics.map_or(0, |d| d(real))
 }
 
@@ -262,10 +268,7 @@ mod tests {
     #[test]
     fn frames_are_joined_and_a_crashed_log_recovers_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = crate::store::exec::SqliteConn::open(&path, "").unwrap();
-        drop(conn);
-        assert!(crate::store::sqlite_global::configured(), "SQLite started before it was configured");
+        let path = crate::store::sqlite_global::configured_db(dir.path());
         let before = super::joined();
         let db = Connection::open(&path).unwrap();
         db.execute_batch(
