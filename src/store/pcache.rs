@@ -188,8 +188,6 @@ unsafe extern "C" fn shrink(p: *mut ffi::sqlite3_pcache) {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::exec::SqliteConn;
-
     /// Random inserts into an index split its pages, and the balances swap
     /// page numbers through the spare one: the wrapper sees them, and the
     /// database SQLite wrote through it is sound and holds every row.
@@ -198,9 +196,7 @@ mod tests {
     #[test]
     fn balances_swap_through_key_zero_and_the_database_stays_sound() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("t.db");
-        drop(SqliteConn::open(&file, "").unwrap());
-        assert!(crate::store::sqlite_global::configured(), "SQLite started before it was configured");
+        let file = crate::store::sqlite_global::configured_db(dir.path());
         let before = super::swaps();
         let db = rusqlite::Connection::open(&file).unwrap();
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA cache_size = -256;").unwrap();

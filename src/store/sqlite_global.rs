@@ -42,10 +42,15 @@ pub(crate) fn configure() -> bool {
     })
 }
 
-/// Whether [`configure`] got SQLite's settings in place.
+/// A database file `t.db` in `dir`, created through this crate's own
+/// connection (which configures SQLite first), for tests of the settings:
+/// fails the test if SQLite had started before it could be configured.
 #[cfg(test)]
-pub(crate) fn configured() -> bool {
-    configure()
+pub(crate) fn configured_db(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("t.db");
+    drop(super::exec::SqliteConn::open(&file, "").expect("a SQLite database in a temp dir"));
+    assert!(configure(), "SQLite started before it was configured");
+    file
 }
 
 unsafe fn apply() -> Result<(), c_int> {
@@ -108,8 +113,7 @@ mod tests {
     #[test]
     fn sqlite_allocates_from_mimalloc() {
         let dir = tempfile::tempdir().unwrap();
-        drop(crate::store::exec::SqliteConn::open(&dir.path().join("t.db"), "").unwrap());
-        assert!(super::configured(), "SQLite started before it was configured");
+        super::configured_db(dir.path());
         // SAFETY: a block of SQLite's allocator, freed by it.
         unsafe {
             let p = rusqlite::ffi::sqlite3_malloc(100);
