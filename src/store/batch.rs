@@ -189,18 +189,12 @@ async fn update_conversations(tx: &mut impl Conn, updates: &[Guarded<'_>], with_
     for chunk in pow2_chunks(updates, ROWS_PER_STATEMENT) {
         let mut q = Sql::new(
             tx,
-            if with_status {
-                "UPDATE conversations SET verified = v.column3, flow = v.column4, flow_hash = v.column5, \
-                 journal = v.column6, prompt = v.column7, end_reason = v.column8, next_seq = v.column9, \
-                 expires_at = v.column10, wake_at = v.column11, version = v.column12, updated_at = v.column13, \
-                 started_by = v.column14, held_by = v.column15, status = v.column16 FROM (VALUES "
-            } else {
-                "UPDATE conversations SET verified = v.column3, flow = v.column4, flow_hash = v.column5, \
-                 journal = v.column6, prompt = v.column7, end_reason = v.column8, next_seq = v.column9, \
-                 expires_at = v.column10, wake_at = v.column11, version = v.column12, updated_at = v.column13, \
-                 started_by = v.column14, held_by = v.column15 FROM (VALUES "
-            },
+            "UPDATE conversations SET verified = v.column3, flow = v.column4, flow_hash = v.column5, \
+             journal = v.column6, prompt = v.column7, end_reason = v.column8, next_seq = v.column9, \
+             expires_at = v.column10, wake_at = v.column11, version = v.column12, updated_at = v.column13, \
+             started_by = v.column14, held_by = v.column15",
         );
+        q.push(if with_status { ", status = v.column16 FROM (VALUES " } else { " FROM (VALUES " });
         q.rows(chunk, |v, (r, expected)| {
             v.bind(r.id).bind(*expected).bind(r.verified.as_deref()).bind(r.flow.as_str());
             v.bind(r.flow_hash.as_str()).bind(r.journal.as_str()).bind(r.prompt.as_deref());
