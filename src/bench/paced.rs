@@ -46,8 +46,12 @@ impl Latencies {
         })
     }
 
-    /// A turn due `second`s into the phase took `us`.
-    fn record(&mut self, second: usize, us: u64) {
+    /// A turn due `second`s into the phase took `us`; its customer was
+    /// woken `woke_late` µs after it came due, if it had been sleeping.
+    fn record(&mut self, second: usize, us: u64, woke_late: Option<u64>) {
+        if let Some(late) = woke_late {
+            self.wake_late.record(late.max(1)).ok();
+        }
         let us = us.max(1);
         self.all.record(us).ok();
         let last = self.by_second.len() - 1;
@@ -90,16 +94,17 @@ pub(super) async fn paced<C: Customer>(
                 if scheduled >= end {
                     break;
                 }
+                let mut woke_late = None;
                 if scheduled > Instant::now() {
                     tokio::time::sleep_until(scheduled.into()).await;
-                    let late = scheduled.elapsed().as_micros() as u64;
-                    hist.lock().expect("histogram").wake_late.record(late.max(1)).ok();
+                    woke_late = Some(scheduled.elapsed().as_micros() as u64);
                 }
-                // Latency from when the turn was due, so a backlog shows.
+                // Latency from when the turn was due, so a backlog shows;
+                // recorded with the wake-up's lateness under one lock.
                 let record = || {
                     let us = scheduled.elapsed().as_micros() as u64;
                     let second = scheduled.duration_since(start).as_secs() as usize;
-                    hist.lock().expect("histogram").record(second, us);
+                    hist.lock().expect("histogram").record(second, us, woke_late);
                 };
                 next = match drive(&engine, &channel, &who, &next, record).await {
                     Ok(r) => {
