@@ -36,7 +36,9 @@ pub(crate) fn configure() -> bool {
         // thread may call.
         let done = unsafe { apply() };
         if let Err(rc) = done {
-            tracing::debug!(rc, "SQLite started before it could be configured; it keeps its defaults");
+            // Nearly always: SQLite had started (sqlite3_config refuses then);
+            // what came before the refusal stays applied, the rest default.
+            tracing::debug!(rc, "SQLite's settings not all applied; it keeps its defaults for the rest");
         }
         done.is_ok()
     })
