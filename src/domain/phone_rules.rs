@@ -33,17 +33,40 @@ fn compile(pattern: &str) -> Option<Regex> {
     regex::RegexBuilder::new(&format!("^(?:{pattern})")).ignore_whitespace(true).unicode(false).build().ok()
 }
 
+/// One of the metadata's patterns, compiled on its first use. A number
+/// needs few of its calling code's patterns: calling code 1 has 25 regions
+/// and 184 patterns (1.7 MB compiled), and a number of the United States
+/// needs two or three of them, the US's own (the first region, which has no
+/// leading-digits pattern). Compiled eagerly, every first number of a country kept
+/// all of them in memory for good (`serve` idles at what its first day
+/// needed).
+struct Pattern {
+    source: &'static str,
+    compiled: OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    fn new(source: &'static str) -> Pattern {
+        Pattern { source, compiled: OnceLock::new() }
+    }
+
+    /// The compiled pattern, or `None` if it does not compile (a pattern
+    /// the library could not use either: it is as if it were absent).
+    fn regex(&self) -> Option<&Regex> {
+        self.compiled.get_or_init(|| compile(self.source)).as_ref()
+    }
+}
+
 /// One type's pattern (`Descriptor`): the lengths it allows and the
 /// pattern the national number must match from its start.
 struct Desc {
-    lengths: Vec<u16>,
-    pattern: Regex,
+    lengths: &'static [u16],
+    pattern: Pattern,
 }
 
 impl Desc {
-    fn of(d: &phonenumber::metadata::Descriptor) -> Option<Desc> {
-        let pattern = compile(d.national_number().as_str())?;
-        Some(Desc { lengths: d.possible_length().to_vec(), pattern })
+    fn of(d: &'static phonenumber::metadata::Descriptor) -> Desc {
+        Desc { lengths: d.possible_length(), pattern: Pattern::new(d.national_number().as_str()) }
     }
 
     /// `Descriptor::is_match`.
@@ -51,24 +74,27 @@ impl Desc {
         if !self.lengths.is_empty() && !self.lengths.contains(&(national.len() as u16)) {
             return false;
         }
-        self.pattern.is_match(national)
+        self.pattern.regex().is_some_and(|re| re.is_match(national))
     }
 }
 
 /// One region's rules (`Metadata`).
 struct Region {
-    id: String,
-    leading_digits: Option<Regex>,
-    general: Option<Desc>,
+    id: &'static str,
+    leading_digits: Option<Pattern>,
+    general: Desc,
     /// Every type `number_type` tries after the general pattern; any match
-    /// makes the type known.
+    /// makes the type known. Fixed line and mobile first: most numbers are
+    /// one of them, and a pattern is compiled only when it is reached.
     types: Vec<Desc>,
 }
 
 impl Region {
-    fn of(meta: &phonenumber::metadata::Metadata) -> Region {
+    fn of(meta: &'static phonenumber::metadata::Metadata) -> Region {
         let d = meta.descriptors();
         let types = [
+            d.fixed_line(),
+            d.mobile(),
             d.premium_rate(),
             d.toll_free(),
             d.shared_cost(),
@@ -77,20 +103,18 @@ impl Region {
             d.pager(),
             d.uan(),
             d.voicemail(),
-            d.fixed_line(),
-            d.mobile(),
         ];
         Region {
-            id: meta.id().to_string(),
-            leading_digits: meta.leading_digits().and_then(|p| compile(p.as_str())),
+            id: meta.id(),
+            leading_digits: meta.leading_digits().map(|p| Pattern::new(p.as_str())),
             general: Desc::of(d.general()),
-            types: types.into_iter().flatten().filter_map(Desc::of).collect(),
+            types: types.into_iter().flatten().map(Desc::of).collect(),
         }
     }
 
     /// `number_type(meta, national) != Type::Unknown`.
     fn knows(&self, national: &str) -> bool {
-        self.general.as_ref().is_some_and(|g| g.matches(national)) && self.types.iter().any(|t| t.matches(national))
+        self.general.matches(national) && self.types.iter().any(|t| t.matches(national))
     }
 }
 
@@ -121,10 +145,22 @@ impl Code {
         if self.regions.len() == 1 {
             return self.regions.first();
         }
-        self.regions.iter().find(|r| match &r.leading_digits {
+        self.regions.iter().find(|r| match r.leading_digits.as_ref().and_then(Pattern::regex) {
             Some(leading) => leading.is_match(national),
             None => r.knows(national),
         })
+    }
+}
+
+#[cfg(test)]
+impl Code {
+    /// How many of the code's patterns are compiled, of how many.
+    fn compiled(&self) -> (usize, usize) {
+        let patterns = self.regions.iter().flat_map(|r| {
+            let descs = std::iter::once(&r.general).chain(&r.types).map(|d| &d.pattern);
+            r.leading_digits.iter().chain(descs)
+        });
+        patterns.fold((0, 0), |(done, all), p| (done + usize::from(p.compiled.get().is_some()), all + 1))
     }
 }
 
@@ -150,7 +186,7 @@ pub(super) fn check(number: &PhoneNumber) -> (bool, Option<String>) {
     let region = if code.non_geographic {
         None
     } else {
-        code.source_for(&number.national().value().to_string()).map(|r| r.id.clone())
+        code.source_for(&number.national().value().to_string()).map(|r| r.id.to_string())
     };
     (valid, region)
 }
@@ -192,6 +228,22 @@ mod tests {
             valid += usize::from(ok);
         }
         assert!(valid > 500, "the sample holds valid numbers too ({valid})");
+    }
+
+    /// A number compiles only the patterns its decisions reach: a US number
+    /// needs none of calling code 1's other 24 regions' types (it is the
+    /// code's first region, whose leading digits are absent).
+    #[test]
+    fn a_number_compiles_only_the_patterns_it_needs() {
+        let code = super::Code::compile(1);
+        assert_eq!(code.compiled().0, 0, "nothing compiled before a number");
+        let number = phonenumber::parse(None, "+1 201 555 0123").unwrap();
+        let national = number.national().to_string();
+        let region = code.source_for(&national).expect("a region of code 1");
+        assert_eq!((region.id, region.knows(&national)), ("US", true));
+        let (compiled, all) = code.compiled();
+        assert!(all > 150, "code 1 has {all} patterns");
+        assert!(compiled <= 5, "{compiled} of {all} patterns compiled for one US number");
     }
 
     #[test]
