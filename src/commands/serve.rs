@@ -31,6 +31,18 @@ async fn seed_demo_directory(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives the memory the start-up freed (the demo directory's generation and
+/// import, the flows' compilation) back to the system before `serve` waits
+/// for customers. mimalloc returns freed pages lazily, when the thread that
+/// freed them next allocates; the blocking threads that did the seeding then
+/// sit idle, so without this `serve` idled 1–2 MB higher for good (46.8–47.2
+/// against 48.1–48.5 MB, `VmRSS` 25 s after a first start).
+fn return_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointers; it may be called from any
+    // thread at any time (mimalloc's own documentation).
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// How long requests in progress may finish once `serve` is told to stop.
 const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -46,6 +58,7 @@ pub async fn run(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<
         Ok(n) => tracing::info!(flows = n, "flows compiled"),
         Err(e) => tracing::error!("a flow does not compile: {e}"),
     }
+    return_freed_memory();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     let engine = app.engine.clone();
