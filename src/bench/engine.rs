@@ -55,8 +55,12 @@ pub struct EngineBenchArgs {
     /// Offered load of the paced phase, turns/s.
     #[arg(long, default_value_t = 5000)]
     pub rate: u64,
-    /// Length of each phase.
-    #[arg(long, default_value = "5s")]
+    /// Length of each phase. Ten seconds, not five: the first seconds of
+    /// the floor, right after the paced phase, ran faster than the rest, so
+    /// five-second phases put the recovery workload's overhead at 1.03–1.44
+    /// over 17 runs (floor 21,900–28,400 writes/s) and ten-second ones at
+    /// 1.03–1.22 over 8 (2026-12-07, one machine).
+    #[arg(long, default_value = "10s")]
     pub duration: humantime::Duration,
     /// What the customers do: `chat` (router → self-help articles, no
     /// lookup, no mail) or `recovery` (the whole login recovery over a
