@@ -7,9 +7,9 @@
 //! searches the regions of a shared calling code again; together they were
 //! 7 of the 9 µs a number cost, and an import of a million companies checks
 //! three million numbers. Here the library's own metadata
-//! (`phonenumber::metadata::DATABASE`) is compiled into plain regexes once
-//! per calling code, and the library's two decisions are made with them the
-//! same way: which region's rules apply (`validator::source_for`), and
+//! (`phonenumber::metadata::DATABASE`) is compiled into plain regexes, each
+//! pattern once, when a number first needs it, and the library's two
+//! decisions are made with them the same way: which region's rules apply (`validator::source_for`), and
 //! whether the number is of a known type there (`validator::number_type`).
 //! A test checks the answers agree with the library's on every number of
 //! a demo directory and on random digits.
@@ -36,10 +36,10 @@ fn compile(pattern: &str) -> Option<Regex> {
 /// One of the metadata's patterns, compiled on its first use. A number
 /// needs few of its calling code's patterns: calling code 1 has 25 regions
 /// and 184 patterns (1.7 MB compiled), and a number of the United States
-/// needs two or three of them, the US's own (the first region, which has no
-/// leading-digits pattern). Compiled eagerly, every first number of a country kept
-/// all of them in memory for good (`serve` idles at what its first day
-/// needed).
+/// needs two or three of them, the US's own (the first region, which has
+/// no leading-digits pattern). Compiled eagerly, every first number of a
+/// country kept all of them in memory for good (`serve` idles at what its
+/// first day needed).
 struct Pattern {
     source: &'static str,
     compiled: OnceLock<Option<Regex>>,
@@ -126,7 +126,7 @@ struct Code {
 }
 
 impl Code {
-    fn compile(code: u16) -> Code {
+    fn of(code: u16) -> Code {
         let ids = DATABASE.region(&code).unwrap_or_default();
         if ids.len() == 1 {
             let meta = if ids[0] == "001" {
@@ -164,14 +164,15 @@ impl Code {
     }
 }
 
-/// Every calling code the metadata knows, each compiled on first use.
+/// Every calling code the metadata knows, its regions' table built on first
+/// use (their patterns are compiled later still, as numbers reach them).
 /// (Calling codes have one to three digits; the database's own iterator
 /// holds one non-geographic entry only, as they share the id `001`.)
 static CODES: LazyLock<HashMap<u16, OnceLock<Arc<Code>>>> =
     LazyLock::new(|| (1..1000u16).filter(|c| DATABASE.region(c).is_some()).map(|c| (c, OnceLock::new())).collect());
 
 fn code(value: u16) -> Option<Arc<Code>> {
-    CODES.get(&value).map(|cell| cell.get_or_init(|| Arc::new(Code::compile(value))).clone())
+    CODES.get(&value).map(|cell| cell.get_or_init(|| Arc::new(Code::of(value))).clone())
 }
 
 /// What the library would say of a parsed number: whether it is valid
@@ -235,7 +236,7 @@ mod tests {
     /// code's first region, whose leading digits are absent).
     #[test]
     fn a_number_compiles_only_the_patterns_it_needs() {
-        let code = super::Code::compile(1);
+        let code = super::Code::of(1);
         assert_eq!(code.compiled().0, 0, "nothing compiled before a number");
         let number = phonenumber::parse(None, "+1 201 555 0123").unwrap();
         let national = number.national().to_string();
