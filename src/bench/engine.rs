@@ -447,7 +447,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         println!("paced turns/s         {:.0} (offered {})", tps, args.rate);
         println!("p50 / p99 latency     {p50:.2} ms / {p99:.2} ms");
         println!("p99 each second       {p99_ms_by_second:?} ms");
-        println!("wake-ups late, p99    {wake_late_p99_ms} ms (the load generator's own error)");
+        println!("wake-ups late, p99    {wake_late_p99_ms} ms (an idle customer's turn started after it came due)");
         println!("saturation turns/s    {max_tps:.0}");
         println!("floor turns/s         {floor_tps:.0}");
         println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per turn)");

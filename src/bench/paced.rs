@@ -18,11 +18,9 @@ pub(super) struct Paced {
     /// The p99 of the turns that came due in each second of the phase: a
     /// tail from one stall, from a warm-up or from every second alike.
     pub(super) p99_ms_by_second: Vec<f64>,
-    /// How late tokio's timer woke a customer whose turn came due while it
-    /// was idle: the load generator's own error, which the latencies above
-    /// include. tokio rounds a deadline up to its next millisecond tick and
-    /// fires timers only between tasks (on an idle runtime 1.1 ms late at
-    /// the median, 2.0 ms at p99; 2,000 sleeps of 1-4 ms, 2026-12-06).
+    /// How late a customer whose turn came due while it was idle started
+    /// it: the pacer's own lateness and the runtime's delay in running the
+    /// woken task, which the latencies above include.
     pub(super) wake_late_p99_ms: f64,
 }
 
@@ -64,6 +62,14 @@ fn p_ms(h: &hdrhistogram::Histogram<u64>, quantile: f64) -> f64 {
 }
 
 /// Open loop at `rate` turns/s by `n` customers for `duration`.
+///
+/// The turns come due on a thread of their own ([`pace`]), which hands each
+/// to its customer's task as it falls due: as a message arriving on a socket
+/// wakes the task that reads it. Why not a tokio timer per customer: tokio
+/// rounds a deadline up to its next millisecond tick and fires timers only
+/// between tasks, so under this load idle customers woke 2.2-3.8 ms late at
+/// p99 (2026-12-07), an error of the load generator that every latency
+/// counted from the due time carried.
 pub(super) async fn paced<C: Customer>(
     engine: &Engine,
     channel: &str,
@@ -78,27 +84,28 @@ pub(super) async fn paced<C: Customer>(
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = Vec::new();
+    let mut dues = Vec::with_capacity(n);
     for i in 0..n {
         let (engine, totals, hist, channel) = (engine.clone(), totals.clone(), hist.clone(), channel.to_string());
+        let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
         let offset = every.mul_f64(i as f64 / n as f64);
+        dues.push((Arrivals::new(i as u64, start + offset, every), due_tx));
         let mut customer = customers(i);
         tasks.push(tokio::spawn(async move {
             let who = format!("c{i}");
             let mut next = customer.first();
-            let mut arrivals = Arrivals::new(i as u64, start + offset, every);
             loop {
-                // A turn that comes due while the last one is still running
-                // is sent as soon as it is answered (and its latency counts
-                // from when it was due).
-                let scheduled = arrivals.next();
-                if scheduled >= end {
-                    break;
-                }
-                let mut woke_late = None;
-                if scheduled > Instant::now() {
-                    tokio::time::sleep_until(scheduled.into()).await;
-                    woke_late = Some(scheduled.elapsed().as_micros() as u64);
-                }
+                // A turn that came due while the last one was running is
+                // sent as soon as it is answered (and its latency counts
+                // from when it was due); one that comes due while the
+                // customer is idle also says how late the customer woke.
+                let (scheduled, woke_late) = match due_rx.try_recv() {
+                    Ok(due) => (due, None),
+                    Err(_) => match due_rx.recv().await {
+                        Some(due) => (due, Some(due.elapsed().as_micros() as u64)),
+                        None => break,
+                    },
+                };
                 // Latency from when the turn was due, so a backlog shows;
                 // recorded with the wake-up's lateness under one lock.
                 let record = || {
@@ -123,9 +130,11 @@ pub(super) async fn paced<C: Customer>(
             }
         }));
     }
+    let pacer = std::thread::Builder::new().name("bench-pacer".into()).spawn(move || pace(dues, end))?;
     for t in tasks {
         t.await?;
     }
+    pacer.join().map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
     totals.check()?;
     let h = hist.lock().expect("histogram");
     Ok(Paced {
@@ -135,6 +144,31 @@ pub(super) async fn paced<C: Customer>(
         p99_ms_by_second: h.by_second.iter().map(|s| round(p_ms(s, 0.99))).collect(),
         wake_late_p99_ms: round(p_ms(&h.wake_late, 0.99)),
     })
+}
+
+/// Hands each customer its turns as they come due, earliest first, until
+/// `end`; then hangs up, which ends each customer once it has caught up.
+/// A plain thread sleeping to each due time wakes within tens of µs (the
+/// kernel's timer slack), and it sends every turn already due at once.
+fn pace(customers: Vec<(Arrivals, tokio::sync::mpsc::UnboundedSender<Instant>)>, end: Instant) {
+    use std::{cmp::Reverse, collections::BinaryHeap};
+    let mut customers = customers;
+    let mut queue: BinaryHeap<Reverse<(Instant, usize)>> =
+        customers.iter_mut().enumerate().map(|(i, (arrivals, _))| Reverse((arrivals.next(), i))).collect();
+    while let Some(Reverse((due, i))) = queue.pop() {
+        if due >= end {
+            // Every later turn is past the end too.
+            break;
+        }
+        let wait = due.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        let (arrivals, tx) = &mut customers[i];
+        // A customer that is gone has failed its task; its join says why.
+        let _ = tx.send(due);
+        queue.push(Reverse((arrivals.next(), i)));
+    }
 }
 
 /// One customer's turns coming due: a Poisson process of mean interval
