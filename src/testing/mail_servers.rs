@@ -88,11 +88,16 @@ fn ids_of(user: &str, group: &str) -> anyhow::Result<(u32, u32)> {
     }
 }
 
-fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
+/// Waits for `what` to listen on `port`; a `server` process that exits
+/// meanwhile fails at once.
+fn wait_for_port(port: u16, what: &str, mut server: Option<&mut Child>) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
+        }
+        if let Some(status) = server.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            bail!("{what} exited ({status}) before listening on 127.0.0.1:{port}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -134,8 +139,17 @@ impl MailServers {
             postfix: None,
         };
         servers.configure()?;
-        servers.start_dovecot()?;
-        servers.start_postfix()?;
+        servers.start_dovecot().with_context(|| servers.logs())?;
+        // Once, on a machine where Postfix had just been installed, its
+        // master did not listen within 15 s in one of eight tests starting
+        // at once (2026-12-07; every later run started): one more try, with
+        // the first one's logs if that fails too.
+        if let Err(first) = servers.start_postfix() {
+            let logs = servers.logs();
+            eprintln!("Postfix did not start ({first:#}); trying once more. Its logs:\n{logs}");
+            servers.stop_postfix();
+            servers.start_postfix().with_context(|| format!("the first try: {first:#}\n{logs}"))?;
+        }
         Ok(servers)
     }
 
@@ -380,9 +394,9 @@ lmtp_destination_concurrency_limit = 4
             .spawn()
             .context("starting dovecot")?;
         self.dovecot = Some(child);
-        wait_for_port(self.imap_port, "Dovecot IMAP")?;
-        wait_for_port(self.imaps_port, "Dovecot IMAPS")?;
-        wait_for_port(self.lmtp_port, "Dovecot LMTP")
+        wait_for_port(self.imap_port, "Dovecot IMAP", self.dovecot.as_mut())?;
+        wait_for_port(self.imaps_port, "Dovecot IMAPS", self.dovecot.as_mut())?;
+        wait_for_port(self.lmtp_port, "Dovecot LMTP", self.dovecot.as_mut())
     }
 
     /// Stops Dovecot the way an operator's restart does: every process of
@@ -413,7 +427,7 @@ lmtp_destination_concurrency_limit = 4
             .spawn()
             .context("starting the Postfix master")?;
         self.postfix = Some(child);
-        wait_for_port(self.smtp_port, "Postfix SMTP")
+        wait_for_port(self.smtp_port, "Postfix SMTP", self.postfix.as_mut())
     }
 
     pub fn stop_postfix(&mut self) {
@@ -442,7 +456,13 @@ lmtp_destination_concurrency_limit = 4
         let read = |p: &str| std::fs::read_to_string(self.dir().join(p)).unwrap_or_default();
         let tail =
             |s: String| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-        format!("--- dovecot.log\n{}\n--- postfix maillog\n{}", tail(read("dc/dovecot.log")), tail(read("pf/maillog")))
+        format!(
+            "--- dovecot.log\n{}\n--- dovecot's output\n{}\n--- postfix maillog\n{}\n--- postfix's output\n{}",
+            tail(read("dc/dovecot.log")),
+            tail(read("dc/stdout.log")),
+            tail(read("pf/maillog")),
+            tail(read("pf/stdout.log"))
+        )
     }
 
     /// Writes `raw` straight into a mailbox's Maildir (as LMTP would), for
