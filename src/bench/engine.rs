@@ -417,8 +417,14 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
             (max_tps, paced, floor_tps, shape)
         }
     };
-    let super::paced::Paced { turns_per_sec: tps, p50_ms: p50, p99_ms: p99, p99_ms_by_second, wake_late_p99_ms } =
-        paced_figures;
+    let super::paced::Paced {
+        turns_per_sec: tps,
+        p50_ms: p50,
+        p99_ms: p99,
+        p99_ms_by_second,
+        wake_late_p99_ms,
+        cpu_us_per_turn,
+    } = paced_figures;
     progress("done");
     let ratio = floor_tps / max_tps;
     let figures = json!({
@@ -427,6 +433,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         "p99_ms": round(p99),
         "p99_ms_by_second": p99_ms_by_second,
         "wake_late_p99_ms": wake_late_p99_ms,
+        "paced_cpu_us_per_turn": cpu_us_per_turn,
         "max_turns_per_sec": round(max_tps),
         "floor_writes_per_sec": round(floor_tps),
         "overhead_ratio": round(ratio),
@@ -448,6 +455,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         println!("p50 / p99 latency     {p50:.2} ms / {p99:.2} ms");
         println!("p99 each second       {p99_ms_by_second:?} ms");
         println!("wake-ups late, p99    {wake_late_p99_ms} ms (an idle customer's turn started after it came due)");
+        println!("CPU per paced turn    {cpu_us_per_turn} µs (the whole process)");
         println!("saturation turns/s    {max_tps:.0}");
         println!("floor turns/s         {floor_tps:.0}");
         println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per turn)");

@@ -20,6 +20,20 @@ pub fn rss_mb() -> Option<f64> {
     status_mb("VmRSS:")
 }
 
+/// CPU time this process has used so far (user and system, every
+/// thread), from getrusage: what a phase costs the machine, which unlike
+/// its latency does not depend on how busy the machine is otherwise.
+pub fn cpu_time() -> std::time::Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 fn status_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 =

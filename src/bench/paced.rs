@@ -22,6 +22,11 @@ pub(super) struct Paced {
     /// it: the pacer's own lateness and the runtime's delay in running the
     /// woken task, which the latencies above include.
     pub(super) wake_late_p99_ms: f64,
+    /// The CPU time the whole process spent per turn answered in the
+    /// phase, in µs (engine, store writer and the load generator alike):
+    /// on two cores, the tail latency rises with how much of them the
+    /// offered rate keeps busy.
+    pub(super) cpu_us_per_turn: f64,
 }
 
 /// Latencies of the paced phase, as a whole and per second of due time.
@@ -81,12 +86,16 @@ pub(super) async fn paced<C: Customer>(
     let every = Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
     let hist = Arc::new(Mutex::new(Latencies::new(duration.as_secs_f64().ceil() as usize)?));
     let totals = Arc::new(Totals::default());
+    // Every turn answered, in the window or after it (the CPU time counts both).
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cpu_before = super::cpu_time();
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = Vec::new();
     let mut dues = Vec::with_capacity(n);
     for i in 0..n {
         let (engine, totals, hist, channel) = (engine.clone(), totals.clone(), hist.clone(), channel.to_string());
+        let answered = answered.clone();
         let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
         let offset = every.mul_f64(i as f64 / n as f64);
         dues.push((Arrivals::new(i as u64, start + offset, every), due_tx));
@@ -115,6 +124,7 @@ pub(super) async fn paced<C: Customer>(
                 };
                 next = match drive(&engine, &channel, &who, &next, record).await {
                     Ok(r) => {
+                        answered.fetch_add(1, Ordering::Relaxed);
                         // Sustained means answered within the window: a
                         // backlog that finishes late does not count.
                         if Instant::now() < end {
@@ -135,6 +145,7 @@ pub(super) async fn paced<C: Customer>(
         t.await?;
     }
     pacer.join().map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
+    let cpu = super::cpu_time().saturating_sub(cpu_before);
     totals.check()?;
     let h = hist.lock().expect("histogram");
     Ok(Paced {
@@ -143,6 +154,7 @@ pub(super) async fn paced<C: Customer>(
         p99_ms: p_ms(&h.all, 0.99),
         p99_ms_by_second: h.by_second.iter().map(|s| round(p_ms(s, 0.99))).collect(),
         wake_late_p99_ms: round(p_ms(&h.wake_late, 0.99)),
+        cpu_us_per_turn: round(cpu.as_secs_f64() * 1e6 / (answered.load(Ordering::Relaxed).max(1) as f64)),
     })
 }
 
@@ -193,5 +205,38 @@ impl Arrivals {
         let gap = -(1.0 - self.rng.gen::<f64>()).ln();
         self.due += self.every.mul_f64(gap);
         due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each customer gets exactly its own arrivals before the end, in
+    /// order, and then its channel closes (which ends its task).
+    #[test]
+    fn the_pacer_hands_each_customer_its_arrivals_until_the_end() {
+        let start = Instant::now();
+        let every = Duration::from_millis(2);
+        let end = start + Duration::from_millis(40);
+        let mut receivers = Vec::new();
+        let mut customers = Vec::new();
+        for i in 0..3u64 {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            customers.push((Arrivals::new(i, start + every.mul_f64(i as f64 / 3.0), every), tx));
+            receivers.push(rx);
+        }
+        pace(customers, end);
+        for (i, mut rx) in receivers.into_iter().enumerate() {
+            let mut expected = Arrivals::new(i as u64, start + every.mul_f64(i as f64 / 3.0), every);
+            let mut got = Vec::new();
+            while let Ok(due) = rx.try_recv() {
+                got.push(due);
+            }
+            let want: Vec<Instant> = std::iter::from_fn(|| Some(expected.next())).take_while(|d| *d < end).collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "customer {i}");
+            assert!(rx.is_closed(), "the pacer hung up on customer {i}");
+        }
     }
 }
