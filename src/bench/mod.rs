@@ -21,8 +21,9 @@ pub fn rss_mb() -> Option<f64> {
 }
 
 /// CPU time this process has used so far (user and system, every
-/// thread), from getrusage: what a phase costs the machine, which unlike
-/// its latency does not depend on how busy the machine is otherwise.
+/// thread), from getrusage: what a phase costs the machine. It varies far
+/// less than a latency with the machine's other load, though a slowed VM
+/// raises it too (each instruction takes longer when the host is busy).
 pub fn cpu_time() -> std::time::Duration {
     // SAFETY: getrusage only writes the struct it is given.
     let usage = unsafe {
