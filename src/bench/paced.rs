@@ -162,9 +162,8 @@ pub(super) async fn paced<C: Customer>(
 /// `end`; then hangs up, which ends each customer once it has caught up.
 /// A plain thread sleeping to each due time wakes within tens of µs (the
 /// kernel's timer slack), and it sends every turn already due at once.
-fn pace(customers: Vec<(Arrivals, tokio::sync::mpsc::UnboundedSender<Instant>)>, end: Instant) {
+fn pace(mut customers: Vec<(Arrivals, tokio::sync::mpsc::UnboundedSender<Instant>)>, end: Instant) {
     use std::{cmp::Reverse, collections::BinaryHeap};
-    let mut customers = customers;
     let mut queue: BinaryHeap<Reverse<(Instant, usize)>> =
         customers.iter_mut().enumerate().map(|(i, (arrivals, _))| Reverse((arrivals.next(), i))).collect();
     while let Some(Reverse((due, i))) = queue.pop() {
@@ -219,16 +218,17 @@ mod tests {
         let start = Instant::now();
         let every = Duration::from_millis(2);
         let end = start + Duration::from_millis(40);
+        let arrivals = |i: u64| Arrivals::new(i, start + every.mul_f64(i as f64 / 3.0), every);
         let mut receivers = Vec::new();
         let mut customers = Vec::new();
         for i in 0..3u64 {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            customers.push((Arrivals::new(i, start + every.mul_f64(i as f64 / 3.0), every), tx));
+            customers.push((arrivals(i), tx));
             receivers.push(rx);
         }
         pace(customers, end);
         for (i, mut rx) in receivers.into_iter().enumerate() {
-            let mut expected = Arrivals::new(i as u64, start + every.mul_f64(i as f64 / 3.0), every);
+            let mut expected = arrivals(i as u64);
             let mut got = Vec::new();
             while let Ok(due) = rx.try_recv() {
                 got.push(due);

@@ -9,8 +9,9 @@
 //! three million numbers. Here the library's own metadata
 //! (`phonenumber::metadata::DATABASE`) is compiled into plain regexes, each
 //! pattern once, when a number first needs it, and the library's two
-//! decisions are made with them the same way: which region's rules apply (`validator::source_for`), and
-//! whether the number is of a known type there (`validator::number_type`).
+//! decisions are made with them the same way: which region's rules apply
+//! (`validator::source_for`), and whether the number is of a known type
+//! there (`validator::number_type`).
 //! A test checks the answers agree with the library's on every number of
 //! a demo directory and on random digits.
 
