@@ -61,6 +61,14 @@ struct WalFile {
     held: [u8; FRAME_HEADER as usize],
     /// Where a header and its page are joined; kept between frames.
     joined: Vec<u8>,
+    /// Where the log's frames end, as far as this file wrote them: a
+    /// header written before it rewrites a frame's checksum (SQLite does
+    /// so after the commit frame when a transaction rewrote a page it had
+    /// spilled), the transaction's last write, so it is never held: held,
+    /// it reached the file only with the next call, and a crash of the
+    /// process before that lost the committed transaction (recovery stops
+    /// at the frame whose checksum is stale).
+    frontier: i64,
 }
 
 /// Where the default VFS's file begins in a [`WalFile`]'s allocation.
@@ -157,6 +165,7 @@ unsafe extern "C" fn open(
             held_at: -1,
             held: [0; FRAME_HEADER as usize],
             joined: Vec::new(),
+            frontier: 0,
         },
     );
     ffi::SQLITE_OK
@@ -189,6 +198,11 @@ unsafe extern "C" fn write(f: *mut ffi::sqlite3_file, buf: *const c_void, amount
     let w = WalFile::of(f);
     let (real, m) = w.real();
     let write = m.xWrite.expect("a file writes");
+    if amount > 0 && offset >= 0 {
+        // The log's header, at 0, starts the log over: frames follow it.
+        let end = offset + i64::from(amount);
+        w.frontier = if offset == 0 { end } else { w.frontier.max(end) };
+    }
     if w.held_at >= 0 && w.held_at + FRAME_HEADER as i64 == offset && amount > 0 {
         let at = std::mem::replace(&mut w.held_at, -1);
         w.joined.clear();
@@ -201,7 +215,8 @@ unsafe extern "C" fn write(f: *mut ffi::sqlite3_file, buf: *const c_void, amount
     if rc != ffi::SQLITE_OK {
         return rc;
     }
-    if amount == FRAME_HEADER && offset >= 0 {
+    // Only a new frame's header is held, not a checksum rewritten in place.
+    if amount == FRAME_HEADER && offset >= 0 && offset + i64::from(FRAME_HEADER) >= w.frontier {
         w.held.copy_from_slice(std::slice::from_raw_parts(buf as *const u8, FRAME_HEADER as usize));
         w.held_at = offset;
         return ffi::SQLITE_OK;
@@ -261,10 +276,12 @@ mod tests {
     use rusqlite::Connection;
 
     /// Frames go down joined, and a copy of the database and its log taken
-    /// while the writer still has them open (as a crash leaves them) is
-    /// recovered whole: SQLite's recovery stops at the first frame whose
-    /// header or checksum is wrong, so a header written wrongly, or at the
-    /// wrong place, loses the rows after it.
+    /// while the writer still has them open (as a crash of the process
+    /// leaves them) is recovered whole: SQLite's recovery stops at the first
+    /// frame whose header or checksum is wrong, so a header written wrongly,
+    /// at the wrong place or not yet, loses the rows after it. The last transaction spills pages past a tiny cache,
+    /// then changes them again (SQLite rewrites those frames in place and
+    /// their checksums after the commit frame).
     #[test]
     fn frames_are_joined_and_a_crashed_log_recovers_whole() {
         let dir = tempfile::tempdir().unwrap();
@@ -272,31 +289,44 @@ mod tests {
         let before = super::joined();
         let db = Connection::open(&path).unwrap();
         db.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; \
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
              CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT); CREATE INDEX t_body ON t (body);",
         )
         .unwrap();
+        let body = |n: u64| format!("{:x}", n * 2_654_435_761u64 % 1_000_003).repeat(20);
         for batch in 0..50 {
             let tx = db.unchecked_transaction().unwrap();
             for i in 0..100 {
-                let body = format!("{:x}", (batch * 100 + i) * 2_654_435_761u64 % 1_000_003);
-                tx.execute("INSERT INTO t (body) VALUES (?1)", [body.repeat(20)]).unwrap();
+                tx.execute("INSERT INTO t (body) VALUES (?1)", [body(batch * 100 + i)]).unwrap();
             }
             tx.commit().unwrap();
         }
         assert!(super::joined() > before + 100, "frames were not joined");
 
+        db.execute_batch("PRAGMA cache_size = 16").unwrap();
+        let tx = db.unchecked_transaction().unwrap();
+        for i in 0..3_000 {
+            tx.execute("INSERT INTO t (body) VALUES (?1)", [body(5_000 + i)]).unwrap();
+        }
+        tx.execute("UPDATE t SET body = 'changed' || id WHERE id > 5000 AND id % 7 = 0", []).unwrap();
+        tx.commit().unwrap();
+
+        let expect = |db: &Connection, what: &str| {
+            let count: i64 = db.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+            assert_eq!(count, 8_000, "{what}");
+            let changed: i64 =
+                db.query_row("SELECT count(*) FROM t WHERE body LIKE 'changed%'", [], |r| r.get(0)).unwrap();
+            assert_eq!(changed, (5_001..=8_000).filter(|id| id % 7 == 0).count() as i64, "{what}");
+        };
         // Another connection reads what the log holds.
         let reader = Connection::open(&path).unwrap();
-        let count: i64 = reader.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
-        assert_eq!(count, 5_000);
+        expect(&reader, "read by another connection");
 
         let copy = dir.path().join("copy.db");
         std::fs::copy(&path, &copy).unwrap();
         std::fs::copy(dir.path().join("t.db-wal"), dir.path().join("copy.db-wal")).unwrap();
         let recovered = Connection::open(&copy).unwrap();
-        let count: i64 = recovered.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
-        assert_eq!(count, 5_000, "rows lost in the log's recovery");
+        expect(&recovered, "rows lost in the log's recovery");
         let check: String = recovered.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok");
         drop((db, reader));
