@@ -424,6 +424,7 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         p99_ms_by_second,
         wake_late_p99_ms,
         cpu_us_per_turn,
+        threads,
     } = paced_figures;
     progress("done");
     let ratio = floor_tps / max_tps;
@@ -434,6 +435,10 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         "p99_ms_by_second": p99_ms_by_second,
         "wake_late_p99_ms": wake_late_p99_ms,
         "paced_cpu_us_per_turn": cpu_us_per_turn,
+        "paced_threads_us_per_turn": threads
+            .iter()
+            .map(|(kind, (ran, waited))| (kind.to_string(), json!({ "ran": ran, "waited_for_a_core": waited })))
+            .collect::<serde_json::Map<_, _>>(),
         "max_turns_per_sec": round(max_tps),
         "floor_writes_per_sec": round(floor_tps),
         "overhead_ratio": round(ratio),
@@ -456,6 +461,9 @@ pub async fn engine(settings: Settings, config: Option<&Path>, args: EngineBench
         println!("p99 each second       {p99_ms_by_second:?} ms");
         println!("wake-ups late, p99    {wake_late_p99_ms} ms (an idle customer's turn started after it came due)");
         println!("CPU per paced turn    {cpu_us_per_turn} µs (the whole process)");
+        for (kind, (ran, waited)) in &threads {
+            println!("  {kind:<19} {ran} µs ran, {waited} µs waited for a core");
+        }
         println!("saturation turns/s    {max_tps:.0}");
         println!("floor turns/s         {floor_tps:.0}");
         println!("overhead ratio        {ratio:.2} (engine cost per turn / floor cost per turn)");

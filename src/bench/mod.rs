@@ -5,6 +5,7 @@ pub mod email;
 mod engine;
 mod paced;
 mod recovery;
+mod threads;
 
 pub use engine::{engine, engine_settings, EngineBenchArgs};
 

@@ -27,6 +27,9 @@ pub(super) struct Paced {
     /// on two cores, the tail latency rises with how much of them the
     /// offered rate keeps busy.
     pub(super) cpu_us_per_turn: f64,
+    /// That CPU time by kind of thread, and the time each kind waited for
+    /// a core while runnable, in µs per turn answered ([`super::threads`]).
+    pub(super) threads: std::collections::BTreeMap<&'static str, (f64, f64)>,
 }
 
 /// Latencies of the paced phase, as a whole and per second of due time.
@@ -89,6 +92,7 @@ pub(super) async fn paced<C: Customer>(
     // Every turn answered, in the window or after it (the CPU time counts both).
     let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let cpu_before = super::cpu_time();
+    let threads_before = super::threads::ThreadTimes::now();
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = Vec::new();
@@ -140,12 +144,19 @@ pub(super) async fn paced<C: Customer>(
             }
         }));
     }
-    let pacer = std::thread::Builder::new().name("bench-pacer".into()).spawn(move || pace(dues, end))?;
+    // The pacer's thread ends before the customers do: it counts its own
+    // times on its way out.
+    let pacer = std::thread::Builder::new().name("bench-pacer".into()).spawn(move || {
+        pace(dues, end);
+        super::threads::ThreadTimes::now()
+    })?;
     for t in tasks {
         t.await?;
     }
-    pacer.join().map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
+    let paced = pacer.join().map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
     let cpu = super::cpu_time().saturating_sub(cpu_before);
+    let answered = answered.load(Ordering::Relaxed);
+    let threads = super::threads::ThreadTimes::now().with("pacer", &paced).per_turn_since(&threads_before, answered);
     totals.check()?;
     let h = hist.lock().expect("histogram");
     Ok(Paced {
@@ -154,7 +165,8 @@ pub(super) async fn paced<C: Customer>(
         p99_ms: p_ms(&h.all, 0.99),
         p99_ms_by_second: h.by_second.iter().map(|s| round(p_ms(s, 0.99))).collect(),
         wake_late_p99_ms: round(p_ms(&h.wake_late, 0.99)),
-        cpu_us_per_turn: round(cpu.as_secs_f64() * 1e6 / (answered.load(Ordering::Relaxed).max(1) as f64)),
+        cpu_us_per_turn: round(cpu.as_secs_f64() * 1e6 / (answered.max(1) as f64)),
+        threads,
     })
 }
 
