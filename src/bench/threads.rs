@@ -17,6 +17,7 @@ pub(super) struct ThreadTimes(BTreeMap<&'static str, (u64, u64)>);
 /// The kind of thread a thread's name (`comm`, at most 15 bytes) says.
 fn kind(comm: &str) -> &'static str {
     match comm {
+        // The store's "frontdesk-writer", cut to 15 bytes.
         "frontdesk-write" => "writer",
         "bench-pacer" => "pacer",
         // The runtime's workers and its blocking pool (the background

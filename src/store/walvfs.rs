@@ -22,13 +22,17 @@
 //! elsewhere, a read, a sync, a truncation, the size, closing). The file's
 //! bytes and the order in which they reach it are the same; a failure to
 //! write the run is reported by the call that ended it, at the latest the
-//! commit frame's, so SQLite sees the transaction fail. Readers cannot see
-//! the difference: they read only frames the wal-index lists, and SQLite
-//! lists a transaction's frames only after writing all of them (a frame it
-//! lists before, when a transaction spills its cache, it reads back first,
-//! and the read writes the run). Every other file (the database, its
-//! journals) is opened by the default VFS itself, with its own methods and
-//! no shim in between.
+//! commit frame's, so SQLite sees the transaction fail. Other connections
+//! cannot see the difference: they read only frames of committed
+//! transactions, and the commit frame's write ends the run. The writing
+//! connection may read back a page it spilled before the commit; the read
+//! writes the run first. Only a new frame's header (at or past the end of
+//! the frames this file has written) begins a run: a checksum SQLite
+//! rewrites in place after the commit frame (`walRewriteChecksums`) is the
+//! transaction's last write, and held it would reach the file only with the
+//! next call, after a crash of the process never. Every other file (the
+//! database, its journals) is opened by the default VFS itself, with its
+//! own methods and no shim in between.
 
 use std::{
     ffi::{c_char, c_int, c_void},
