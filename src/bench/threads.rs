@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 /// Run and run-queue times, in ns, summed by kind of thread.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Default)]
 pub(super) struct ThreadTimes(BTreeMap<&'static str, (u64, u64)>);
 
 /// The kind of thread a thread's name (`comm`, at most 15 bytes) says.
@@ -54,10 +54,9 @@ impl ThreadTimes {
     /// These times with `kind`'s taken from `other` (a snapshot that thread
     /// took before it ended).
     pub(super) fn with(mut self, kind: &'static str, other: &ThreadTimes) -> ThreadTimes {
-        match other.0.get(kind) {
-            Some(times) => self.0.insert(kind, *times),
-            None => self.0.remove(kind),
-        };
+        if let Some(times) = other.0.get(kind) {
+            self.0.insert(kind, *times);
+        }
         self
     }
 

@@ -80,8 +80,6 @@ struct WalFile {
     held_at: i64,
     /// The held run; its allocation is kept between runs.
     held: Vec<u8>,
-    /// How many writes the held run joins.
-    writes: u32,
     /// The last header held was a commit frame's: its page ends the run.
     commits: bool,
     /// The length of the last page held, to tell whether a frame still fits.
@@ -186,7 +184,6 @@ unsafe extern "C" fn open(
             real,
             held_at: -1,
             held: Vec::new(),
-            writes: 0,
             commits: false,
             page: 4096,
             frontier: 0,
@@ -213,7 +210,8 @@ impl WalFile {
             return ffi::SQLITE_OK;
         }
         let at = std::mem::replace(&mut self.held_at, -1);
-        if std::mem::take(&mut self.writes) > 1 {
+        // A run begins with a frame's header: longer, it joined writes.
+        if self.held.len() > FRAME_HEADER as usize {
             JOINED.fetch_add(1, Ordering::Relaxed);
         }
         self.commits = false;
@@ -230,7 +228,6 @@ impl WalFile {
             self.held_at = offset;
         }
         self.held.extend_from_slice(bytes);
-        self.writes += 1;
     }
 }
 
