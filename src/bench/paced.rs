@@ -153,10 +153,11 @@ pub(super) async fn paced<C: Customer>(
     for t in tasks {
         t.await?;
     }
-    let paced = pacer.join().map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
+    let pacer_times = pacer.join().map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
     let cpu = super::cpu_time().saturating_sub(cpu_before);
     let answered = answered.load(Ordering::Relaxed);
-    let threads = super::threads::ThreadTimes::now().with("pacer", &paced).per_turn_since(&threads_before, answered);
+    let threads =
+        super::threads::ThreadTimes::now().with("pacer", &pacer_times).per_turn_since(&threads_before, answered);
     totals.check()?;
     let h = hist.lock().expect("histogram");
     Ok(Paced {

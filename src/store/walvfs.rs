@@ -331,7 +331,8 @@ mod tests {
     /// so a header written wrongly, at the wrong place or not yet, loses the
     /// rows after it. The last transaction spills pages past a tiny cache,
     /// then changes them again (SQLite rewrites those frames in place and
-    /// their checksums after the commit frame) and is bigger than the hold.
+    /// their checksums after the commit frame), and its frames are more than
+    /// one write may carry ([`super::MAX_WRITE`]).
     #[test]
     fn frames_are_joined_and_a_crashed_log_recovers_whole() {
         let dir = tempfile::tempdir().unwrap();
