@@ -53,8 +53,36 @@ pub struct MailServers {
     postfix: Option<Child>,
 }
 
+/// A port nothing listens on, never handed out before in this process, and
+/// below the kernel's ephemeral range.
+///
+/// A port from `bind(":0")` is itself ephemeral: once its listener closes,
+/// the kernel may hand it to another test's `bind(":0")` or use it as the
+/// local end of an outgoing connection before the server binds it. In CI
+/// (2026-12-07) one test's Postfix port went to another test's Dovecot LMTP,
+/// and the test's mail was answered "500 5.5.1 Unknown command". Below the
+/// ephemeral range the kernel hands out nothing by itself, and the counter
+/// keeps this process's tests apart.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, end) = (10_000u16, low.max(20_000));
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+    // Start at a place of this process's own, so that two test processes
+    // at once (two checkouts' CI) rarely walk the same ports.
+    let mut port = next.unwrap_or_else(|| first + (std::process::id() % 4096) as u16 * 2);
+    while port < end {
+        let candidate = port;
+        port += 1;
+        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            *next = Some(port);
+            return Ok(candidate);
+        }
+    }
+    bail!("no free port left in {first}..{end}")
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -89,12 +117,22 @@ fn ids_of(user: &str, group: &str) -> anyhow::Result<(u32, u32)> {
 }
 
 /// Waits for `what` to listen on `port`; a `server` process that exits
-/// meanwhile fails at once.
-fn wait_for_port(port: u16, what: &str, mut server: Option<&mut Child>) -> anyhow::Result<()> {
+/// meanwhile fails at once. With `greeting`, the server's first line must
+/// hold it: a server that is not ours fails at once, with what it said,
+/// rather than the test failing later on its odd answers.
+fn wait_for_port(port: u16, what: &str, greeting: Option<&str>, mut server: Option<&mut Child>) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let Some(expected) = greeting else { return Ok(()) };
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line)
+                .with_context(|| format!("reading {what}'s greeting on 127.0.0.1:{port}"))?;
+            if line.contains(expected) {
+                return Ok(());
+            }
+            bail!("127.0.0.1:{port} is not {what}: it greets with {:?}", line.trim_end());
         }
         if let Some(status) = server.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
             bail!("{what} exited ({status}) before listening on 127.0.0.1:{port}");
@@ -123,8 +161,29 @@ fn stop_group(child: &mut Child) {
 
 impl MailServers {
     /// Starts both servers with mailboxes `support` and each of `customers`.
+    ///
+    /// A pair that does not start is tried again from scratch, with new
+    /// ports, up to three times in all: once, on a machine where Postfix had
+    /// just been installed, its master did not listen within 15 s in one of
+    /// eight tests starting at once (2026-12-07; every later run started),
+    /// and a port can still be taken by something else between choosing and
+    /// binding it. The last try's error carries every try's.
     pub fn start(customers: &[&str]) -> anyhow::Result<MailServers> {
         available().map_err(anyhow::Error::msg)?;
+        let mut failures = Vec::new();
+        loop {
+            match Self::try_start(customers) {
+                Ok(servers) => return Ok(servers),
+                Err(e) if failures.len() < 2 => {
+                    eprintln!("the mail servers did not start ({e:#}); trying again with new ports");
+                    failures.push(format!("{e:#}"));
+                }
+                Err(e) => return Err(e.context(format!("earlier tries: {}", failures.join("\n---\n")))),
+            }
+        }
+    }
+
+    fn try_start(customers: &[&str]) -> anyhow::Result<MailServers> {
         let root = tempfile::Builder::new().prefix("fdm").tempdir_in("/tmp")?;
         let mut users = vec!["support".to_string()];
         users.extend(customers.iter().map(|c| c.to_string()));
@@ -140,21 +199,18 @@ impl MailServers {
         };
         servers.configure()?;
         servers.start_dovecot().with_context(|| servers.logs())?;
-        // Once, on a machine where Postfix had just been installed, its
-        // master did not listen within 15 s in one of eight tests starting
-        // at once (2026-12-07; every later run started): one more try, with
-        // the first one's logs if that fails too.
-        if let Err(first) = servers.start_postfix() {
-            let logs = servers.logs();
-            eprintln!("Postfix did not start ({first:#}); trying once more. Its logs:\n{logs}");
-            servers.stop_postfix();
-            servers.start_postfix().with_context(|| format!("the first try: {first:#}\n{logs}"))?;
-        }
+        servers.start_postfix().with_context(|| servers.logs())?;
         Ok(servers)
     }
 
     pub fn dir(&self) -> &Path {
         self.root.path()
+    }
+
+    /// This pair's own word (its directory's name), in both servers'
+    /// greetings so that a test can tell them from another test's.
+    fn tag(&self) -> String {
+        self.dir().file_name().and_then(|n| n.to_str()).unwrap_or("fdm").to_string()
     }
 
     /// The Maildir of a mailbox (for seeding a mailbox without SMTP).
@@ -243,7 +299,7 @@ impl MailServers {
             .collect();
         write(&d.join("dc/users"), &users)?;
         std::fs::set_permissions(d.join("dc/users"), std::fs::Permissions::from_mode(0o644))?;
-        let tag = d.file_name().and_then(|n| n.to_str()).unwrap_or("fdm");
+        let tag = self.tag();
         write(
             &d.join("dc/dovecot.conf"),
             &format!(
@@ -252,6 +308,7 @@ listen = 127.0.0.1
 base_dir = {d}/dc/run
 state_dir = {d}/dc/state
 instance_name = dc-{tag}
+login_greeting = Dovecot {tag} ready.
 log_path = {d}/dc/dovecot.log
 ssl = yes
 ssl_cert = <{d}/dc/cert.pem
@@ -310,6 +367,7 @@ data_directory = {d}/pf/data
 maillog_file = {d}/pf/maillog
 maillog_file_prefixes = {d}
 myhostname = mail.test
+smtpd_banner = $myhostname ESMTP {tag}
 myorigin = $myhostname
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
@@ -332,6 +390,7 @@ lmtp_destination_concurrency_limit = 4
 "#,
                 d = d.display(),
                 maps = mailboxes.join(", "),
+                tag = self.tag(),
                 lmtp = self.lmtp_port,
             ),
         )?;
@@ -394,9 +453,11 @@ lmtp_destination_concurrency_limit = 4
             .spawn()
             .context("starting dovecot")?;
         self.dovecot = Some(child);
-        wait_for_port(self.imap_port, "Dovecot IMAP", self.dovecot.as_mut())?;
-        wait_for_port(self.imaps_port, "Dovecot IMAPS", self.dovecot.as_mut())?;
-        wait_for_port(self.lmtp_port, "Dovecot LMTP", self.dovecot.as_mut())
+        let tag = self.tag();
+        wait_for_port(self.imap_port, "Dovecot IMAP", Some(&tag), self.dovecot.as_mut())?;
+        // IMAPS greets only after the TLS handshake.
+        wait_for_port(self.imaps_port, "Dovecot IMAPS", None, self.dovecot.as_mut())?;
+        wait_for_port(self.lmtp_port, "Dovecot LMTP", Some(&tag), self.dovecot.as_mut())
     }
 
     /// Stops Dovecot the way an operator's restart does: every process of
@@ -427,7 +488,7 @@ lmtp_destination_concurrency_limit = 4
             .spawn()
             .context("starting the Postfix master")?;
         self.postfix = Some(child);
-        wait_for_port(self.smtp_port, "Postfix SMTP", self.postfix.as_mut())
+        wait_for_port(self.smtp_port, "Postfix SMTP", Some(&self.tag()), self.postfix.as_mut())
     }
 
     pub fn stop_postfix(&mut self) {
@@ -482,5 +543,50 @@ impl Drop for MailServers {
     fn drop(&mut self) {
         self.stop_postfix();
         self.stop_dovecot();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    #[test]
+    fn ports_are_never_handed_out_twice_and_are_not_ephemeral() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "{ports:?}");
+        assert!(ports.iter().all(|p| (10_000..32_768).contains(p)), "{ports:?}");
+    }
+
+    #[test]
+    fn a_port_that_another_server_took_is_refused_with_its_greeting() {
+        // As in CI: the port meant for Postfix answers as someone's LMTP.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let foreign = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.write_all(b"220 elsewhere Dovecot ready.\r\n").unwrap();
+        });
+        let err = wait_for_port(port, "Postfix SMTP", Some("fdmOurs"), None).unwrap_err();
+        foreign.join().unwrap();
+        let message = format!("{err:#}");
+        assert!(message.contains("is not Postfix SMTP"), "{message}");
+        assert!(message.contains("220 elsewhere Dovecot ready."), "{message}");
+    }
+
+    #[test]
+    fn our_own_greeting_is_accepted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ours = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.write_all(b"220 mail.test ESMTP fdmOurs\r\n").unwrap();
+        });
+        wait_for_port(port, "Postfix SMTP", Some("fdmOurs"), None).unwrap();
+        ours.join().unwrap();
     }
 }
