@@ -6,3 +6,4 @@
 
 pub mod imap_client;
 pub mod mail_servers;
+mod ports;
