@@ -9,6 +9,19 @@ use std::{
 
 use anyhow::{bail, Context as _};
 
+/// Where [`free_port`] starts looking.
+const FIRST: u16 = 10_000;
+
+/// The end of [`free_port`]'s range: the start of the kernel's ephemeral
+/// range (32768 unless configured), or 20,000 if that starts lower.
+fn below_ephemeral() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(20_000)
+}
+
 /// A port nothing listens on, never handed out before in this process, and
 /// below the kernel's ephemeral range.
 ///
@@ -21,11 +34,7 @@ use anyhow::{bail, Context as _};
 /// keeps this process's tests apart.
 pub(super) fn free_port() -> anyhow::Result<u16> {
     static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (first, end) = (10_000u16, low.max(20_000));
+    let (first, end) = (FIRST, below_ephemeral());
     let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
     // Start at a place of this process's own, so that two test processes
     // at once (two checkouts' CI) rarely walk the same ports.
@@ -85,7 +94,7 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), ports.len(), "{ports:?}");
-        assert!(ports.iter().all(|p| (10_000..32_768).contains(p)), "{ports:?}");
+        assert!(ports.iter().all(|p| (FIRST..below_ephemeral()).contains(p)), "{ports:?}");
     }
 
     #[test]
