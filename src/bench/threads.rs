@@ -138,7 +138,9 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
-        assert!((15_000.0..60_000.0).contains(&ran), "counted {ran} µs of the 20,000 µs the new thread spun");
+        // At least what the new thread spun; more if other tests' store
+        // connections (sqlx threads too) ran meanwhile.
+        assert!(ran >= 15_000.0, "counted {ran} µs of the 20,000 µs the new thread spun");
     }
 
     /// A thread that spins shows up with its own run time: as much as its
