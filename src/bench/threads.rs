@@ -111,8 +111,8 @@ mod tests {
     }
 
     /// A thread of a kind that ends between two snapshots does not take
-    /// its time out of the others of its kind: the last session's bench
-    /// printed 0 µs for the sqlx threads while they ran 3-6 µs a turn.
+    /// its time out of the others of its kind (summed by kind, the kind's
+    /// difference fell to 0 here).
     #[test]
     fn a_thread_that_ended_does_not_hide_the_others_of_its_kind() {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
