@@ -34,11 +34,11 @@ fn below_ephemeral() -> u16 {
 /// keeps this process's tests apart.
 pub(super) fn free_port() -> anyhow::Result<u16> {
     static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
-    let (first, end) = (FIRST, below_ephemeral());
+    let end = below_ephemeral();
     let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
     // Start at a place of this process's own, so that two test processes
     // at once (two checkouts' CI) rarely walk the same ports.
-    let mut port = next.unwrap_or_else(|| first + (std::process::id() % 4096) as u16 * 2);
+    let mut port = next.unwrap_or_else(|| FIRST + (std::process::id() % 4096) as u16 * 2);
     while port < end {
         let candidate = port;
         port += 1;
@@ -47,7 +47,7 @@ pub(super) fn free_port() -> anyhow::Result<u16> {
             return Ok(candidate);
         }
     }
-    bail!("no free port left in {first}..{end}")
+    bail!("no free port left in {FIRST}..{end}")
 }
 
 /// Waits for `what` to listen on `port`; a `server` process that exits
@@ -97,15 +97,22 @@ mod tests {
         assert!(ports.iter().all(|p| (FIRST..below_ephemeral()).contains(p)), "{ports:?}");
     }
 
+    /// A server on a port of its own that greets its first client with
+    /// `line`.
+    fn greeter(line: &'static [u8]) -> (u16, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.write_all(line).unwrap();
+        });
+        (port, server)
+    }
+
     #[test]
     fn a_port_that_another_server_took_is_refused_with_its_greeting() {
         // As in CI: the port meant for Postfix answers as someone's LMTP.
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let foreign = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            stream.write_all(b"220 elsewhere Dovecot ready.\r\n").unwrap();
-        });
+        let (port, foreign) = greeter(b"220 elsewhere Dovecot ready.\r\n");
         let err = wait_for_port(port, "Postfix SMTP", Some("fdmOurs"), None).unwrap_err();
         foreign.join().unwrap();
         let message = format!("{err:#}");
@@ -115,12 +122,7 @@ mod tests {
 
     #[test]
     fn our_own_greeting_is_accepted() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let ours = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            stream.write_all(b"220 mail.test ESMTP fdmOurs\r\n").unwrap();
-        });
+        let (port, ours) = greeter(b"220 mail.test ESMTP fdmOurs\r\n");
         wait_for_port(port, "Postfix SMTP", Some("fdmOurs"), None).unwrap();
         ours.join().unwrap();
     }
