@@ -333,7 +333,6 @@ lmtp_destination_concurrency_limit = 4
 "#,
                 d = d.display(),
                 maps = mailboxes.join(", "),
-                tag = self.tag(),
                 lmtp = self.lmtp_port,
             ),
         )?;
